@@ -1,0 +1,29 @@
+# Shared by scripts/run.sh and scripts/test.sh: installs what the build needs
+# on Debian 12, only when it is missing.
+# shellcheck shell=bash
+
+WEFT_APT_PACKAGES=(
+  g++ cmake make pkg-config
+  libboost1.81-dev libsimdjson-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libsqlite3-dev libssl-dev zlib1g-dev
+)
+
+weft_install_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    return 0
+  fi
+  echo "==> installing: ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+weft_jobs() {
+  nproc 2>/dev/null || echo 2
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds and runs every test. On a fresh Debian 12 machine it first installs
+# what it needs. Exits non-zero on any failure.
+#
+#   scripts/test.sh            # all tests (Release + ASan/UBSan core tests)
+#   WEFT_FUZZ_ROUNDS=50000 scripts/test.sh   # longer convergence fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/common.sh
+
+weft_install_packages "${WEFT_APT_PACKAGES[@]}"
+jobs=$(weft_jobs)
+
+echo "==> Release build"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j "$jobs"
+
+echo "==> tests (Release)"
+ctest --test-dir build --output-on-failure -j "$jobs"
+
+echo "==> core tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=ON -DWEFT_BUILD_BENCH=OFF >/dev/null
+cmake --build build-asan -j "$jobs" --target weft_core_tests
+# Fewer fuzz rounds under the sanitizers: they run ~10x slower.
+WEFT_FUZZ_ROUNDS="${WEFT_ASAN_FUZZ_ROUNDS:-400}" ctest --test-dir build-asan --output-on-failure -j "$jobs" -L core
+
+echo "==> benchmark smoke run (verifies the final text)"
+build/bench/weft-trace-bench --trace tests/data/tiny-sequential.json.gz --runs 1 >/dev/null
+build/bench/weft-trace-bench --trace tests/data/tiny-concurrent.json.gz --runs 1 >/dev/null
+echo "==> all tests passed"

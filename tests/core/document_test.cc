@@ -1,0 +1,186 @@
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+#include "weft/document.h"
+#include "weft/unicode.h"
+
+namespace weft::test {
+
+std::string apply_changes(std::string text, const std::vector<text_change>& changes) {
+  for (const auto& c : changes) {
+    std::size_t b = utf8_offset_of_code_point(text, c.position);
+    if (c.type == text_change::kind::insert) {
+      text.insert(b, c.text);
+    } else {
+      std::size_t e = utf8_offset_of_code_point(text, c.position + c.length);
+      text.erase(b, e - b);
+    }
+  }
+  return text;
+}
+
+namespace {
+
+TEST(Document, EmptyDocument) {
+  document d(1);
+  EXPECT_EQ(d.text(), "");
+  EXPECT_EQ(d.length(), 0u);
+  EXPECT_TRUE(d.version().empty());
+  EXPECT_EQ(d.check_invariants(), "");
+}
+
+TEST(Document, LocalInsertAndErase) {
+  document d(7);
+  auto op = must_insert(d, 0, "hello");
+  EXPECT_EQ(op.kind, op_kind::insert);
+  EXPECT_EQ(op.id, (op_id{7, 1}));
+  EXPECT_FALSE(op.origin_left);
+  EXPECT_FALSE(op.origin_right);
+  must_insert(d, 5, " world");
+  must_insert(d, 5, ",");
+  EXPECT_EQ(d.text(), "hello, world");
+  auto del = must_erase(d, 0, 7);
+  EXPECT_EQ(del.kind, op_kind::erase);
+  EXPECT_EQ(del.length(), 7u);
+  EXPECT_EQ(d.text(), "world");
+  EXPECT_EQ(d.version().get(7), 5u + 6u + 1u + 7u);
+  EXPECT_EQ(d.check_invariants(), "");
+}
+
+TEST(Document, CountersAdvancePerCharacter) {
+  document d(3);
+  auto a = must_insert(d, 0, "abc");
+  auto b = must_erase(d, 1, 2);
+  auto c = must_insert(d, 1, "x");
+  EXPECT_EQ(a.id.counter, 1u);
+  EXPECT_EQ(b.id.counter, 4u);
+  EXPECT_EQ(c.id.counter, 6u);
+  EXPECT_EQ(d.text(), "ax");
+}
+
+TEST(Document, RejectsOutOfRangeEdits) {
+  document d(1);
+  must_insert(d, 0, "abc");
+  EXPECT_EQ(d.insert(4, "x").code(), error_code::invalid_argument);
+  EXPECT_EQ(d.insert(0, "").code(), error_code::invalid_argument);
+  EXPECT_EQ(d.insert(0, "\xff").code(), error_code::invalid_argument);
+  EXPECT_EQ(d.erase(2, 2).code(), error_code::invalid_argument);
+  EXPECT_EQ(d.erase(0, 0).code(), error_code::invalid_argument);
+  EXPECT_EQ(d.erase(UINT64_MAX, 2).code(), error_code::invalid_argument);
+  EXPECT_EQ(d.text(), "abc");
+  EXPECT_EQ(d.version().get(1), 3u);
+}
+
+TEST(Document, RemoteOpsReproduceLocalText) {
+  document a(1), b(2);
+  std::vector<operation> ops;
+  ops.push_back(must_insert(a, 0, "The quick fox"));
+  ops.push_back(must_insert(a, 10, "brown "));
+  ops.push_back(must_erase(a, 4, 6));
+  ops.push_back(must_insert(a, 4, "slow "));
+  for (const auto& op : ops) must_apply(b, op);
+  EXPECT_EQ(b.text(), a.text());
+  EXPECT_EQ(b.version(), a.version());
+  EXPECT_EQ(b.check_invariants(), "");
+}
+
+TEST(Document, ChangeEventsPatchAView) {
+  document a(1), b(2);
+  std::string view;
+  std::vector<operation> ops;
+  ops.push_back(must_insert(a, 0, "hello world"));
+  ops.push_back(must_insert(a, 5, " big"));
+  ops.push_back(must_erase(a, 0, 2));
+  ops.push_back(must_erase(a, 3, 5));
+  ops.push_back(must_insert(a, 0, "¡"));
+  for (const auto& op : ops) {
+    std::vector<text_change> ch;
+    must_apply(b, op, &ch);
+    view = apply_changes(view, ch);
+    EXPECT_EQ(view, b.text());
+  }
+  EXPECT_EQ(view, a.text());
+}
+
+TEST(Document, ChangeEventsForNonContiguousErase) {
+  document a(1), b(2);
+  auto i1 = must_insert(a, 0, "abcdef");
+  must_apply(b, i1);
+  // b inserts in the middle; a (not knowing it) deletes across that point.
+  auto i2 = must_insert(b, 3, "XYZ");
+  auto e = must_erase(a, 1, 4);  // deletes bcde
+  std::vector<text_change> ch;
+  must_apply(b, e, &ch);
+  EXPECT_EQ(b.text(), "aXYZf");
+  EXPECT_EQ(apply_changes("abcXYZdef", ch), "aXYZf");
+  must_apply(a, i2);
+  EXPECT_EQ(a.text(), "aXYZf");
+}
+
+TEST(Document, OpsSinceGivesExactlyWhatAPeerLacks) {
+  document a(1), b(2);
+  std::vector<operation> ops;
+  for (int i = 0; i < 50; ++i) ops.push_back(must_insert(a, static_cast<std::uint64_t>(i), "x"));
+  for (int i = 0; i < 10; ++i) ops.push_back(must_erase(a, 5, 1));
+  for (std::size_t i = 0; i < 30; ++i) must_apply(b, ops[i]);
+  auto missing = a.ops_since(b.version());
+  std::uint64_t ids = 0;
+  for (const auto& op : missing) {
+    EXPECT_FALSE(b.knows(op.id));
+    ids += op.length();
+  }
+  EXPECT_EQ(ids, a.version().get(1) - b.version().get(1));
+  for (const auto& op : missing) {
+    auto r = b.apply(op);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.value().result, apply_outcome::state::applied);
+  }
+  EXPECT_EQ(b.text(), a.text());
+  EXPECT_TRUE(a.ops_since(a.version()).empty());
+  // From nothing, everything.
+  document c(3);
+  for (const auto& op : a.ops_since(version_vector{})) must_apply(c, op);
+  EXPECT_EQ(c.text(), a.text());
+  EXPECT_EQ(c.version(), a.version());
+}
+
+TEST(Document, CopyIsIndependent) {
+  document a(1);
+  must_insert(a, 0, "abc");
+  document b = a;
+  must_insert(b, 3, "d");
+  EXPECT_EQ(a.text(), "abc");
+  EXPECT_EQ(b.text(), "abcd");
+  EXPECT_EQ(b.check_invariants(), "");
+}
+
+TEST(Document, ManyEditsKeepInvariants) {
+  document d(9);
+  std::string model;
+  std::uint64_t state = 12345;
+  auto rnd = [&](std::uint64_t n) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return (state >> 33) % n;
+  };
+  for (int i = 0; i < 20000; ++i) {
+    if (model.empty() || rnd(3) != 0) {
+      std::uint64_t pos = rnd(model.size() + 1);
+      std::string s(1 + rnd(4), static_cast<char>('a' + rnd(26)));
+      must_insert(d, pos, s);
+      model.insert(pos, s);
+    } else {
+      std::uint64_t pos = rnd(model.size());
+      std::uint64_t n = 1 + rnd(std::min<std::uint64_t>(8, model.size() - pos));
+      must_erase(d, pos, n);
+      model.erase(pos, n);
+    }
+    if (i % 2000 == 0) {
+      ASSERT_EQ(d.check_invariants(), "") << "after edit " << i;
+    }
+  }
+  EXPECT_EQ(d.text(), model);
+  EXPECT_EQ(d.check_invariants(), "");
+}
+
+}  // namespace
+}  // namespace weft::test
