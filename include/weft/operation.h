@@ -13,6 +13,11 @@ namespace weft {
 enum class op_kind : std::uint8_t {
   insert = 0,  ///< insert UTF-8 text; one id per code point
   erase = 1,   ///< delete characters named by id; one id per deleted character
+  /// Insert of characters the sender knows to be deleted already: as an
+  /// insert, but with `count` characters and no text. Only ops_since() makes
+  /// them, for a peer that lacks both the characters and their deletion (the
+  /// deletion is always in the same answer), so deleted text is never resent.
+  tombstone = 2,
 };
 
 /// One operation: an insertion of a run of characters typed together, or a
@@ -23,6 +28,8 @@ enum class op_kind : std::uint8_t {
 /// made and `origin_right` the one just right of it (tombstones included); an
 /// absent origin means the start / end of the document.
 ///
+/// A tombstone is an insert of `count` already-deleted characters.
+///
 /// An erase uses one id per deleted character, (id.replica, id.counter ..
 /// id.counter + sum(target lengths) - 1); `targets` names the deleted
 /// characters in the order of those ids: counting through the spans, the k-th
@@ -31,9 +38,10 @@ enum class op_kind : std::uint8_t {
 struct operation {
   op_kind kind = op_kind::insert;
   op_id id;
-  std::optional<op_id> origin_left;   // insert only
-  std::optional<op_id> origin_right;  // insert only
+  std::optional<op_id> origin_left;   // insert and tombstone
+  std::optional<op_id> origin_right;  // insert and tombstone
   std::string text;                   // insert only, UTF-8, at least one code point
+  std::uint64_t count = 0;            // tombstone only: characters, at least one
   std::vector<id_span> targets;       // erase only, each length >= 1
 
   /// Number of ids the operation uses (code points inserted or characters deleted).

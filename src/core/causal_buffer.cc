@@ -11,7 +11,7 @@ std::size_t op_bytes(const operation& op) {
 }  // namespace
 
 void causal_buffer::add(op_id dep, operation op) {
-  ids_.emplace(op.id, op.length());
+  ids_.insert(key{op.id, op.kind, op.length()});
   ++count_;
   id_total_ += op.length();
   bytes_ += op_bytes(op);
@@ -24,7 +24,7 @@ void causal_buffer::take_ready(replica_id replica, std::uint64_t upto, std::vect
   auto& m = it->second;
   auto end = m.upper_bound(upto);
   for (auto j = m.begin(); j != end; ++j) {
-    ids_.erase(ids_.find({j->second.id, j->second.length()}));
+    ids_.erase(ids_.find(key{j->second.id, j->second.kind, j->second.length()}));
     --count_;
     id_total_ -= j->second.length();
     bytes_ -= op_bytes(j->second);

@@ -16,11 +16,12 @@ namespace weft::detail {
 /// (they may then wait for something else).
 class causal_buffer {
  public:
-  /// True when an op starting at `id` and at least `length` ids long is
-  /// already waiting (ops with one start id may differ in length: merged runs).
-  bool contains(op_id id, std::uint64_t length) const {
-    auto it = ids_.lower_bound({id, length});
-    return it != ids_.end() && it->first == id;
+  /// True when an op of the same kind, starting at the same id and at least
+  /// as long, is already waiting (ops with one start id may differ in length:
+  /// merged runs; and a tombstone carries more than the insert it stands for).
+  bool contains(const operation& op) const {
+    auto it = ids_.lower_bound(key{op.id, op.kind, op.length()});
+    return it != ids_.end() && it->id == op.id && it->kind == op.kind;
   }
   /// Files `op` until version[dep.replica] >= dep.counter.
   void add(op_id dep, operation op);
@@ -33,7 +34,13 @@ class causal_buffer {
 
  private:
   std::map<replica_id, std::multimap<std::uint64_t, operation>> waiting_;
-  std::multiset<std::pair<op_id, std::uint64_t>> ids_;  // (start id, length) of every waiting op
+  struct key {
+    op_id id;
+    op_kind kind;
+    std::uint64_t length;
+    friend auto operator<=>(const key&, const key&) = default;
+  };
+  std::multiset<key> ids_;  // every waiting op
   std::size_t count_ = 0;
   std::uint64_t id_total_ = 0;
   std::size_t bytes_ = 0;

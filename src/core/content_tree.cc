@@ -279,14 +279,15 @@ cursor content_tree::insert_at(cursor dest, run nr, std::string_view text) {
     }
     if (have_prev && ps > 0) {
       run& p = blk(pb).runs[ps - 1];
-      if (p.replica == nr.replica && p.counter + p.length == nr.counter && !p.deleted && p.right == nr.right &&
+      if (p.replica == nr.replica && p.counter + p.length == nr.counter && p.deleted == nr.deleted &&
+          p.right == nr.right && (p.text_bytes == 0) == text.empty() &&
           nr.left == ref{p.replica, p.counter + p.length - 1} &&
           p.text_offset + p.text_bytes == arena_.size()) {
         arena_.append(text);
         std::uint32_t old_len = p.length;
         p.length += nr.length;
         p.text_bytes += static_cast<std::uint32_t>(text.size());
-        add_visible(pb, nr.length);
+        if (!nr.deleted) add_visible(pb, nr.length);
         total_ += nr.length;
         index_set(nr.replica, nr.counter, nr.length, blk(pb).id);
         return cursor{pb, ps - 1, old_len};
@@ -297,13 +298,12 @@ cursor content_tree::insert_at(cursor dest, run nr, std::string_view text) {
   block& bl = blk(dest.block);
   nr.text_offset = static_cast<std::uint32_t>(arena_.size());
   nr.text_bytes = static_cast<std::uint32_t>(text.size());
-  nr.deleted = 0;
   arena_.append(text);
   std::memmove(static_cast<void*>(bl.runs + dest.slot + 1), static_cast<const void*>(bl.runs + dest.slot),
                sizeof(run) * (bl.count - dest.slot));
   bl.runs[dest.slot] = nr;
   ++bl.count;
-  add_visible(dest.block, nr.length);
+  if (!nr.deleted) add_visible(dest.block, nr.length);
   total_ += nr.length;
   index_set(nr.replica, nr.counter, nr.length, bl.id);
   return dest;
@@ -384,7 +384,7 @@ bool content_tree::integrate(run nr, std::string_view text, std::uint64_t* visib
   return true;
 }
 
-cursor content_tree::erase_in_run(cursor c, std::uint32_t n) {
+void content_tree::erase_in_run(cursor c, std::uint32_t n) {
   if (c.offset > 0) c = split_run(c);
   if (n < at(c).length) {
     // The split may move the run to a new block; the left part sits just before the right.
@@ -394,7 +394,26 @@ cursor content_tree::erase_in_run(cursor c, std::uint32_t n) {
   run& r = at(c);
   r.deleted = 1;
   add_visible(c.block, -static_cast<std::int64_t>(r.length));
-  return c;
+  // Deleting splits runs; glue the deleted piece back to deleted neighbours
+  // from the same typing run, or every backspace would leave a run behind.
+  if (c.slot + 1 < blk(c.block).count) merge_with_next(c.block, c.slot);
+  if (c.slot > 0) merge_with_next(c.block, c.slot - 1);
+}
+
+bool content_tree::merge_with_next(std::uint32_t order, std::uint32_t slot) {
+  block& bl = blk(order);
+  run& a = bl.runs[slot];
+  const run& b = bl.runs[slot + 1];
+  if (a.replica != b.replica || a.counter + a.length != b.counter || a.deleted != b.deleted || a.right != b.right ||
+      (a.text_bytes == 0) != (b.text_bytes == 0) ||
+      b.left != ref{a.replica, a.counter + a.length - 1} || a.text_offset + a.text_bytes != b.text_offset)
+    return false;
+  a.length += b.length;
+  a.text_bytes += b.text_bytes;
+  std::memmove(static_cast<void*>(bl.runs + slot + 1), static_cast<const void*>(bl.runs + slot + 2),
+               sizeof(run) * (bl.count - slot - 2));
+  --bl.count;
+  return true;
 }
 
 void content_tree::erase_visible(std::uint64_t p, std::uint64_t n, std::vector<span_ref>* out) {
@@ -457,7 +476,8 @@ std::string content_tree::check_invariants() const {
       const run& r = bl.runs[s];
       if (r.length == 0) return "empty run";
       if (r.deleted > 1) return "bad deleted flag";
-      if (count_cp(arena_text(r.text_offset, r.text_bytes)) != r.length)
+      // Deleted runs may have no text (received as tombstones or from a snapshot).
+      if (count_cp(arena_text(r.text_offset, r.text_bytes)) != r.length && !(r.deleted && r.text_bytes == 0))
         return "run text length mismatch";
       if (!r.deleted) v += r.length;
       tot += r.length;

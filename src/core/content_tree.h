@@ -133,9 +133,12 @@ class content_tree {
   /// Inserts a run at `dest` (splitting the run there), merging with the previous
   /// run when possible. Returns the cursor of the first inserted character.
   cursor insert_at(cursor dest, run nr, std::string_view text);
-  /// Marks [c.offset, c.offset+n) of the visible run at c deleted; returns the
-  /// cursor of the deleted piece.
-  cursor erase_in_run(cursor c, std::uint32_t n);
+  /// Marks [c.offset, c.offset+n) of the visible run at c deleted. Cursors
+  /// into the block are invalid afterwards (runs may merge).
+  void erase_in_run(cursor c, std::uint32_t n);
+  /// Merges run `slot` with the next one in the same block when together they
+  /// form one run (consecutive ids and text, same state and right origin).
+  bool merge_with_next(std::uint32_t order, std::uint32_t slot);
   void index_set(std::uint32_t replica, std::uint32_t counter, std::uint32_t n, std::uint32_t block_id);
   void recount(std::uint32_t order);
   /// Changes block `order`'s visible count, keeping totals and the cache right.

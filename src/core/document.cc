@@ -68,9 +68,15 @@ std::string id_str(op_id id) { return cat({"(", std::to_string(id.replica), ",",
 // Structural checks that need no document state.
 status validate_structure(const operation& op) {
   if (!valid_id(op.id)) return invalid(cat({"operation id ", id_str(op.id), " is out of range"}));
-  if (op.kind == op_kind::insert) {
-    if (op.text.empty()) return invalid("insert has no text");
-    if (!is_valid_utf8(op.text)) return invalid("insert text is not valid UTF-8");
+  if (op.kind == op_kind::insert || op.kind == op_kind::tombstone) {
+    if (op.kind == op_kind::insert) {
+      if (op.text.empty()) return invalid("insert has no text");
+      if (!is_valid_utf8(op.text)) return invalid("insert text is not valid UTF-8");
+      if (op.count != 0) return invalid("insert must not carry a count");
+    } else {
+      if (op.count == 0) return invalid("tombstone of zero characters");
+      if (!op.text.empty()) return invalid("tombstone must not carry text");
+    }
     if (!op.targets.empty()) return invalid("insert must not carry targets");
     for (const auto& o : {op.origin_left, op.origin_right}) {
       if (!o) continue;
@@ -80,7 +86,8 @@ status validate_structure(const operation& op) {
     }
   } else if (op.kind == op_kind::erase) {
     if (op.targets.empty()) return invalid("erase has no targets");
-    if (!op.text.empty() || op.origin_left || op.origin_right) return invalid("erase must not carry text or origins");
+    if (!op.text.empty() || op.origin_left || op.origin_right || op.count != 0)
+      return invalid("erase must not carry text, count or origins");
     for (const auto& t : op.targets) {
       if (t.length == 0) return invalid("erase target of length 0");
       if (!valid_id(op_id{t.replica, t.counter}) || t.length > max_counter || t.counter + t.length - 1 > max_counter)
@@ -102,10 +109,13 @@ operation trim_front(const operation& op, std::uint64_t k) {
   operation t;
   t.kind = op.kind;
   t.id = op_id{op.id.replica, op.id.counter + k};
-  if (op.kind == op_kind::insert) {
+  if (op.kind == op_kind::insert || op.kind == op_kind::tombstone) {
     t.origin_left = op_id{op.id.replica, op.id.counter + k - 1};
     t.origin_right = op.origin_right;
-    t.text = op.text.substr(detail::byte_offset(op.text, k));
+    if (op.kind == op_kind::insert)
+      t.text = op.text.substr(detail::byte_offset(op.text, k));
+    else
+      t.count = op.count - k;
   } else {
     for (const auto& s : op.targets) {
       if (k >= s.length) {
@@ -205,7 +215,7 @@ namespace {
 std::optional<op_id> missing_dependency(const operation& op, const version_vector& vv) {
   std::uint64_t known = vv.get(op.id.replica);
   if (op.id.counter != known + 1) return op_id{op.id.replica, op.id.counter - 1};
-  if (op.kind == op_kind::insert) {
+  if (op.kind != op_kind::erase) {
     if (op.origin_left && !vv.covers(*op.origin_left)) return *op.origin_left;
     if (op.origin_right && !vv.covers(*op.origin_right)) return *op.origin_right;
   } else {
@@ -220,8 +230,10 @@ std::optional<op_id> missing_dependency(const operation& op, const version_vecto
 // Applies an op whose dependencies are all known and whose first id is next.
 status apply_ready(sequence_state& s, const operation& op, std::vector<text_change>* changes) {
   std::uint64_t len = op.length();
-  if (op.kind == op_kind::insert) {
+  if (op.kind != op_kind::erase) {
+    const bool tomb = op.kind == op_kind::tombstone;
     detail::run nr{};
+    nr.deleted = tomb ? 1 : 0;
     nr.counter = static_cast<std::uint32_t>(op.id.counter);
     nr.length = static_cast<std::uint32_t>(len);
     nr.left = op.origin_left ? s.to_ref(*op.origin_left) : ref{};
@@ -232,7 +244,7 @@ status apply_ready(sequence_state& s, const operation& op, std::vector<text_chan
       return invalid(cat({"insert ", id_str(op.id), " has origins that are not characters of this document, or are out of order"}));
     s.vv_.set(op.id.replica, op.id.counter + len - 1);
     s.log_.append_insert(nr.replica, nr.counter, nr.length);
-    if (changes) changes->push_back(text_change{text_change::kind::insert, pos, len, op.text});
+    if (changes && !tomb) changes->push_back(text_change{text_change::kind::insert, pos, len, op.text});
     return {};
   }
   for (const auto& t : op.targets) {
@@ -256,18 +268,32 @@ status apply_ready(sequence_state& s, const operation& op, std::vector<text_chan
 
 enum class step { applied, buffered, duplicate };
 
+// A tombstone for characters we already have says they are deleted: mark
+// them so (the deletion itself arrives separately and is then a no-op). This
+// makes the state independent of whether the insert or the tombstone came
+// first. Ids that are not characters are ignored.
+void mark_deleted_early(sequence_state& s, op_id first, std::uint64_t n, std::vector<text_change>* changes) {
+  ref r = s.to_ref(first);
+  if (r.none() || !s.tree_.all_characters(r, static_cast<std::uint32_t>(n))) return;
+  s.tree_.erase_ids(r, static_cast<std::uint32_t>(n), [&](std::uint64_t pos, std::uint32_t k) {
+    if (changes) changes->push_back(text_change{text_change::kind::erase, pos, k, {}});
+  });
+}
+
 // Trims, checks and applies or buffers one op. Buffered-op bounds apply only
 // to ops arriving from outside (`fresh`); re-filed ops already count.
 result<step> submit(sequence_state& s, const operation& in, std::vector<text_change>* changes, bool fresh) {
   std::uint64_t known = s.vv_.get(in.id.replica);
   std::uint64_t len = in.length();
+  if (in.kind == op_kind::tombstone && in.id.counter <= known)
+    mark_deleted_early(s, op_id{in.id.replica, in.id.counter}, std::min(len, known - in.id.counter + 1), changes);
   if (in.id.counter + len - 1 <= known) return step::duplicate;
   std::optional<operation> trimmed;
   if (in.id.counter <= known) trimmed = trim_front(in, known - in.id.counter + 1);
   const operation& op = trimmed ? *trimmed : in;
   if (auto dep = missing_dependency(op, s.vv_)) {
     if (fresh) {
-      if (s.pending_.contains(op.id, op.length())) return step::buffered;
+      if (s.pending_.contains(op)) return step::buffered;
       if (s.pending_.size() >= s.options_.max_pending_ops || s.pending_.ids() + op.length() > s.options_.max_pending_ids)
         return status(error_code::pending_buffer_full,
                       cat({"causal buffer holds ", std::to_string(s.pending_.size()), " ops waiting for dependencies"}));
@@ -333,15 +359,22 @@ std::vector<operation> document::ops_since(const version_vector& peer) const {
         const detail::run& r = s.tree_.run_at(cur);
         std::uint64_t k = std::min<std::uint64_t>(r.length - cur.offset, end - c);
         operation op;
-        op.kind = op_kind::insert;
         op.id = op_id{g, c};
         ref l = r.left_of(cur.offset);
         if (!l.none()) op.origin_left = s.to_id(l);
         if (!r.right.none()) op.origin_right = s.to_id(r.right);
-        std::string_view txt = s.tree_.arena_text(r.text_offset, r.text_bytes);
-        std::size_t b0 = detail::byte_offset(txt, cur.offset);
-        std::size_t b1 = detail::byte_offset(txt, cur.offset + k);
-        op.text.assign(txt.substr(b0, b1 - b0));
+        if (r.deleted) {
+          // The peer lacks these characters, so it lacks their deletion too,
+          // which follows in this answer: their text need not travel.
+          op.kind = op_kind::tombstone;
+          op.count = k;
+        } else {
+          op.kind = op_kind::insert;
+          std::string_view txt = s.tree_.arena_text(r.text_offset, r.text_bytes);
+          std::size_t b0 = detail::byte_offset(txt, cur.offset);
+          std::size_t b1 = detail::byte_offset(txt, cur.offset + k);
+          op.text.assign(txt.substr(b0, b1 - b0));
+        }
         out.push_back(std::move(op));
         c += k;
       }

@@ -17,6 +17,7 @@ constexpr std::uint8_t kind_batch = 'B';
 constexpr std::uint8_t b_erase = 1 << 0;
 constexpr std::uint8_t b_left = 1 << 1;
 constexpr std::uint8_t b_right = 1 << 2;
+constexpr std::uint8_t b_tombstone = 1 << 3;
 
 status corrupt(const std::string& what) { return status(error_code::corrupt_data, "op batch: " + what); }
 
@@ -35,18 +36,23 @@ std::string encode_ops(std::span<const operation> ops) {
   body.varint(ops.size());
   for (const operation& op : ops) {
     std::uint8_t flags = static_cast<std::uint8_t>((op.kind == op_kind::erase ? b_erase : 0) |
+                                                   (op.kind == op_kind::tombstone ? b_tombstone : 0) |
                                                    (op.origin_left ? b_left : 0) | (op.origin_right ? b_right : 0));
     body.u8(flags);
     body.varint(idx(op.id.replica));
     body.varint(op.id.counter);
-    if (op.kind == op_kind::insert) {
+    if (op.kind != op_kind::erase) {
       for (const auto& o : {op.origin_left, op.origin_right}) {
         if (!o) continue;
         body.varint(idx(o->replica));
         body.zigzag(static_cast<std::int64_t>(o->counter) - static_cast<std::int64_t>(op.id.counter));
       }
-      body.varint(op.text.size());
-      body.bytes(op.text);
+      if (op.kind == op_kind::tombstone) {
+        body.varint(op.count);
+      } else {
+        body.varint(op.text.size());
+        body.bytes(op.text);
+      }
     } else {
       body.varint(op.targets.size());
       for (const auto& t : op.targets) {
@@ -98,7 +104,8 @@ result<std::vector<operation>> decode_ops(std::string_view bytes) {
   for (std::uint64_t i = 0; i < n && rd.ok(); ++i) {
     operation op;
     std::uint8_t flags = rd.u8();
-    if (flags & ~(b_erase | b_left | b_right)) return corrupt("unknown op flags");
+    if (flags & ~(b_erase | b_left | b_right | b_tombstone) || ((flags & b_erase) && (flags & b_tombstone)))
+      return corrupt("unknown op flags");
     auto r = rep();
     if (!r) return corrupt("op replica out of range");
     op.id = op_id{*r, rd.varint()};
@@ -106,13 +113,19 @@ result<std::vector<operation>> decode_ops(std::string_view bytes) {
       return corrupt("op counter out of range");
     auto base = static_cast<std::int64_t>(op.id.counter);
     if (!(flags & b_erase)) {
-      op.kind = op_kind::insert;
+      op.kind = (flags & b_tombstone) ? op_kind::tombstone : op_kind::insert;
       for (int k = 0; k < 2; ++k) {
         if (!(flags & (k == 0 ? b_left : b_right))) continue;
         auto orep = rep();
         std::int64_t c = base + rd.zigzag();
         if (!orep || !in_range(c)) return corrupt("origin out of range");
         (k == 0 ? op.origin_left : op.origin_right) = op_id{*orep, static_cast<std::uint64_t>(c)};
+      }
+      if (op.kind == op_kind::tombstone) {
+        op.count = rd.varint();
+        if (op.count == 0 || op.count > max_counter) return corrupt("tombstone count out of range");
+        ops.push_back(std::move(op));
+        continue;
       }
       std::uint64_t len = rd.varint();
       op.text = std::string(rd.bytes(len));

@@ -74,7 +74,7 @@ std::string document::encode_snapshot() const {
     w.varint(r.length);
     if (lm >= o_own) put_origin(w, r.left, r);
     if (rm >= o_own) put_origin(w, r.right, r);
-    text.append(s.tree_.arena_text(r.text_offset, r.text_bytes));
+    if (!r.deleted) text.append(s.tree_.arena_text(r.text_offset, r.text_bytes));
     next_counter[r.replica] = r.counter + r.length;
     prev_replica = r.replica;
     prev_last = r.id_at(r.length - 1);
@@ -140,7 +140,7 @@ result<document> document::decode_snapshot(std::string_view bytes, replica_id re
   std::vector<detail::run> runs(nruns);
   std::vector<std::uint32_t> next_counter(nrep, 1);
   std::uint32_t prev_replica = detail::no_replica;
-  std::uint64_t total_cps = 0;
+  std::uint64_t visible_cps = 0;
   std::vector<std::uint8_t> right_adjacent(nruns, 0);
   auto read_origin = [&](const detail::run& r, std::uint8_t mode, detail::ref* o) {
     std::uint64_t rep = r.replica;
@@ -182,7 +182,7 @@ result<document> document::decode_snapshot(std::string_view bytes, replica_id re
     } else if (rm >= o_own) {
       if (!read_origin(r, rm, &r.right)) return corrupt("right origin out of range");
     }
-    total_cps += len;
+    if (!r.deleted) visible_cps += len;
     next_counter[r.replica] = r.counter + r.length;
     prev_replica = r.replica;
   }
@@ -195,10 +195,14 @@ result<document> document::decode_snapshot(std::string_view bytes, replica_id re
   std::uint64_t text_bytes = rd.varint();
   std::string_view text = rd.bytes(text_bytes);
   if (!rd.ok()) return status(error_code::truncated_data, "snapshot: text ends early");
-  if (!is_valid_utf8(text) || detail::count_cp(text) != total_cps) return corrupt("text does not match the runs");
+  if (!is_valid_utf8(text) || detail::count_cp(text) != visible_cps) return corrupt("text does not match the runs");
   std::size_t tpos = 0;
   for (const detail::run& r : runs) {
     if (!s.tree_.ids_free(r.id_at(0), r.length)) return corrupt("two runs claim the same ids");
+    if (r.deleted) {  // deleted text is not kept: peers get tombstones
+      s.tree_.append_raw(r, {});
+      continue;
+    }
     std::string_view rest = text.substr(tpos);
     std::size_t nb = detail::byte_offset(rest, r.length);
     s.tree_.append_raw(r, rest.substr(0, nb));

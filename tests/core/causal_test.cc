@@ -94,6 +94,47 @@ TEST(Causal, PendingBufferIsBounded) {
   EXPECT_EQ(b.text(), a.text());
 }
 
+TEST(Causal, SyncSendsDeletedCharactersAsTombstones) {
+  document a(1), b(2);
+  must_insert(a, 0, "hello world");
+  must_erase(a, 0, 6);
+  auto ops = a.ops_since(version_vector{});
+  bool saw_tombstone = false;
+  for (const auto& op : ops) {
+    if (op.kind == op_kind::tombstone) {
+      saw_tombstone = true;
+      EXPECT_TRUE(op.text.empty());
+      EXPECT_EQ(op.count, 6u);
+    }
+    EXPECT_NE(op.text.find("hello"), 0u) << "deleted text must not travel";
+  }
+  EXPECT_TRUE(saw_tombstone);
+  for (const auto& op : ops) must_apply(b, op);
+  EXPECT_EQ(b.text(), "world");
+  EXPECT_EQ(b.version(), a.version());
+}
+
+TEST(Causal, TombstoneForKnownCharactersDeletesThemEarly) {
+  document a(1), b(2), c(3);
+  auto ins = must_insert(a, 0, "abc");
+  must_apply(c, ins);
+  must_erase(a, 1, 1);
+  // c knows "abc"; a tombstone for 'b' (from a's sync answer to someone who
+  // lacked it) arriving before the erase itself removes 'b' already.
+  operation t;
+  t.kind = op_kind::tombstone;
+  t.id = op_id{1, 2};
+  t.origin_left = op_id{1, 1};
+  t.count = 1;
+  std::vector<text_change> ch;
+  EXPECT_EQ(must_apply(c, t, &ch).result, apply_outcome::state::duplicate);
+  EXPECT_EQ(c.text(), "ac");
+  EXPECT_EQ(apply_changes("abc", ch), "ac");
+  for (const auto& op : a.ops_since(c.version())) must_apply(c, op);
+  EXPECT_EQ(c.text(), a.text());
+  (void)b;
+}
+
 TEST(Causal, RejectsMalformedOps) {
   document a(1), b(2);
   auto ok = must_insert(a, 0, "abc");

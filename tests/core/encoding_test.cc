@@ -93,6 +93,9 @@ TEST(OpBatch, RoundTrip) {
   auto r = decode_ops(bytes);
   ASSERT_TRUE(r.ok()) << r.error().to_string();
   EXPECT_EQ(r.value(), ops);
+  bool has_tombstone = false;
+  for (const auto& op : ops) has_tombstone |= op.kind == op_kind::tombstone;
+  EXPECT_TRUE(has_tombstone);
   document b(3);
   for (const auto& op : r.value()) must_apply(b, op);
   EXPECT_EQ(b.text(), a.text());

@@ -4,6 +4,7 @@
 // Tests compare the optimised document against it.
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <string>
@@ -23,12 +24,14 @@ class reference_model {
         for (std::uint64_t k = 0; k < t.length; ++k) items_[find(op_id{t.replica, t.counter + k})].deleted = true;
       return;
     }
-    std::uint64_t n = count_code_points(op.text);
+    const bool tomb = op.kind == op_kind::tombstone;
+    std::uint64_t n = op.length();
     for (std::uint64_t i = 0; i < n; ++i) {
-      std::size_t b = utf8_offset_of_code_point(op.text, i), e = utf8_offset_of_code_point(op.text, i + 1);
+      std::size_t b = tomb ? 0 : utf8_offset_of_code_point(op.text, i);
+      std::size_t e = tomb ? 0 : utf8_offset_of_code_point(op.text, i + 1);
       item it{op_id{op.id.replica, op.id.counter + i},
               i == 0 ? op.origin_left : std::optional<op_id>(op_id{op.id.replica, op.id.counter + i - 1}),
-              op.origin_right, op.text.substr(b, e - b), false};
+              op.origin_right, op.text.substr(b, e - b), tomb};
       integrate(it);
     }
   }
@@ -42,6 +45,14 @@ class reference_model {
       progress = false;
       for (std::size_t i = 0; i < pending_.size(); ++i) {
         const operation& p = pending_[i];
+        if (p.kind == op_kind::tombstone && p.id.counter <= vv_[p.id.replica]) {
+          // Known characters that a tombstone names are deleted.
+          std::uint64_t k = std::min(p.length(), vv_[p.id.replica] - p.id.counter + 1);
+          for (std::uint64_t i = 0; i < k; ++i) {
+            auto at = find(op_id{p.id.replica, p.id.counter + i});
+            if (at >= 0) items_[static_cast<std::size_t>(at)].deleted = true;
+          }
+        }
         if (p.id.counter + p.length() - 1 <= vv_[p.id.replica]) {
           pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
           progress = true;
@@ -80,9 +91,12 @@ class reference_model {
   static operation trim(const operation& op, std::uint64_t k) {
     operation t = op;
     t.id.counter += k;
-    if (op.kind == op_kind::insert) {
+    if (op.kind != op_kind::erase) {
       t.origin_left = op_id{op.id.replica, op.id.counter + k - 1};
-      t.text = op.text.substr(utf8_offset_of_code_point(op.text, k));
+      if (op.kind == op_kind::insert)
+        t.text = op.text.substr(utf8_offset_of_code_point(op.text, k));
+      else
+        t.count = op.count - k;
       return t;
     }
     t.targets.clear();
@@ -104,7 +118,7 @@ class reference_model {
   }
   bool ready(const operation& op) {
     if (vv_[op.id.replica] != op.id.counter - 1) return false;
-    if (op.kind == op_kind::insert) return (!op.origin_left || known(*op.origin_left)) && (!op.origin_right || known(*op.origin_right));
+    if (op.kind != op_kind::erase) return (!op.origin_left || known(*op.origin_left)) && (!op.origin_right || known(*op.origin_right));
     for (const auto& t : op.targets)
       for (std::uint64_t k = 0; k < t.length; ++k)
         if (!known(op_id{t.replica, t.counter + k})) return false;
