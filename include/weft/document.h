@@ -85,12 +85,15 @@ class document {
   /// everything they unblock, once the dependencies arrive. Known ops (and the
   /// known prefix of partly known ops) are ignored. Changes to the visible text
   /// made by this call, including by unblocked ops, are appended to `changes`
-  /// when it is non-null.
+  /// when it is non-null; the operations applied (this one trimmed to its
+  /// unknown part, then every op it unblocked, in application order — a causal
+  /// order, fit for rebroadcast and storage) to `applied` when it is non-null.
   /// Errors: invalid_operation for a malformed op or one that references ids
   /// that are not characters of this document; pending_buffer_full when it
   /// would have to be buffered past the bound. A failed op changes nothing,
   /// but buffered ops it would have unblocked stay buffered.
-  result<apply_outcome> apply(const operation& op, std::vector<text_change>* changes = nullptr);
+  result<apply_outcome> apply(const operation& op, std::vector<text_change>* changes = nullptr,
+                              std::vector<operation>* applied = nullptr);
 
   // ---- queries -----------------------------------------------------------
 

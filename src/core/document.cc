@@ -282,7 +282,8 @@ void mark_deleted_early(sequence_state& s, op_id first, std::uint64_t n, std::ve
 
 // Trims, checks and applies or buffers one op. Buffered-op bounds apply only
 // to ops arriving from outside (`fresh`); re-filed ops already count.
-result<step> submit(sequence_state& s, const operation& in, std::vector<text_change>* changes, bool fresh) {
+result<step> submit(sequence_state& s, const operation& in, std::vector<text_change>* changes,
+                    std::vector<operation>* applied, bool fresh) {
   std::uint64_t known = s.vv_.get(in.id.replica);
   std::uint64_t len = in.length();
   if (in.kind == op_kind::tombstone && in.id.counter <= known)
@@ -303,16 +304,18 @@ result<step> submit(sequence_state& s, const operation& in, std::vector<text_cha
   }
   status st = apply_ready(s, op, changes);
   if (!st.ok()) return st;
+  if (applied) applied->push_back(op);
   return step::applied;
 }
 
 }  // namespace
 
-result<apply_outcome> document::apply(const operation& op, std::vector<text_change>* changes) {
+result<apply_outcome> document::apply(const operation& op, std::vector<text_change>* changes,
+                                      std::vector<operation>* applied) {
   sequence_state& s = *s_;
   status st = validate_structure(op);
   if (!st.ok()) return st;
-  auto first = submit(s, op, changes, true);
+  auto first = submit(s, op, changes, applied, true);
   if (!first.ok()) return first.error();
   apply_outcome out;
   if (first.value() != step::applied) {
@@ -329,7 +332,7 @@ result<apply_outcome> document::apply(const operation& op, std::vector<text_chan
     ready.clear();
     s.pending_.take_ready(r, s.vv_.get(r), &ready);
     for (const operation& w : ready) {
-      auto res = submit(s, w, changes, false);
+      auto res = submit(s, w, changes, applied, false);
       // A buffered op that turns out invalid is dropped: its sender was told
       // it was buffered, and no later op can make it valid.
       if (res.ok() && res.value() == step::applied) {

@@ -17,7 +17,14 @@ TEST(Causal, OutOfOrderOpIsBufferedThenApplied) {
   EXPECT_EQ(b.pending_ops(), 2u);
   EXPECT_EQ(b.text(), "");
   std::vector<text_change> ch;
-  auto out = must_apply(b, o1, &ch);
+  std::vector<operation> applied;
+  auto r = b.apply(o1, &ch, &applied);
+  ASSERT_TRUE(r.ok());
+  auto out = r.value();
+  ASSERT_EQ(applied.size(), 3u);  // in causal order, for rebroadcast
+  EXPECT_EQ(applied[0], o1);
+  EXPECT_EQ(applied[1], o2);
+  EXPECT_EQ(applied[2], o3);
   EXPECT_EQ(out.result, state::applied);
   EXPECT_EQ(out.ops_applied, 3u);
   EXPECT_EQ(b.pending_ops(), 0u);
