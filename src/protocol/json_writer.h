@@ -1,0 +1,23 @@
+// Minimal JSON output helpers for the wire protocol (the server and its
+// tests). Strings are escaped per RFC 8259; output is compact.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "weft/operation.h"
+#include "weft/types.h"
+
+namespace weft::protocol {
+
+/// Appends `s` as a JSON string literal (with quotes).
+void append_json_string(std::string& out, std::string_view s);
+/// Appends [replica,counter].
+void append_id(std::string& out, op_id id);
+/// Appends an operation object (see docs/protocol.md).
+void append_op(std::string& out, const operation& op);
+/// Appends a version vector as [[replica,counter],...].
+void append_version(std::string& out, const version_vector& vv);
+
+}  // namespace weft::protocol

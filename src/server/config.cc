@@ -1,0 +1,99 @@
+#include "server/config.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstring>
+#include <functional>
+#include <map>
+
+namespace weft::server {
+
+std::string usage() {
+  server_config d;
+  return fmt::format(
+      "usage: weft-server [flags]\n"
+      "\n"
+      "Hosts collaborative documents over WebSocket (ws://HOST:PORT/), persists them in\n"
+      "SQLite under --data-dir, and serves on the same port: the web client (--web-root),\n"
+      "GET /healthz, GET /metrics (Prometheus), GET /api/docs/ID/text.\n"
+      "\n"
+      "  --bind ADDR               listen address (default {})\n"
+      "  --port N                  port, 0 for any free one (default {})\n"
+      "  --data-dir DIR            database directory (default {})\n"
+      "  --web-root DIR            static files to serve (default: none)\n"
+      "  --threads N               I/O threads (default: one per core)\n"
+      "  --log-level L             debug, info, warn or error (default info)\n"
+      "  --max-message-bytes N     largest WebSocket message accepted (default {})\n"
+      "  --max-docs-per-connection N  documents one connection may open (default {})\n"
+      "  --max-send-queue N        queued messages before a slow client is dropped (default {})\n"
+      "  --max-pending-ops N       ops a document buffers awaiting dependencies (default {})\n"
+      "  --idle-unload-ms N        unload a document N ms after its last client left (default {})\n"
+      "  --presence-ttl-ms N       expire presence not refreshed for N ms (default {})\n"
+      "  --snapshot-every N        snapshot a document every N ops (default {})\n"
+      "  --ws-idle-timeout-ms N    close connections silent for N ms (default {})\n"
+      "  --help                    this text\n",
+      d.bind, d.port, d.data_dir, d.max_message_bytes, d.max_docs_per_connection, d.max_send_queue,
+      d.max_pending_ops, d.idle_unload_ms, d.presence_ttl_ms, d.snapshot_every_ops, d.ws_idle_timeout_ms);
+}
+
+namespace {
+template <class T>
+bool parse_number(std::string_view s, T& out) {
+  std::uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v > std::numeric_limits<T>::max()) return false;
+  out = static_cast<T>(v);
+  return true;
+}
+}  // namespace
+
+std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
+  server_config c;
+  using setter = std::function<bool(std::string_view)>;
+  std::map<std::string, setter, std::less<>> flags = {
+      {"--bind", [&](std::string_view v) { c.bind = std::string(v); return !v.empty(); }},
+      {"--port", [&](std::string_view v) { return parse_number(v, c.port); }},
+      {"--data-dir", [&](std::string_view v) { c.data_dir = std::string(v); return !v.empty(); }},
+      {"--web-root", [&](std::string_view v) { c.web_root = std::string(v); return true; }},
+      {"--threads", [&](std::string_view v) { return parse_number(v, c.threads); }},
+      {"--log-level",
+       [&](std::string_view v) {
+         if (v == "debug") c.level = log_level::debug;
+         else if (v == "info") c.level = log_level::info;
+         else if (v == "warn") c.level = log_level::warn;
+         else if (v == "error") c.level = log_level::error;
+         else return false;
+         return true;
+       }},
+      {"--max-message-bytes", [&](std::string_view v) { return parse_number(v, c.max_message_bytes) && c.max_message_bytes >= 1024; }},
+      {"--max-docs-per-connection", [&](std::string_view v) { return parse_number(v, c.max_docs_per_connection) && c.max_docs_per_connection > 0; }},
+      {"--max-send-queue", [&](std::string_view v) { return parse_number(v, c.max_send_queue) && c.max_send_queue > 0; }},
+      {"--max-pending-ops", [&](std::string_view v) { return parse_number(v, c.max_pending_ops); }},
+      {"--idle-unload-ms", [&](std::string_view v) { return parse_number(v, c.idle_unload_ms); }},
+      {"--presence-ttl-ms", [&](std::string_view v) { return parse_number(v, c.presence_ttl_ms) && c.presence_ttl_ms > 0; }},
+      {"--snapshot-every", [&](std::string_view v) { return parse_number(v, c.snapshot_every_ops) && c.snapshot_every_ops > 0; }},
+      {"--ws-idle-timeout-ms", [&](std::string_view v) { return parse_number(v, c.ws_idle_timeout_ms) && c.ws_idle_timeout_ms > 0; }},
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") return parse_outcome{usage(), 0};
+    std::string_view value;
+    std::string_view name = arg;
+    auto eq = arg.find('=');
+    if (eq != std::string_view::npos) name = arg.substr(0, eq);
+    auto it = flags.find(name);
+    if (it == flags.end()) return parse_outcome{fmt::format("weft-server: unknown flag {}\n\n{}", name, usage()), 2};
+    if (eq != std::string_view::npos) {
+      value = arg.substr(eq + 1);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      return parse_outcome{fmt::format("weft-server: {} needs a value\n", arg), 2};
+    }
+    if (!it->second(value)) return parse_outcome{fmt::format("weft-server: bad value for {}: \"{}\"\n", name, value), 2};
+  }
+  return c;
+}
+
+}  // namespace weft::server

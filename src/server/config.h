@@ -1,0 +1,45 @@
+// weft-server settings, their defaults, and command-line parsing.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+
+namespace weft::server {
+
+enum class log_level { debug = 0, info = 1, warn = 2, error = 3 };
+
+struct server_config {
+  // ---- where --------------------------------------------------------------------
+  std::string bind = "127.0.0.1";     ///< --bind: address to listen on
+  std::uint16_t port = 8080;          ///< --port: 0 picks a free port
+  std::string data_dir = "./data";    ///< --data-dir: SQLite database lives here
+  std::string web_root;               ///< --web-root: static files (the web client); empty: none
+  unsigned threads = 0;               ///< --threads: I/O threads; 0 = hardware concurrency
+  log_level level = log_level::info;  ///< --log-level
+
+  // ---- limits (docs/protocol.md) ---------------------------------------------------
+  std::uint64_t max_message_bytes = 1u << 20;  ///< --max-message-bytes: larger frames close the connection (1009)
+  std::size_t max_docs_per_connection = 64;    ///< --max-docs-per-connection
+  std::size_t max_send_queue = 4096;           ///< --max-send-queue: messages queued before a slow client is dropped
+  std::size_t max_pending_ops = 65536;         ///< --max-pending-ops: per document causal buffer
+
+  // ---- lifecycle ---------------------------------------------------------------------
+  unsigned idle_unload_ms = 30000;        ///< --idle-unload-ms: unload a document this long after its last subscriber left
+  unsigned presence_ttl_ms = 60000;       ///< --presence-ttl-ms: forget presence not refreshed for this long
+  std::size_t snapshot_every_ops = 10000; ///< --snapshot-every: ops between snapshots
+  unsigned ws_idle_timeout_ms = 60000;    ///< --ws-idle-timeout-ms: close connections silent this long (pings keep them alive)
+};
+
+/// Parses argv. Returns the config, or a message to print (help text or an
+/// error, with `exit_code` 0 for --help and 2 for a bad flag).
+struct parse_outcome {
+  std::string message;
+  int exit_code;
+};
+std::variant<server_config, parse_outcome> parse_args(int argc, char** argv);
+
+/// The --help text.
+std::string usage();
+
+}  // namespace weft::server

@@ -1,0 +1,42 @@
+// Server counters and the commit-latency histogram, rendered in the
+// Prometheus text format. Thread-safety: all methods may be called from any
+// thread (atomics; the histogram takes a mutex).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+namespace weft::server {
+
+class metrics {
+ public:
+  std::atomic<std::int64_t> connections{0};        // open WebSocket connections
+  std::atomic<std::int64_t> documents_loaded{0};   // rooms in memory
+  std::atomic<std::uint64_t> ops_applied{0};       // operations applied by rooms
+  std::atomic<std::uint64_t> messages_received{0};
+  std::atomic<std::uint64_t> messages_sent{0};
+  std::atomic<std::uint64_t> bytes_sent{0};
+  std::atomic<std::uint64_t> errors_sent{0};
+  std::atomic<std::uint64_t> slow_consumers_dropped{0};
+  std::atomic<std::int64_t> send_queue_depth{0};   // messages queued in all sessions
+  std::atomic<std::int64_t> pending_ops{0};        // ops in all causal buffers
+
+  /// Records one group commit of `writes` requests that took `seconds`.
+  void observe_commit(double seconds, std::size_t writes);
+  /// The Prometheus exposition text.
+  std::string render() const;
+
+ private:
+  static constexpr std::array<double, 12> bounds_{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
+                                                  0.05,   0.1,   0.2,   0.5,   1.0,  5.0};
+  mutable std::mutex mu_;
+  std::array<std::uint64_t, 13> buckets_{};  // guarded by mu_; last is +Inf
+  double sum_ = 0;                           // guarded by mu_
+  std::uint64_t count_ = 0;                  // guarded by mu_
+  std::uint64_t writes_ = 0;                 // guarded by mu_
+};
+
+}  // namespace weft::server

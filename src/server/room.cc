@@ -1,0 +1,326 @@
+#include "server/room.h"
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+
+#include "protocol/messages.h"
+#include "server/context.h"
+#include "server/log.h"
+#include "weft/encoding.h"
+
+namespace weft::server {
+
+namespace net = boost::asio;
+using protocol::error_kind;
+
+namespace {
+document_options room_options(const server_config& c) {
+  document_options o;
+  o.max_pending_ops = c.max_pending_ops;
+  return o;
+}
+// The server never edits locally, so its replica id never appears in ops.
+constexpr replica_id server_replica = 0;
+}  // namespace
+
+document_room::document_room(server_context& ctx, std::string id)
+    : ctx_(ctx),
+      id_(std::move(id)),
+      strand_(net::make_strand(ctx.io)),
+      unload_timer_(strand_),
+      presence_timer_(strand_),
+      doc_(server_replica, room_options(ctx.config)) {
+  ++ctx_.stats.documents_loaded;
+}
+
+document_room::~document_room() {
+  --ctx_.stats.documents_loaded;
+  ctx_.stats.pending_ops -= pending_reported_;
+}
+
+template <class F>
+void document_room::on_strand(F&& f) {
+  net::post(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable { f(); });
+}
+
+void document_room::start() {
+  ctx_.store.load(id_, [self = shared_from_this()](result<stored_document> r) {
+    net::post(self->strand_, [self, r = std::move(r)]() mutable { self->loaded(std::move(r)); });
+  });
+}
+
+void document_room::loaded(result<stored_document> r) {
+  if (!r.ok()) {
+    state_ = state::broken;
+    broken_reason_ = "cannot read the document from storage: " + r.error().to_string();
+  } else {
+    stored_document& d = r.value();
+    if (!d.snapshot.empty()) {
+      auto snap = document::decode_snapshot(d.snapshot, server_replica, room_options(ctx_.config));
+      if (!snap.ok()) {
+        state_ = state::broken;
+        broken_reason_ = "stored snapshot is corrupt: " + snap.error().to_string();
+      } else {
+        doc_ = std::move(snap.value());
+      }
+    }
+    next_seq_ = d.snapshot_seq + 1;
+    for (const auto& [seq, bytes] : d.batches) {
+      if (state_ == state::broken) break;
+      auto ops = decode_ops(bytes);
+      if (!ops.ok()) {
+        state_ = state::broken;
+        broken_reason_ = "stored op batch " + std::to_string(seq) + " is corrupt: " + ops.error().to_string();
+        break;
+      }
+      for (const auto& op : ops.value()) {
+        auto a = doc_.apply(op);
+        if (!a.ok()) {
+          state_ = state::broken;
+          broken_reason_ = "stored op does not apply: " + a.error().to_string();
+          break;
+        }
+      }
+      next_seq_ = seq + 1;
+      ops_since_snapshot_ += ops.value().size();
+    }
+    if (state_ != state::broken) state_ = state::ready;
+  }
+  if (state_ == state::broken) log(log_level::error, "document {}: {}", id_, broken_reason_);
+  else log(log_level::debug, "document {} loaded: {} characters, {} batches after snapshot", id_, doc_.length(),
+           r.ok() ? r.value().batches.size() : 0);
+  durable_ = doc_.version();
+  update_pending_metric();
+  auto w = std::move(waiting_);
+  waiting_.clear();
+  for (auto& f : w) f();
+  if (subscribers_.empty()) schedule_unload();
+}
+
+void document_room::when_ready(std::function<void()> f) {
+  if (state_ == state::loading)
+    waiting_.push_back(std::move(f));
+  else
+    f();
+}
+
+void document_room::send_to(const std::shared_ptr<subscriber>& s, std::string msg) {
+  s->send(std::make_shared<const std::string>(std::move(msg)));
+}
+
+void document_room::broadcast(const std::shared_ptr<const std::string>& msg, std::uint64_t except) {
+  for (auto it = subscribers_.begin(); it != subscribers_.end();) {
+    auto s = it->second.lock();
+    if (!s) {
+      it = subscribers_.erase(it);
+      continue;
+    }
+    if (it->first != except) s->send(msg);
+    ++it;
+  }
+}
+
+void document_room::join(std::shared_ptr<subscriber> s, version_vector client_version) {
+  on_strand([this, s = std::move(s), v = std::move(client_version)]() mutable {
+    when_ready([this, s = std::move(s), v = std::move(v)]() mutable { do_join(std::move(s), std::move(v)); });
+  });
+}
+
+void document_room::do_join(std::shared_ptr<subscriber> s, version_vector client_version) {
+  if (state_ == state::closed) {
+    // Unloaded between the registry lookup and now: go to the new room.
+    ctx_.rooms.acquire(id_)->join(std::move(s), std::move(client_version));
+    return;
+  }
+  if (state_ == state::broken) {
+    send_to(s, protocol::encode_error(error_kind::storage, broken_reason_, id_));
+    return;
+  }
+  unload_timer_.cancel();
+  subscribers_[s->session_id()] = s;
+  send_to(s, protocol::encode_sync(id_, doc_.ops_since(client_version), doc_.version()));
+  for (const auto& [sid, p] : presence_)
+    if (sid != s->session_id()) send_to(s, protocol::encode_presence(id_, sid, p.state));
+}
+
+void document_room::submit(std::shared_ptr<subscriber> s, std::vector<operation> ops) {
+  on_strand([this, s = std::move(s), ops = std::move(ops)]() mutable {
+    when_ready([this, s = std::move(s), ops = std::move(ops)]() mutable { do_submit(std::move(s), std::move(ops)); });
+  });
+}
+
+void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operation> ops) {
+  if (state_ == state::closed) {  // raced with unloading: the join went to the new room too
+    ctx_.rooms.acquire(id_)->submit(std::move(s), std::move(ops));
+    return;
+  }
+  if (state_ == state::broken) {
+    send_to(s, protocol::encode_error(error_kind::storage, broken_reason_, id_));
+    return;
+  }
+  std::vector<operation> applied;
+  std::vector<replica_id> author_replicas;
+  for (const operation& op : ops) {
+    if (std::find(author_replicas.begin(), author_replicas.end(), op.id.replica) == author_replicas.end())
+      author_replicas.push_back(op.id.replica);
+    auto r = doc_.apply(op, nullptr, &applied);
+    if (!r.ok()) {
+      error_kind k = r.code() == error_code::pending_buffer_full ? error_kind::limit : error_kind::invalid_op;
+      send_to(s, protocol::encode_error(k, r.error().to_string(), id_));
+    }
+  }
+  update_pending_metric();
+  if (applied.empty()) {
+    // Only duplicates or buffered ops: acknowledge what is already durable.
+    version_vector ack;
+    for (replica_id r : author_replicas)
+      if (durable_.get(r)) ack.set(r, durable_.get(r));
+    send_to(s, protocol::encode_ack(id_, ack));
+    return;
+  }
+  ctx_.stats.ops_applied += applied.size();
+  // Rebroadcast in application order (a causal order) before durability: a
+  // crash before the commit loses nothing acknowledged, and clients give the
+  // server back anything it lacks when they resync (docs/protocol.md).
+  auto msg = std::make_shared<const std::string>(protocol::encode_ops_message(id_, applied));
+  broadcast(msg, s->session_id());
+  std::vector<operation> unblocked;
+  for (const auto& op : applied)
+    if (std::find(author_replicas.begin(), author_replicas.end(), op.id.replica) == author_replicas.end())
+      unblocked.push_back(op);
+  if (!unblocked.empty()) send_to(s, protocol::encode_ops_message(id_, unblocked));
+
+  std::uint64_t seq = next_seq_++;
+  ops_since_snapshot_ += applied.size();
+  ctx_.store.append(id_, seq, encode_ops(applied),
+                    [self = shared_from_this(), v = doc_.version(), author = std::weak_ptr<subscriber>(s),
+                     reps = std::move(author_replicas)](status st) mutable {
+                      net::post(self->strand_, [self, st = std::move(st), v = std::move(v), author = std::move(author),
+                                                reps = std::move(reps)]() mutable {
+                        self->durable(std::move(st), std::move(v), std::move(author), std::move(reps));
+                      });
+                    });
+  maybe_snapshot(false);
+}
+
+void document_room::durable(status st, version_vector applied_version, std::weak_ptr<subscriber> author,
+                            std::vector<replica_id> author_replicas) {
+  auto s = author.lock();
+  if (!st.ok()) {
+    // Nothing after a failed commit may be acknowledged: it could be missing
+    // from disk. Stop accepting writes; clients keep their unacknowledged ops.
+    if (state_ != state::broken) log(log_level::error, "document {}: commit failed: {}", id_, st.to_string());
+    state_ = state::broken;
+    broken_reason_ = "the server could not store edits (" + st.to_string() + "); they were not acknowledged";
+    broadcast(std::make_shared<const std::string>(protocol::encode_error(error_kind::storage, broken_reason_, id_)), 0);
+    return;
+  }
+  if (state_ == state::broken) return;
+  durable_.merge(applied_version);
+  if (!s) return;
+  version_vector ack;
+  for (replica_id r : author_replicas)
+    if (durable_.get(r)) ack.set(r, durable_.get(r));
+  send_to(s, protocol::encode_ack(id_, ack));
+}
+
+void document_room::maybe_snapshot(bool force) {
+  if (state_ != state::ready || ops_since_snapshot_ == 0) return;
+  if (!force && ops_since_snapshot_ < ctx_.config.snapshot_every_ops) return;
+  // Covers every batch written so far (seq < next_seq_); buffered ops are not
+  // in it, as they are not in any batch either.
+  ctx_.store.put_snapshot(id_, next_seq_ - 1, doc_.encode_snapshot(), [id = id_](status st) {
+    if (!st.ok()) log(log_level::error, "document {}: snapshot failed: {}", id, st.to_string());
+  });
+  ops_since_snapshot_ = 0;
+}
+
+void document_room::presence(std::shared_ptr<subscriber> s, std::string state_json) {
+  on_strand([this, s = std::move(s), st = std::move(state_json)]() mutable {
+    when_ready([this, s = std::move(s), st = std::move(st)]() mutable {
+      if (state_ == state::closed) {
+        ctx_.rooms.acquire(id_)->presence(std::move(s), std::move(st));
+        return;
+      }
+      if (state_ != state::ready || !subscribers_.count(s->session_id())) return;
+      if (st == "null")
+        presence_.erase(s->session_id());
+      else
+        presence_[s->session_id()] = presence_entry{st, std::chrono::steady_clock::now()};
+      broadcast(std::make_shared<const std::string>(protocol::encode_presence(id_, s->session_id(), st)),
+                s->session_id());
+      schedule_presence_expiry();
+    });
+  });
+}
+
+void document_room::schedule_presence_expiry() {
+  if (presence_timer_running_ || presence_.empty()) return;
+  presence_timer_running_ = true;
+  presence_timer_.expires_after(std::chrono::milliseconds(std::max(50u, ctx_.config.presence_ttl_ms / 4)));
+  presence_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    self->presence_timer_running_ = false;
+    if (ec) return;
+    auto cutoff = std::chrono::steady_clock::now() - std::chrono::milliseconds(self->ctx_.config.presence_ttl_ms);
+    for (auto it = self->presence_.begin(); it != self->presence_.end();) {
+      if (it->second.updated < cutoff) {
+        self->broadcast(std::make_shared<const std::string>(protocol::encode_presence(self->id_, it->first, "null")),
+                        it->first);
+        it = self->presence_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    self->schedule_presence_expiry();
+  });
+}
+
+void document_room::leave(std::uint64_t session_id) {
+  on_strand([this, session_id] {
+    subscribers_.erase(session_id);
+    if (presence_.erase(session_id))
+      broadcast(std::make_shared<const std::string>(protocol::encode_presence(id_, session_id, "null")), session_id);
+    if (subscribers_.empty()) schedule_unload();
+  });
+}
+
+void document_room::schedule_unload() {
+  if (state_ == state::loading || state_ == state::closed) return;
+  unload_timer_.expires_after(std::chrono::milliseconds(ctx_.config.idle_unload_ms));
+  unload_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || !self->subscribers_.empty() || self->state_ == state::closed) return;
+    self->maybe_snapshot(true);
+    self->state_ = state::closed;
+    self->presence_timer_.cancel();
+    // Storage is FIFO: a room created for this id from now on loads after
+    // everything this one queued.
+    self->ctx_.rooms.remove(self->id_, self.get());
+    log(log_level::debug, "document {} unloaded", self->id_);
+  });
+}
+
+void document_room::read_text(std::function<void(result<std::string>)> cb) {
+  on_strand([this, cb = std::move(cb)]() mutable {
+    when_ready([this, cb = std::move(cb)] {
+      if (state_ == state::broken) {
+        cb(status(error_code::corrupt_data, broken_reason_));
+        return;
+      }
+      if (state_ == state::closed) {
+        ctx_.rooms.acquire(id_)->read_text(cb);
+        return;
+      }
+      cb(doc_.text());
+      if (subscribers_.empty()) schedule_unload();
+    });
+  });
+}
+
+void document_room::update_pending_metric() {
+  auto now = static_cast<std::int64_t>(doc_.pending_ops());
+  ctx_.stats.pending_ops += now - pending_reported_;
+  pending_reported_ = now;
+}
+
+}  // namespace weft::server

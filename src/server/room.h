@@ -1,0 +1,93 @@
+// One hosted document: the server's replica of it, its subscribers, and its
+// persistence. Every method posts onto the room's strand, so all ops of one
+// document are applied in one order with no locks; different documents run
+// in parallel on the I/O threads.
+//
+// Flow of a client's ops: apply to the replica (the core buffers what is not
+// yet causally ready) -> rebroadcast what was applied, in application order,
+// encoded once -> append to storage (group commit) -> ack the author once the
+// batch is durable.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "server/subscriber.h"
+#include "weft/document.h"
+
+namespace weft::server {
+
+struct server_context;
+
+class document_room : public std::enable_shared_from_this<document_room> {
+ public:
+  document_room(server_context& ctx, std::string id);
+  ~document_room();
+
+  const std::string& id() const noexcept { return id_; }
+
+  /// Starts loading the document from storage. Called once by the registry.
+  void start();
+  /// Subscribes `s`, sends it the ops it lacks given `client_version`, the
+  /// server's version (so it can send what the server lacks) and current
+  /// presence; from then on it receives live ops.
+  void join(std::shared_ptr<subscriber> s, version_vector client_version);
+  /// Applies ops sent by `s` and rebroadcasts them; acks `s` when durable.
+  void submit(std::shared_ptr<subscriber> s, std::vector<operation> ops);
+  /// Relays presence ("null" clears it).
+  void presence(std::shared_ptr<subscriber> s, std::string state_json);
+  /// Unsubscribes (and clears presence of) session `session_id`.
+  void leave(std::uint64_t session_id);
+  /// Calls `cb` with the current text (on the room's strand).
+  void read_text(std::function<void(result<std::string>)> cb);
+
+ private:
+  enum class state { loading, ready, broken, closed };
+  template <class F>
+  void on_strand(F&& f);
+  void when_ready(std::function<void()> f);
+  void loaded(result<struct stored_document> r);
+  void do_join(std::shared_ptr<subscriber> s, version_vector client_version);
+  void do_submit(std::shared_ptr<subscriber> s, std::vector<operation> ops);
+  void broadcast(const std::shared_ptr<const std::string>& msg, std::uint64_t except);
+  void send_to(const std::shared_ptr<subscriber>& s, std::string msg);
+  void durable(status st, version_vector applied_version, std::weak_ptr<subscriber> author,
+               std::vector<replica_id> author_replicas);
+  void maybe_snapshot(bool force);
+  void schedule_unload();
+  void schedule_presence_expiry();
+  void update_pending_metric();
+
+  server_context& ctx_;
+  const std::string id_;
+  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  boost::asio::steady_timer unload_timer_;
+  boost::asio::steady_timer presence_timer_;
+  // Everything below is touched only on strand_.
+  state state_ = state::loading;
+  std::string broken_reason_;
+  document doc_;
+  std::vector<std::function<void()>> waiting_;  // actions queued while loading
+  std::map<std::uint64_t, std::weak_ptr<subscriber>> subscribers_;
+  struct presence_entry {
+    std::string state;
+    std::chrono::steady_clock::time_point updated;
+  };
+  std::map<std::uint64_t, presence_entry> presence_;
+  bool presence_timer_running_ = false;
+  std::uint64_t next_seq_ = 1;           // seq of the next op batch written
+  std::size_t ops_since_snapshot_ = 0;
+  version_vector durable_;               // what storage has committed
+  std::int64_t pending_reported_ = 0;    // our share of metrics::pending_ops
+};
+
+}  // namespace weft::server

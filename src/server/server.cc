@@ -1,0 +1,116 @@
+#include "server/server.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "server/context.h"
+#include "server/http_session.h"
+#include "server/log.h"
+#include "server/room.h"
+#include "server/websocket_session.h"
+
+namespace weft::server {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+struct server::impl {
+  // Teardown order matters: leftover handlers in the io_context own rooms and
+  // sessions, whose destructors touch the metrics, the session list and the
+  // context, so the io_context is destroyed first (see ~impl).
+  server_config config;
+  metrics stats;
+  session_list sessions;
+  std::unique_ptr<storage> store;
+  std::unique_ptr<net::io_context> io_owner = std::make_unique<net::io_context>();
+  net::io_context& io = *io_owner;
+  std::unique_ptr<server_context> ctx;
+  std::optional<tcp::acceptor> acceptor;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
+  std::uint16_t port = 0;
+  bool stopped = false;
+
+  ~impl() {
+    if (ctx) ctx->rooms.clear();
+    acceptor.reset();
+    io_owner.reset();
+    ctx.reset();
+  }
+
+  void do_accept() {
+    acceptor->async_accept(net::make_strand(io), [this](boost::system::error_code ec, tcp::socket socket) {
+      if (ec) {
+        if (!acceptor->is_open() || ec == net::error::operation_aborted) return;  // stopping
+        log(log_level::warn, "accept failed: {}", ec.message());
+      } else {
+        // Each connection gets its own strand (the socket's executor).
+        std::make_shared<http_session>(std::move(socket), *ctx, sessions)->run();
+      }
+      do_accept();
+    });
+  }
+};
+
+result<std::unique_ptr<server>> server::start(server_config config) {
+  auto p = std::make_unique<impl>();
+  p->config = std::move(config);
+  set_log_level(p->config.level);
+  auto st = storage::open(p->config.data_dir, &p->stats);
+  if (!st.ok()) return st.error();
+  p->store = std::move(st.value());
+  p->ctx.reset(new server_context{p->config, p->io, *p->store, p->stats});
+  p->acceptor.emplace(p->io);
+
+  boost::system::error_code ec;
+  auto addr = net::ip::make_address(p->config.bind, ec);
+  if (ec) return status(error_code::invalid_argument, "bad --bind address " + p->config.bind + ": " + ec.message());
+  tcp::endpoint ep(addr, p->config.port);
+  p->acceptor->open(ep.protocol(), ec);
+  if (!ec) p->acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) p->acceptor->bind(ep, ec);
+  if (!ec) p->acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    return status(error_code::invalid_argument,
+                  "cannot listen on " + p->config.bind + ":" + std::to_string(p->config.port) + ": " + ec.message());
+  p->port = p->acceptor->local_endpoint().port();
+  p->work.emplace(p->io.get_executor());
+  p->do_accept();
+  unsigned n = p->config.threads ? p->config.threads : std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i) p->threads.emplace_back([io = &p->io] { io->run(); });
+  log(log_level::info, "weft-server listening on {}:{} (data {}, {} threads{})", p->config.bind, p->port,
+      p->config.data_dir, n, p->config.web_root.empty() ? "" : ", web root " + p->config.web_root);
+  return std::unique_ptr<server>(new server(std::move(p)));
+}
+
+server::server(std::unique_ptr<impl> p) : p_(std::move(p)) {}
+std::uint16_t server::port() const noexcept { return p_->port; }
+
+void server::stop() {
+  if (p_->stopped) return;
+  p_->stopped = true;
+  net::post(p_->io, [p = p_.get()] {
+    boost::system::error_code ec;
+    p->acceptor->close(ec);
+  });
+  p_->sessions.close_all("server shutting down");
+  // Give sessions a moment to send their close frames.
+  for (int i = 0; i < 100 && p_->sessions.size() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  p_->store->flush();
+  p_->work.reset();
+  p_->io.stop();
+  for (auto& t : p_->threads) t.join();
+  p_->threads.clear();
+  log(log_level::info, "weft-server stopped");
+}
+
+server::~server() { stop(); }
+
+}  // namespace weft::server

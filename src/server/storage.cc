@@ -1,0 +1,211 @@
+#include "server/storage.h"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <filesystem>
+#include <future>
+
+#include "server/metrics.h"
+
+namespace weft::server {
+
+namespace {
+
+// RAII prepared statement.
+class stmt {
+ public:
+  stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
+  ~stmt() { sqlite3_finalize(s_); }
+  stmt(const stmt&) = delete;
+  stmt& operator=(const stmt&) = delete;
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() const { return s_; }
+  void text(int i, const std::string& v) { sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC); }
+  void blob(int i, const std::string& v) { sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC); }
+  void integer(int i, std::uint64_t v) { sqlite3_bind_int64(s_, i, static_cast<sqlite3_int64>(v)); }
+  int step() { return sqlite3_step(s_); }
+  std::string column_blob(int i) {
+    const void* p = sqlite3_column_blob(s_, i);
+    return std::string(static_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s_, i)));
+  }
+  std::uint64_t column_int(int i) { return static_cast<std::uint64_t>(sqlite3_column_int64(s_, i)); }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+  int rc_;
+};
+
+status db_error(sqlite3* db, const char* what) {
+  return status(error_code::invalid_argument, std::string(what) + ": " + sqlite3_errmsg(db));
+}
+
+}  // namespace
+
+result<std::unique_ptr<storage>> storage::open(const std::string& dir, metrics* m) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return status(error_code::invalid_argument, "cannot create data directory " + dir + ": " + ec.message());
+  std::string path = dir + "/weft.db";
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK) {
+    status s = db_error(db, ("cannot open " + path).c_str());
+    sqlite3_close(db);
+    return s;
+  }
+  std::unique_ptr<storage> st(new storage(db, m));
+  for (const char* sql : {
+           "PRAGMA journal_mode=WAL",
+           "PRAGMA synchronous=FULL",
+           "CREATE TABLE IF NOT EXISTS ops(doc TEXT NOT NULL, seq INTEGER NOT NULL, batch BLOB NOT NULL,"
+           " PRIMARY KEY(doc, seq)) WITHOUT ROWID",
+           "CREATE TABLE IF NOT EXISTS snapshots(doc TEXT PRIMARY KEY, seq INTEGER NOT NULL, data BLOB NOT NULL)"
+           " WITHOUT ROWID",
+       }) {
+    status s = st->exec(sql);
+    if (!s.ok()) return s;
+  }
+  st->thread_ = std::thread([p = st.get()] { p->run(); });
+  return st;
+}
+
+storage::storage(sqlite3* db, metrics* m) : db_(db), metrics_(m) {}
+
+storage::~storage() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  sqlite3_close(db_);
+}
+
+status storage::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string m = err ? err : "unknown error";
+    sqlite3_free(err);
+    return status(error_code::invalid_argument, std::string(sql) + ": " + m);
+  }
+  return {};
+}
+
+void storage::enqueue(request r) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(r));
+  }
+  cv_.notify_one();
+}
+
+void storage::append(std::string doc, std::uint64_t seq, std::string batch, done_fn done) {
+  enqueue(request{request::kind::append, std::move(doc), seq, std::move(batch), std::move(done), {}});
+}
+
+void storage::put_snapshot(std::string doc, std::uint64_t seq, std::string snapshot, done_fn done) {
+  enqueue(request{request::kind::snapshot, std::move(doc), seq, std::move(snapshot), std::move(done), {}});
+}
+
+void storage::load(std::string doc, std::function<void(result<stored_document>)> done) {
+  enqueue(request{request::kind::load, std::move(doc), 0, {}, {}, std::move(done)});
+}
+
+void storage::flush() {
+  std::promise<void> p;
+  auto f = p.get_future();
+  enqueue(request{request::kind::barrier, {}, 0, {}, [&p](status) { p.set_value(); }, {}});
+  f.wait();
+}
+
+status storage::write(const request& r) {
+  if (r.type == request::kind::append) {
+    stmt s(db_, "INSERT OR REPLACE INTO ops(doc, seq, batch) VALUES(?1, ?2, ?3)");
+    if (!s.ok()) return db_error(db_, "prepare insert");
+    s.text(1, r.doc);
+    s.integer(2, r.seq);
+    s.blob(3, r.data);
+    if (s.step() != SQLITE_DONE) return db_error(db_, "insert op batch");
+    return {};
+  }
+  stmt s(db_, "INSERT OR REPLACE INTO snapshots(doc, seq, data) VALUES(?1, ?2, ?3)");
+  if (!s.ok()) return db_error(db_, "prepare snapshot");
+  s.text(1, r.doc);
+  s.integer(2, r.seq);
+  s.blob(3, r.data);
+  if (s.step() != SQLITE_DONE) return db_error(db_, "write snapshot");
+  stmt d(db_, "DELETE FROM ops WHERE doc = ?1 AND seq <= ?2");
+  if (!d.ok()) return db_error(db_, "prepare delete");
+  d.text(1, r.doc);
+  d.integer(2, r.seq);
+  if (d.step() != SQLITE_DONE) return db_error(db_, "delete snapshotted ops");
+  return {};
+}
+
+result<stored_document> storage::read(const std::string& doc) {
+  stored_document out;
+  stmt s(db_, "SELECT seq, data FROM snapshots WHERE doc = ?1");
+  if (!s.ok()) return db_error(db_, "prepare snapshot read");
+  s.text(1, doc);
+  int rc = s.step();
+  if (rc == SQLITE_ROW) {
+    out.snapshot_seq = s.column_int(0);
+    out.snapshot = s.column_blob(1);
+  } else if (rc != SQLITE_DONE) {
+    return db_error(db_, "read snapshot");
+  }
+  stmt o(db_, "SELECT seq, batch FROM ops WHERE doc = ?1 AND seq > ?2 ORDER BY seq");
+  if (!o.ok()) return db_error(db_, "prepare ops read");
+  o.text(1, doc);
+  o.integer(2, out.snapshot_seq);
+  while ((rc = o.step()) == SQLITE_ROW) out.batches.emplace_back(o.column_int(0), o.column_blob(1));
+  if (rc != SQLITE_DONE) return db_error(db_, "read ops");
+  return out;
+}
+
+void storage::run() {
+  std::vector<request> work;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty() && stopping_) return;
+      work.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+      queue_.clear();
+    }
+    // Loads are answered in queue order relative to writes: a load queued
+    // after a write sees it. Writes between loads share one transaction.
+    std::size_t i = 0;
+    while (i < work.size()) {
+      if (work[i].type == request::kind::load) {
+        auto r = read(work[i].doc);
+        work[i].loaded(std::move(r));
+        ++i;
+        continue;
+      }
+      std::size_t j = i;
+      while (j < work.size() && work[j].type != request::kind::load) ++j;
+      auto t0 = std::chrono::steady_clock::now();
+      status st = exec("BEGIN IMMEDIATE");
+      std::size_t writes = 0;
+      for (std::size_t k = i; k < j && st.ok(); ++k) {
+        if (work[k].type == request::kind::barrier) continue;
+        st = write(work[k]);
+        ++writes;
+      }
+      if (st.ok()) {
+        st = exec("COMMIT");
+      }
+      if (!st.ok()) (void)exec("ROLLBACK");
+      auto dt = std::chrono::steady_clock::now() - t0;
+      if (metrics_ && writes > 0) metrics_->observe_commit(std::chrono::duration<double>(dt).count(), writes);
+      for (std::size_t k = i; k < j; ++k)
+        if (work[k].done) work[k].done(st);
+      i = j;
+    }
+    work.clear();
+  }
+}
+
+}  // namespace weft::server

@@ -1,0 +1,78 @@
+// Durable storage of documents in SQLite (WAL mode, synchronous=FULL), with
+// group commit: one thread drains a queue of requests and commits everything
+// queued since the last commit in one transaction, so many ops share an fsync.
+//
+// Thread-safety: all public methods may be called from any thread. Callbacks
+// run on the storage thread; they must be quick (post work elsewhere).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "weft/status.h"
+
+struct sqlite3;
+
+namespace weft::server {
+
+class metrics;
+
+/// What a document has on disk: its latest snapshot and the op batches after it.
+struct stored_document {
+  std::string snapshot;              // empty: no snapshot yet
+  std::uint64_t snapshot_seq = 0;    // batches with seq <= this are in the snapshot
+  std::vector<std::pair<std::uint64_t, std::string>> batches;  // (seq, encode_ops bytes), ascending
+};
+
+class storage {
+ public:
+  /// Opens (creating) `<dir>/weft.db`, creating `dir` if needed.
+  /// Errors: invalid_argument when the directory or database cannot be opened.
+  static result<std::unique_ptr<storage>> open(const std::string& dir, metrics* m);
+  ~storage();  // flushes the queue, then closes the database
+  storage(const storage&) = delete;
+  storage& operator=(const storage&) = delete;
+
+  using done_fn = std::function<void(status)>;
+  /// Durably appends op batch `seq` of `doc`; `done` runs after the commit.
+  void append(std::string doc, std::uint64_t seq, std::string batch, done_fn done);
+  /// Stores a snapshot covering batches <= seq and deletes those batches.
+  void put_snapshot(std::string doc, std::uint64_t seq, std::string snapshot, done_fn done);
+  /// Reads a document (empty when it does not exist).
+  void load(std::string doc, std::function<void(result<stored_document>)> done);
+  /// Blocks until everything queued so far is committed.
+  void flush();
+
+ private:
+  struct request {
+    enum class kind { append, snapshot, load, barrier } type;
+    std::string doc;
+    std::uint64_t seq = 0;
+    std::string data;
+    done_fn done;
+    std::function<void(result<stored_document>)> loaded;
+  };
+  storage(sqlite3* db, metrics* m);
+  void enqueue(request r);
+  void run();
+  status exec(const char* sql);
+  status write(const request& r);
+  result<stored_document> read(const std::string& doc);
+
+  sqlite3* db_;
+  metrics* metrics_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<request> queue_;  // guarded by mu_
+  bool stopping_ = false;      // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace weft::server

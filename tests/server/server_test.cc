@@ -1,0 +1,331 @@
+// End-to-end tests: a real weft-server on 127.0.0.1 (random port), real
+// WebSocket clients, a real SQLite database in a temporary directory.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "protocol/messages.h"
+#include "server/server.h"
+#include "test_client.h"
+
+namespace weft::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("weft-test-" + std::to_string(std::random_device{}()) + "-" + std::to_string(::getpid()));
+    start();
+  }
+  void TearDown() override {
+    srv_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void start() {
+    server::server_config c = config_;
+    c.port = 0;
+    c.data_dir = dir_.string();
+    c.threads = 2;
+    c.level = std::getenv("WEFT_TEST_LOG") ? server::log_level::debug : server::log_level::warn;
+    auto s = server::server::start(c);
+    ASSERT_TRUE(s.ok()) << s.error().to_string();
+    srv_ = std::move(s.value());
+  }
+  void restart() {
+    srv_.reset();
+    start();
+  }
+  std::uint16_t port() const { return srv_->port(); }
+
+  server::server_config config_;
+  std::filesystem::path dir_;
+  std::unique_ptr<server::server> srv_;
+};
+
+TEST_F(ServerTest, HealthAndMetrics) {
+  auto [st, body] = http_get(port(), "/healthz");
+  EXPECT_EQ(st, 200);
+  EXPECT_EQ(body, "ok\n");
+  test_client c(port());
+  c.hello();
+  auto [mst, metrics] = http_get(port(), "/metrics");
+  EXPECT_EQ(mst, 200);
+  EXPECT_NE(metrics.find("weft_connections 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("weft_commit_seconds_bucket"), std::string::npos);
+  EXPECT_EQ(http_get(port(), "/api/docs/bad%20id/text").first, 400);
+}
+
+TEST_F(ServerTest, HelloIsRequiredAndVersioned) {
+  test_client c(port());
+  c.send(R"({"type":"open","doc":"x"})");
+  auto e = c.expect("error");
+  ASSERT_TRUE(e);
+  EXPECT_NE(e->raw.find("not_hello"), std::string::npos);
+  c.send(R"({"type":"hello","protocol":99})");
+  e = c.expect("error");
+  ASSERT_TRUE(e);
+  EXPECT_NE(e->raw.find("protocol_version"), std::string::npos);
+  c.hello();
+}
+
+TEST_F(ServerTest, TwoClientsConverge) {
+  test_client a(port()), b(port());
+  a.hello();
+  b.hello();
+  a.open("doc1");
+  b.open("doc1");
+  a.insert("doc1", 0, "Hello");
+  ASSERT_TRUE(b.wait_text("doc1", "Hello"));
+  b.insert("doc1", 5, " world");
+  a.insert("doc1", 0, ">> ");  // concurrent with b's insert
+  ASSERT_TRUE(a.wait_text("doc1", ">> Hello world"));
+  ASSERT_TRUE(b.wait_text("doc1", ">> Hello world"));
+  b.erase("doc1", 0, 3);
+  ASSERT_TRUE(a.wait_text("doc1", "Hello world"));
+  EXPECT_TRUE(a.wait_acked("doc1"));
+  EXPECT_TRUE(b.wait_acked("doc1"));
+  EXPECT_EQ(http_get(port(), "/api/docs/doc1/text").second, "Hello world");
+}
+
+TEST_F(ServerTest, OutOfOrderOpsAreAppliedAndRebroadcastInCausalOrder) {
+  test_client a(port()), b(port());
+  a.hello();
+  b.hello();
+  a.open("d");
+  b.open("d");
+  document local(4242);
+  auto op1 = local.insert(0, "ab").value();
+  auto op2 = local.insert(2, "cd").value();
+  a.send_ops("d", {op2});  // n+1 first: the server buffers it
+  auto ack = a.expect("ack");
+  ASSERT_TRUE(ack);
+  a.send_ops("d", {op1});
+  ASSERT_TRUE(b.wait_text("d", "abcd"));
+  const auto& got = b.received("d");
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].id, op1.id);
+  EXPECT_EQ(got[1].id, op2.id);
+}
+
+TEST_F(ServerTest, ReconnectGetsExactlyTheMissingOps) {
+  test_client a(port(), 1111);
+  a.hello();
+  a.open("r");
+  for (int i = 0; i < 10; ++i) a.insert("r", static_cast<std::uint64_t>(i), "x");
+  ASSERT_TRUE(a.wait_acked("r"));
+  // A client that saw the first 4 characters reconnects with that version.
+  test_client b(port(), 2222);
+  b.hello();
+  document& rb = b.replica("r");
+  for (const auto& op : a.replica("r").ops_since(version_vector{}))
+    if (op.id.counter <= 4) {
+      operation part = op;
+      part.text = op.text.substr(0, 4 - (op.id.counter - 1));
+      (void)rb.apply(part);
+    }
+  ASSERT_EQ(rb.text(), "xxxx");
+  std::string msg = R"({"type":"open","doc":"r","version":[[1111,4]]})";
+  b.send(msg);
+  auto sync = b.expect("sync");
+  ASSERT_TRUE(sync);
+  EXPECT_EQ(rb.text(), "xxxxxxxxxx");
+  // Exactly the six missing characters came, no more.
+  std::uint64_t ids = 0;
+  simdjson::dom::parser p;
+  auto ops = protocol::parse_ops_array(p.parse(sync->raw)["ops"].value_unsafe());
+  for (const auto& op : std::get<std::vector<operation>>(ops)) ids += op.length();
+  EXPECT_EQ(ids, 6u);
+}
+
+TEST_F(ServerTest, AcknowledgedOpsSurviveARestart) {
+  std::string expected;
+  {
+    test_client a(port());
+    a.hello();
+    a.open("persist");
+    for (int i = 0; i < 50; ++i) a.insert("persist", static_cast<std::uint64_t>(i), std::string(1, 'a' + i % 26));
+    a.erase("persist", 10, 5);
+    ASSERT_TRUE(a.wait_acked("persist"));
+    expected = a.replica("persist").text();
+  }
+  restart();
+  test_client b(port());
+  b.hello();
+  b.open("persist");
+  EXPECT_EQ(b.replica("persist").text(), expected);
+  EXPECT_EQ(http_get(port(), "/api/docs/persist/text").second, expected);
+}
+
+TEST_F(ServerTest, SnapshotsAndUnloadKeepEverything) {
+  config_.snapshot_every_ops = 7;
+  config_.idle_unload_ms = 50;
+  restart();
+  std::string expected;
+  {
+    test_client a(port());
+    a.hello();
+    a.open("snap");
+    for (int i = 0; i < 40; ++i) a.insert("snap", 0, std::string(1, 'a' + i % 26));
+    ASSERT_TRUE(a.wait_acked("snap"));
+    expected = a.replica("snap").text();
+  }
+  std::this_thread::sleep_for(300ms);  // unloaded (with a final snapshot)
+  EXPECT_EQ(http_get(port(), "/api/docs/snap/text").second, expected);
+  restart();
+  EXPECT_EQ(http_get(port(), "/api/docs/snap/text").second, expected);
+}
+
+TEST_F(ServerTest, ResentUnacknowledgedOpsApplyOnce) {
+  test_client a(port(), 777);
+  a.hello();
+  a.open("once");
+  auto op = a.insert("once", 0, "hello");
+  ASSERT_TRUE(a.wait_acked("once"));
+  // Reconnect and resend the same op, as a client unsure of its ack would.
+  test_client again(port(), 777);
+  again.hello();
+  again.open("once");
+  again.send_ops("once", {op, op});
+  auto ack = again.expect("ack");
+  ASSERT_TRUE(ack);
+  EXPECT_NE(ack->raw.find("[777,5]"), std::string::npos) << ack->raw;
+  EXPECT_EQ(http_get(port(), "/api/docs/once/text").second, "hello");
+}
+
+TEST_F(ServerTest, ServerThatLostOpsGetsThemBackOnResync) {
+  // A client holds ops the server does not have (e.g. broadcast before a
+  // crash, or from a restored backup): opening sends them.
+  test_client a(port(), 55);
+  a.hello();
+  (void)a.replica("lost").insert(0, "offline edits");
+  a.open("lost");
+  ASSERT_TRUE(a.wait_acked("lost"));
+  EXPECT_EQ(http_get(port(), "/api/docs/lost/text").second, "offline edits");
+}
+
+TEST_F(ServerTest, BadInputGetsAnErrorAndTheConnectionStaysUsable) {
+  test_client c(port());
+  c.hello();
+  c.open("ok");
+  c.insert("ok", 0, "safe");
+  ASSERT_TRUE(c.wait_acked("ok"));
+  struct bad_case {
+    const char* frame;
+    const char* code;
+  };
+  const bad_case cases[] = {
+      {"{not json", "bad_json"},
+      {"[1,2,3]", "bad_message"},
+      {R"({"type":"teleport","doc":"ok"})", "unknown_type"},
+      {R"({"type":"open","doc":"ok","version":"all"})", "bad_message"},
+      {R"({"type":"open","doc":"ok","colour":"red"})", "bad_message"},
+      {R"({"type":"open","doc":"../etc/passwd"})", "bad_doc_id"},
+      {R"({"type":"ops","doc":"never-opened","ops":[]})", "not_open"},
+      {R"({"type":"ops","doc":"ok","ops":[{"kind":"insert","id":[1,0],"text":"x"}]})", "bad_message"},
+      {R"({"type":"ops","doc":"ok","ops":[{"kind":"insert","id":[1,1],"text":7}]})", "bad_message"},
+      {R"({"type":"ops","doc":"ok","ops":[{"kind":"erase","id":[9,1],"targets":[[12345,1,1]]}]})", nullptr},
+      {R"({"type":"ops","doc":"ok","ops":[{"kind":"insert","id":[9,1],"left":[9,5],"text":"x"}]})", "invalid_op"},
+      {R"({"type":"ops","doc":"ok","ops":[{"kind":"insert","id":[9007199254740993,1],"text":"x"}]})", "bad_message"},
+  };
+  for (const auto& k : cases) {
+    c.send(k.frame);
+    if (k.code) {
+      auto e = c.expect("error");
+      ASSERT_TRUE(e) << k.frame;
+      EXPECT_NE(e->raw.find(k.code), std::string::npos) << k.frame << " -> " << e->raw;
+    }
+    c.send(R"({"type":"ping"})");
+    ASSERT_TRUE(c.expect("pong")) << "connection unusable after " << k.frame;
+  }
+  EXPECT_EQ(http_get(port(), "/api/docs/ok/text").second, "safe");
+  // The document still takes edits.
+  c.insert("ok", 4, "!");
+  ASSERT_TRUE(c.wait_acked("ok"));
+  EXPECT_EQ(http_get(port(), "/api/docs/ok/text").second, "safe!");
+}
+
+TEST_F(ServerTest, OversizedFrameClosesThatConnectionOnly) {
+  config_.max_message_bytes = 4096;
+  restart();
+  test_client other(port());
+  other.hello();
+  test_client c(port());
+  c.hello();
+  c.send(std::string(10000, ' '));
+  while (c.recv(2s)) {
+  }
+  EXPECT_TRUE(c.closed());
+  EXPECT_EQ(c.close_reason().code, boost::beast::websocket::close_code::too_big);
+  other.send(R"({"type":"ping"})");
+  EXPECT_TRUE(other.expect("pong"));
+  EXPECT_EQ(http_get(port(), "/healthz").first, 200);
+}
+
+TEST_F(ServerTest, DocumentsPerConnectionAreLimited) {
+  config_.max_docs_per_connection = 2;
+  restart();
+  test_client c(port());
+  c.hello();
+  c.open("a");
+  c.open("b");
+  c.send(R"({"type":"open","doc":"c"})");
+  auto e = c.expect("error");
+  ASSERT_TRUE(e);
+  EXPECT_NE(e->raw.find("\"limit\""), std::string::npos);
+}
+
+TEST_F(ServerTest, PresenceIsRelayedAndExpires) {
+  config_.presence_ttl_ms = 300;
+  restart();
+  test_client a(port()), b(port());
+  a.hello();
+  b.hello();
+  a.open("p");
+  b.open("p");
+  b.send(R"({"type":"presence","doc":"p","state":{"name":"Bob","cursor":3}})");
+  auto p = a.expect("presence");
+  ASSERT_TRUE(p);
+  EXPECT_NE(p->raw.find("\"name\":\"Bob\""), std::string::npos) << p->raw;
+  // Not refreshed: expires.
+  auto gone = a.expect("presence", 3s);
+  ASSERT_TRUE(gone);
+  EXPECT_NE(gone->raw.find("\"state\":null"), std::string::npos) << gone->raw;
+  // And clears when a client leaves.
+  b.send(R"({"type":"presence","doc":"p","state":{"name":"Bob","cursor":4}})");
+  ASSERT_TRUE(a.expect("presence"));
+  b.send(R"({"type":"close","doc":"p"})");
+  auto left = a.expect("presence");
+  ASSERT_TRUE(left);
+  EXPECT_NE(left->raw.find("\"state\":null"), std::string::npos);
+}
+
+TEST_F(ServerTest, ManyDocumentsOnOneConnection) {
+  test_client a(port()), b(port());
+  a.hello();
+  b.hello();
+  for (int i = 0; i < 5; ++i) {
+    a.open("tab" + std::to_string(i));
+    b.open("tab" + std::to_string(i));
+  }
+  for (int i = 0; i < 5; ++i) a.insert("tab" + std::to_string(i), 0, "doc " + std::to_string(i));
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(b.wait_text("tab" + std::to_string(i), "doc " + std::to_string(i)));
+}
+
+TEST_F(ServerTest, GracefulShutdownClosesWithAReason) {
+  test_client a(port());
+  a.hello();
+  std::thread stopper([&] { srv_->stop(); });  // the client keeps reading meanwhile, as real ones do
+  while (a.recv(2s)) {
+  }
+  stopper.join();
+  EXPECT_TRUE(a.closed());
+  EXPECT_EQ(a.close_reason().code, boost::beast::websocket::close_code::going_away);
+}
+
+}  // namespace
+}  // namespace weft::test

@@ -1,0 +1,205 @@
+#include "test_client.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/beast/http.hpp>
+
+#include <random>
+#include <stdexcept>
+
+#include "protocol/json_writer.h"
+#include "protocol/messages.h"
+
+namespace weft::test {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+using tcp = net::ip::tcp;
+
+test_client::test_client(std::uint16_t port, replica_id replica) : ws_(io_), replica_(replica) {
+  if (replica_ == 0) replica_ = std::random_device{}() % 1000000000ull + 1;
+  tcp::resolver resolver(io_);
+  beast::get_lowest_layer(ws_).connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  ws_.handshake("127.0.0.1:" + std::to_string(port), "/");
+}
+
+test_client::~test_client() {
+  beast::error_code ec;
+  if (!closed_) beast::get_lowest_layer(ws_).socket().close(ec);
+}
+
+void test_client::send(const std::string& text) {
+  ws_.text(true);
+  ws_.write(net::buffer(text));
+}
+
+std::optional<message> test_client::recv(std::chrono::milliseconds timeout) {
+  if (!backlog_.empty()) {
+    message m = std::move(backlog_.front());
+    backlog_.pop_front();
+    return m;
+  }
+  if (closed_) return std::nullopt;
+  if (!reading_) {
+    reading_ = true;
+    done_ = false;
+    ws_.async_read(buffer_, [this](beast::error_code ec, std::size_t) {
+      done_ = true;
+      read_ec_ = ec;
+    });
+  }
+  io_.restart();
+  io_.run_for(timeout);
+  if (!done_) return std::nullopt;
+  reading_ = false;
+  if (read_ec_) {
+    closed_ = true;
+    return std::nullopt;
+  }
+  message m;
+  m.raw = beast::buffers_to_string(buffer_.data());
+  buffer_.consume(buffer_.size());
+  simdjson::dom::element e;
+  std::string_view type;
+  if (!parser_.parse(m.raw).get(e) && !e["type"].get_string().get(type)) m.type = std::string(type);
+  return m;
+}
+
+void test_client::absorb(const message& m) {
+  if (m.absorbed) return;
+  if (m.type != "ops" && m.type != "sync" && m.type != "ack") return;
+  simdjson::dom::element e;
+  if (parser_.parse(m.raw).get(e)) return;
+  std::string_view doc;
+  if (e["doc"].get_string().get(doc)) return;
+  std::string d(doc);
+  if (m.type == "ack") {
+    simdjson::dom::array v;
+    if (e["version"].get_array().get(v)) return;
+    for (auto entry : v) {
+      std::uint64_t r = entry.at(0).get_uint64().value_unsafe(), c = entry.at(1).get_uint64().value_unsafe();
+      if (r == replica_) acked_[d] = std::max(acked_[d], c);
+    }
+    return;
+  }
+  auto ops = protocol::parse_ops_array(e["ops"].value_unsafe());
+  if (auto* list = std::get_if<std::vector<operation>>(&ops)) {
+    for (const auto& op : *list) {
+      (void)replica(d).apply(op);
+      if (m.type == "ops") received_[d].push_back(op);
+    }
+  }
+}
+
+std::optional<message> test_client::expect(const std::string& type, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::deque<message> skipped;
+  std::optional<message> found;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto m = recv(left);
+    if (!m) break;
+    absorb(*m);
+    m->absorbed = true;
+    if (m->type == type) {
+      found = std::move(m);
+      break;
+    }
+    skipped.push_back(std::move(*m));
+  }
+  for (auto it = skipped.rbegin(); it != skipped.rend(); ++it) backlog_.push_front(std::move(*it));
+  return found;
+}
+
+void test_client::hello() {
+  send(R"({"type":"hello","protocol":1,"client":"test"})");
+  if (!expect("welcome")) throw std::runtime_error("no welcome");
+}
+
+document& test_client::replica(const std::string& doc) {
+  auto it = docs_.find(doc);
+  if (it == docs_.end()) it = docs_.emplace(doc, document(replica_)).first;
+  return it->second;
+}
+
+void test_client::open(const std::string& doc) {
+  std::string msg = R"({"type":"open","doc":)";
+  protocol::append_json_string(msg, doc);
+  msg += ",\"version\":";
+  protocol::append_version(msg, replica(doc).version());
+  msg += "}";
+  send(msg);
+  auto sync = expect("sync");
+  if (!sync) throw std::runtime_error("no sync for " + doc);
+  // Send what the server lacks (it may have lost unacknowledged ops).
+  simdjson::dom::element e;
+  if (parser_.parse(sync->raw).get(e)) return;
+  version_vector server;
+  simdjson::dom::array entries;
+  if (e["version"].get_array().get(entries)) return;
+  for (auto entry : entries)
+    server.set(entry.at(0).get_uint64().value_unsafe(), entry.at(1).get_uint64().value_unsafe());
+  auto missing = replica(doc).ops_since(server);
+  if (!missing.empty()) send_ops(doc, missing);
+}
+
+void test_client::send_ops(const std::string& doc, const std::vector<operation>& ops) {
+  std::string msg = protocol::encode_ops_message(doc, ops);
+  send(msg);
+}
+
+operation test_client::insert(const std::string& doc, std::uint64_t pos, const std::string& text) {
+  auto op = replica(doc).insert(pos, text);
+  if (!op.ok()) throw std::runtime_error(op.error().to_string());
+  send_ops(doc, {op.value()});
+  return op.value();
+}
+
+operation test_client::erase(const std::string& doc, std::uint64_t pos, std::uint64_t n) {
+  auto op = replica(doc).erase(pos, n);
+  if (!op.ok()) throw std::runtime_error(op.error().to_string());
+  send_ops(doc, {op.value()});
+  return op.value();
+}
+
+bool test_client::wait_acked(const std::string& doc, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::uint64_t want = replica(doc).version().get(replica_);
+  while (acked_[doc] < want && std::chrono::steady_clock::now() < deadline) {
+    auto m = expect("ack", std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
+    if (!m) break;
+  }
+  return acked_[doc] >= want;
+}
+
+bool test_client::wait_text(const std::string& doc, const std::string& text, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::deque<message> skipped;
+  while (replica(doc).text() != text && std::chrono::steady_clock::now() < deadline) {
+    auto m = recv(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
+    if (!m) break;
+    absorb(*m);
+    m->absorbed = true;
+    skipped.push_back(std::move(*m));
+  }
+  for (auto it = skipped.rbegin(); it != skipped.rend(); ++it) backlog_.push_front(std::move(*it));
+  return replica(doc).text() == text;
+}
+
+std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target) {
+  namespace http = beast::http;
+  net::io_context io;
+  beast::tcp_stream stream(io);
+  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  http::request<http::string_body> req{http::verb::get, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  req.keep_alive(false);
+  http::write(stream, req);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(stream, buf, res);
+  beast::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+  return {static_cast<int>(res.result_int()), res.body()};
+}
+
+}  // namespace weft::test

@@ -1,0 +1,86 @@
+// A small synchronous WebSocket client for end-to-end tests against a real
+// weft-server on 127.0.0.1, holding its own replica of each opened document.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+#include <simdjson.h>
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "weft/document.h"
+
+namespace weft::test {
+
+/// A parsed server message (owns its JSON).
+struct message {
+  std::string raw;
+  std::string type;
+  bool absorbed = false;  // ops/sync/ack already applied to the replicas
+};
+
+class test_client {
+ public:
+  /// Connects to ws://127.0.0.1:port/. Throws on failure (tests only).
+  explicit test_client(std::uint16_t port, replica_id replica = 0);
+  ~test_client();
+
+  /// Sends a text frame.
+  void send(const std::string& text);
+  /// Next message, or nullopt after `timeout` (or when the connection closed).
+  std::optional<message> recv(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  /// Next message of `type`, applying "ops"/"sync" messages for replicas on
+  /// the way; other messages are kept for later recv() calls.
+  std::optional<message> expect(const std::string& type, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  bool closed() const { return closed_; }
+  /// Close code and reason after the server closed the connection.
+  boost::beast::websocket::close_reason close_reason() { return ws_.reason(); }
+
+  // ---- protocol helpers ---------------------------------------------------------
+  void hello();
+  /// Opens `doc` with this client's replica version; waits for "sync" and
+  /// applies it; sends back what the server lacks.
+  void open(const std::string& doc);
+  /// Local edit on the replica of `doc`; sends the op; returns it.
+  operation insert(const std::string& doc, std::uint64_t pos, const std::string& text);
+  operation erase(const std::string& doc, std::uint64_t pos, std::uint64_t n);
+  void send_ops(const std::string& doc, const std::vector<operation>& ops);
+  /// Reads until the server acknowledged this replica's ops of `doc` up to its
+  /// current counter.
+  bool wait_acked(const std::string& doc, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  /// Applies incoming ops until the replica of `doc` has `text` (or timeout).
+  bool wait_text(const std::string& doc, const std::string& text,
+                 std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  document& replica(const std::string& doc);
+  replica_id replica_id_value() const { return replica_; }
+  /// Ops received in "ops" messages for `doc`, in arrival order.
+  const std::vector<operation>& received(const std::string& doc) { return received_[doc]; }
+  std::uint64_t acked(const std::string& doc) { return acked_[doc]; }
+
+ private:
+  void absorb(const message& m);
+  boost::asio::io_context io_;
+  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  boost::beast::flat_buffer buffer_;
+  bool reading_ = false;
+  bool done_ = false;
+  bool closed_ = false;
+  boost::beast::error_code read_ec_;
+  std::deque<message> backlog_;
+  simdjson::dom::parser parser_;
+  replica_id replica_;
+  std::map<std::string, document> docs_;
+  std::map<std::string, std::vector<operation>> received_;
+  std::map<std::string, std::uint64_t> acked_;
+};
+
+/// GET http://127.0.0.1:port/target; returns (status, body).
+std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target);
+
+}  // namespace weft::test
