@@ -161,9 +161,13 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
   }
   std::vector<operation> applied;
   std::vector<replica_id> author_replicas;
+  ack_waiter& waiter = ack_waiters_[s->session_id()];
+  waiter.who = s;
   for (const operation& op : ops) {
     if (std::find(author_replicas.begin(), author_replicas.end(), op.id.replica) == author_replicas.end())
       author_replicas.push_back(op.id.replica);
+    std::uint64_t last = op.id.counter + op.length() - 1;
+    if (last > waiter.wanted.get(op.id.replica)) waiter.wanted.set(op.id.replica, last);
     auto r = doc_.apply(op, nullptr, &applied);
     if (!r.ok()) {
       error_kind k = r.code() == error_code::pending_buffer_full ? error_kind::limit : error_kind::invalid_op;
@@ -172,11 +176,13 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
   }
   update_pending_metric();
   if (applied.empty()) {
-    // Only duplicates or buffered ops: acknowledge what is already durable.
+    // Only duplicates or buffered ops: acknowledge what is already durable
+    // (buffered ops are acknowledged once a later batch makes them durable).
     version_vector ack;
     for (replica_id r : author_replicas)
       if (durable_.get(r)) ack.set(r, durable_.get(r));
     send_to(s, protocol::encode_ack(id_, ack));
+    waiter.told.merge(ack);
     return;
   }
   ctx_.stats.ops_applied += applied.size();
@@ -194,19 +200,15 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
   std::uint64_t seq = next_seq_++;
   ops_since_snapshot_ += applied.size();
   ctx_.store.append(id_, seq, encode_ops(applied),
-                    [self = shared_from_this(), v = doc_.version(), author = std::weak_ptr<subscriber>(s),
-                     reps = std::move(author_replicas)](status st) mutable {
-                      net::post(self->strand_, [self, st = std::move(st), v = std::move(v), author = std::move(author),
-                                                reps = std::move(reps)]() mutable {
-                        self->durable(std::move(st), std::move(v), std::move(author), std::move(reps));
+                    [self = shared_from_this(), v = doc_.version()](status st) mutable {
+                      net::post(self->strand_, [self, st = std::move(st), v = std::move(v)]() mutable {
+                        self->durable(std::move(st), std::move(v));
                       });
                     });
   maybe_snapshot(false);
 }
 
-void document_room::durable(status st, version_vector applied_version, std::weak_ptr<subscriber> author,
-                            std::vector<replica_id> author_replicas) {
-  auto s = author.lock();
+void document_room::durable(status st, version_vector applied_version) {
   if (!st.ok()) {
     // Nothing after a failed commit may be acknowledged: it could be missing
     // from disk. Stop accepting writes; clients keep their unacknowledged ops.
@@ -218,11 +220,30 @@ void document_room::durable(status st, version_vector applied_version, std::weak
   }
   if (state_ == state::broken) return;
   durable_.merge(applied_version);
-  if (!s) return;
-  version_vector ack;
-  for (replica_id r : author_replicas)
-    if (durable_.get(r)) ack.set(r, durable_.get(r));
-  send_to(s, protocol::encode_ack(id_, ack));
+  send_acks();
+}
+
+void document_room::send_acks() {
+  for (auto it = ack_waiters_.begin(); it != ack_waiters_.end();) {
+    ack_waiter& w = it->second;
+    auto s = w.who.lock();
+    version_vector ack;
+    bool complete = true, news = false;
+    for (const auto& [r, want] : w.wanted.entries()) {
+      std::uint64_t d = std::min(durable_.get(r), want);
+      if (d > 0) ack.set(r, d);
+      if (d > w.told.get(r)) news = true;
+      if (d < want) complete = false;
+    }
+    if (s && news) {
+      send_to(s, protocol::encode_ack(id_, ack));
+      w.told.merge(ack);
+    }
+    if (!s || complete)
+      it = ack_waiters_.erase(it);
+    else
+      ++it;
+  }
 }
 
 void document_room::maybe_snapshot(bool force) {
@@ -279,6 +300,7 @@ void document_room::schedule_presence_expiry() {
 void document_room::leave(std::uint64_t session_id) {
   on_strand([this, session_id] {
     subscribers_.erase(session_id);
+    ack_waiters_.erase(session_id);
     if (presence_.erase(session_id))
       broadcast(std::make_shared<const std::string>(protocol::encode_presence(id_, session_id, "null")), session_id);
     if (subscribers_.empty()) schedule_unload();

@@ -60,8 +60,9 @@ class document_room : public std::enable_shared_from_this<document_room> {
   void do_submit(std::shared_ptr<subscriber> s, std::vector<operation> ops);
   void broadcast(const std::shared_ptr<const std::string>& msg, std::uint64_t except);
   void send_to(const std::shared_ptr<subscriber>& s, std::string msg);
-  void durable(status st, version_vector applied_version, std::weak_ptr<subscriber> author,
-               std::vector<replica_id> author_replicas);
+  void durable(status st, version_vector applied_version);
+  /// Sends each waiting author the acks its ops have earned.
+  void send_acks();
   void maybe_snapshot(bool force);
   void schedule_unload();
   void schedule_presence_expiry();
@@ -87,6 +88,15 @@ class document_room : public std::enable_shared_from_this<document_room> {
   std::uint64_t next_seq_ = 1;           // seq of the next op batch written
   std::size_t ops_since_snapshot_ = 0;
   version_vector durable_;               // what storage has committed
+  // Authors waiting for acks: what they sent (highest counter per replica)
+  // and what they were last told. Ops buffered by the causal buffer become
+  // durable with someone else's batch, so acks are driven by durable_.
+  struct ack_waiter {
+    std::weak_ptr<subscriber> who;
+    version_vector wanted;
+    version_vector told;
+  };
+  std::map<std::uint64_t, ack_waiter> ack_waiters_;
   std::int64_t pending_reported_ = 0;    // our share of metrics::pending_ops
 };
 

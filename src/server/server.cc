@@ -51,6 +51,9 @@ struct server::impl {
         if (!acceptor->is_open() || ec == net::error::operation_aborted) return;  // stopping
         log(log_level::warn, "accept failed: {}", ec.message());
       } else {
+        // Keystrokes are tiny messages: do not let Nagle's algorithm hold them back.
+        boost::system::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
         // Each connection gets its own strand (the socket's executor).
         std::make_shared<http_session>(std::move(socket), *ctx, sessions)->run();
       }

@@ -112,6 +112,25 @@ TEST_F(ServerTest, OutOfOrderOpsAreAppliedAndRebroadcastInCausalOrder) {
   EXPECT_EQ(got[1].id, op2.id);
 }
 
+TEST_F(ServerTest, BufferedOpsAreAcknowledgedOnceTheirDependenciesArrive) {
+  test_client a(port(), 10), b(port(), 20);
+  a.hello();
+  b.hello();
+  a.open("dep");
+  b.open("dep");
+  // b has a's text (received out of band) and builds on it.
+  document& rb = b.replica("dep");
+  document ra(10);
+  auto base = ra.insert(0, "base").value();
+  (void)rb.apply(base);
+  b.insert("dep", 4, "+more");     // the server cannot apply this yet
+  ASSERT_TRUE(b.expect("ack"));    // acknowledges nothing new
+  EXPECT_EQ(b.acked("dep"), 0u);
+  a.send_ops("dep", {base});       // now both apply
+  EXPECT_TRUE(b.wait_acked("dep"));
+  EXPECT_EQ(http_get(port(), "/api/docs/dep/text").second, "base+more");
+}
+
 TEST_F(ServerTest, ReconnectGetsExactlyTheMissingOps) {
   test_client a(port(), 1111);
   a.hello();

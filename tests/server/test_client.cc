@@ -19,6 +19,7 @@ test_client::test_client(std::uint16_t port, replica_id replica) : ws_(io_), rep
   if (replica_ == 0) replica_ = std::random_device{}() % 1000000000ull + 1;
   tcp::resolver resolver(io_);
   beast::get_lowest_layer(ws_).connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  beast::get_lowest_layer(ws_).socket().set_option(tcp::no_delay(true));
   ws_.handshake("127.0.0.1:" + std::to_string(port), "/");
 }
 
