@@ -282,6 +282,72 @@ std::string encode_sync(std::string_view doc, const std::vector<operation>& ops,
   return out;
 }
 
+namespace {
+// Splits an insert whose text is over `max_bytes` into consecutive inserts
+// (character k > 0 of an insert has the previous character as left origin).
+void split_insert(const operation& op, std::size_t max_bytes, std::vector<operation>* out) {
+  std::size_t start = 0;
+  std::uint64_t counter = op.id.counter;
+  std::optional<op_id> left = op.origin_left;
+  while (start < op.text.size()) {
+    std::size_t end = std::min(op.text.size(), start + max_bytes);
+    while (end < op.text.size() && (static_cast<unsigned char>(op.text[end]) & 0xC0) == 0x80) --end;
+    operation piece;
+    piece.kind = op_kind::insert;
+    piece.id = op_id{op.id.replica, counter};
+    piece.origin_left = left;
+    piece.origin_right = op.origin_right;
+    piece.text = op.text.substr(start, end - start);
+    std::uint64_t n = count_code_points(piece.text);
+    left = op_id{op.id.replica, counter + n - 1};
+    counter += n;
+    out->push_back(std::move(piece));
+    start = end;
+  }
+}
+}  // namespace
+
+std::vector<std::string> encode_sync_chunked(std::string_view doc, const std::vector<operation>& ops,
+                                             const version_vector& server_version, std::size_t budget) {
+  std::vector<std::string> messages;
+  std::string body, one;
+  auto flush_ops = [&] {
+    std::string m;
+    append_doc_head(m, "ops", doc);
+    m += "\"ops\":[";
+    m += body;
+    m += "]}";
+    messages.push_back(std::move(m));
+    body.clear();
+  };
+  auto add = [&](const operation& op) {
+    one.clear();
+    append_op(one, op);
+    if (!body.empty() && body.size() + one.size() + 1 > budget) flush_ops();
+    if (!body.empty()) body.push_back(',');
+    body += one;
+  };
+  std::vector<operation> pieces;
+  for (const operation& op : ops) {
+    if (op.kind == op_kind::insert && op.text.size() > budget / 8) {
+      pieces.clear();
+      split_insert(op, std::max<std::size_t>(budget / 8, 4), &pieces);
+      for (const auto& p : pieces) add(p);
+    } else {
+      add(op);
+    }
+  }
+  std::string last;
+  append_doc_head(last, "sync", doc);
+  last += "\"ops\":[";
+  last += body;
+  last += "],\"version\":";
+  append_version(last, server_version);
+  last.push_back('}');
+  messages.push_back(std::move(last));
+  return messages;
+}
+
 std::string encode_ops_message(std::string_view doc, const std::vector<operation>& ops) {
   std::string out;
   append_doc_head(out, "ops", doc);

@@ -89,6 +89,11 @@ std::variant<std::vector<operation>, parse_error> parse_ops_array(simdjson::dom:
 
 std::string encode_welcome(std::string_view server_name, std::uint64_t max_message_bytes);
 std::string encode_sync(std::string_view doc, const std::vector<operation>& ops, const version_vector& server_version);
+/// The answer to "open" for any amount of history: "ops" messages of at most
+/// about `budget` bytes each (inserts larger than that are split), then the
+/// final "sync" with the rest and the server's version.
+std::vector<std::string> encode_sync_chunked(std::string_view doc, const std::vector<operation>& ops,
+                                             const version_vector& server_version, std::size_t budget);
 std::string encode_ops_message(std::string_view doc, const std::vector<operation>& ops);
 /// Acknowledges that every id (replica, 1..counter) of each entry is durable.
 std::string encode_ack(std::string_view doc, const version_vector& durable);

@@ -139,7 +139,10 @@ void document_room::do_join(std::shared_ptr<subscriber> s, version_vector client
   }
   unload_timer_.cancel();
   subscribers_[s->session_id()] = s;
-  send_to(s, protocol::encode_sync(id_, doc_.ops_since(client_version), doc_.version()));
+  // History can be far larger than a message may be: send it in chunks.
+  const std::size_t budget = std::max<std::size_t>(4096, ctx_.config.max_message_bytes / 2);
+  for (auto& m : protocol::encode_sync_chunked(id_, doc_.ops_since(client_version), doc_.version(), budget))
+    send_to(s, std::move(m));
   for (const auto& [sid, p] : presence_)
     if (sid != s->session_id()) send_to(s, protocol::encode_presence(id_, sid, p.state));
 }

@@ -72,6 +72,30 @@ TEST(Protocol, RejectsBadMessagesWithTheRightCode) {
   EXPECT_EQ(must_fail(R"({"type":"open","doc":"a","version":[[1,1],[1,2]]})"), error_kind::bad_message);
 }
 
+TEST(Protocol, LargeSyncIsChunkedBelowTheBudget) {
+  document a(1);
+  for (int i = 0; i < 50; ++i) (void)a.insert(a.length(), std::string(3000, static_cast<char>('a' + i % 26)) + "é😀");
+  (void)a.erase(10, 20000);
+  auto msgs = encode_sync_chunked("d", a.ops_since(version_vector{}), a.version(), 8192);
+  ASSERT_GT(msgs.size(), 5u);
+  document b(2);
+  simdjson::dom::parser p;
+  for (std::size_t i = 0; i < msgs.size(); ++i) {
+    EXPECT_LE(msgs[i].size(), 8192u + 2048u);
+    auto parsed = parse_client_message(p, msgs[i]);  // same shape as a client's ops message
+    if (i + 1 < msgs.size()) {
+      ASSERT_TRUE(std::holds_alternative<client_message>(parsed));
+      for (const auto& op : std::get<ops_msg>(std::get<client_message>(parsed)).ops) ASSERT_TRUE(b.apply(op).ok());
+    } else {
+      EXPECT_NE(msgs[i].find("\"type\":\"sync\""), std::string::npos);
+      auto ops = parse_ops_array(p.parse(msgs[i])["ops"].value_unsafe());
+      for (const auto& op : std::get<std::vector<operation>>(ops)) ASSERT_TRUE(b.apply(op).ok());
+    }
+  }
+  EXPECT_EQ(b.text(), a.text());
+  EXPECT_EQ(b.version(), a.version());
+}
+
 TEST(Protocol, EncodesServerMessages) {
   EXPECT_EQ(encode_error(error_kind::not_open, "say \"open\"", "d"),
             R"({"type":"error","code":"not_open","message":"say \"open\"","doc":"d"})");
