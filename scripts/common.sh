@@ -7,7 +7,16 @@ WEFT_APT_PACKAGES=(
   libboost1.81-dev libsimdjson-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev libssl-dev zlib1g-dev
+  emscripten
 )
+
+# node (20 on the project's machines; Debian's nodejs otherwise) runs the
+# web client's tests and tooling.
+weft_ensure_node() {
+  if ! command -v node >/dev/null 2>&1; then
+    weft_install_packages nodejs npm
+  fi
+}
 
 weft_install_packages() {
   local missing=()

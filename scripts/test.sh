@@ -2,13 +2,15 @@
 # Builds and runs every test. On a fresh Debian 12 machine it first installs
 # what it needs. Exits non-zero on any failure.
 #
-#   scripts/test.sh            # all tests (Release + ASan/UBSan core tests)
+#   scripts/test.sh            # C++ tests (Release, then under ASan+UBSan), the
+#                              # WebAssembly build and its node tests
 #   WEFT_FUZZ_ROUNDS=50000 scripts/test.sh   # longer convergence fuzzing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/common.sh
 
 weft_install_packages "${WEFT_APT_PACKAGES[@]}"
+export NODE_PATH=/usr/share/nodejs   # Debian's emscripten needs its acorn
 jobs=$(weft_jobs)
 
 echo "==> Release build"
@@ -24,8 +26,14 @@ cmake --build build-asan -j "$jobs" --target weft_core_tests weft_server_tests
 # Fewer fuzz rounds under the sanitizers: they run ~10x slower.
 WEFT_FUZZ_ROUNDS="${WEFT_ASAN_FUZZ_ROUNDS:-400}" ctest --test-dir build-asan --output-on-failure -j "$jobs"
 
+echo "==> WebAssembly core and its JavaScript tests (node)"
+weft_ensure_node
+web_client/build-wasm.sh >/dev/null
+(cd web_client && WEFT_CROSSCHECK="$PWD/../build/tests/weft-crosscheck" node --test test/)
+
 echo "==> benchmark smoke run (verifies the final text)"
 build/bench/weft-trace-bench --trace tests/data/tiny-sequential.json.gz --runs 1 >/dev/null
 build/bench/weft-trace-bench --trace tests/data/tiny-concurrent.json.gz --runs 1 >/dev/null
 build/weft-server --help >/dev/null
+(cd web_client && node bench/trace-bench.mjs --trace ../tests/data/tiny-sequential.json.gz --runs 1 >/dev/null)
 echo "==> all tests passed"

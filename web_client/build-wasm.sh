@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Compiles the document core to WebAssembly with Debian's emscripten:
+# web_client/dist/weft_core.mjs + weft_core.wasm (an ES module factory that
+# works in browsers and, given the wasm bytes, in node).
+set -euo pipefail
+cd "$(dirname "$0")"
+export NODE_PATH=/usr/share/nodejs   # Debian's acorn, needed by emscripten's optimizer
+mkdir -p dist
+core=(../src/core/*.cc)
+em++ -std=c++20 -O3 -flto -fno-exceptions -DNDEBUG \
+  -I../include -I../src -Iwasm \
+  "${core[@]}" wasm/json_lite.cc wasm/bindings.cc \
+  --bind -sMODULARIZE=1 -sEXPORT_ES6=1 -sEXPORT_NAME=createWeftCore \
+  -sALLOW_MEMORY_GROWTH=1 -sENVIRONMENT=web,worker -sFILESYSTEM=0 \
+  -o dist/weft_core.mjs
+ls -l dist/weft_core.mjs dist/weft_core.wasm

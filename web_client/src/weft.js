@@ -1,0 +1,124 @@
+// weft for JavaScript: the same C++ document core as native editors and the
+// server, compiled to WebAssembly. Works in browsers and in node.
+//
+//   import { loadWeft } from './weft.js';
+//   const weft = await loadWeft();
+//   const doc = new weft.Document(replicaId);
+//   doc.insert(0, 'hello');                 // positions in Unicode code points
+//   socket.send(`{"type":"ops","doc":"notes","ops":${doc.takeOutgoing()}}`);
+//   const changes = doc.applyOps(opsJson);  // [{insert, pos} | {erase, pos}]
+//   doc.dispose();
+//
+// Ops travel as JSON text in the wire format of docs/protocol.md.
+
+import createWeftCore from '../dist/weft_core.mjs';
+
+let corePromise = null;
+
+async function defaultWasmBinary() {
+  if (typeof process !== 'undefined' && process.versions && process.versions.node) {
+    // node 20 has a global fetch that cannot read file: URLs; read the bytes.
+    const fs = await import('node:fs');
+    return fs.readFileSync(new URL('../dist/weft_core.wasm', import.meta.url));
+  }
+  return undefined; // browsers fetch weft_core.wasm next to weft_core.mjs
+}
+
+/** A random replica id below 2^53 (exact in JSON and JavaScript numbers). */
+export function randomReplicaId() {
+  const hi = Math.floor(Math.random() * 0x200000); // 21 bits
+  const lo = Math.floor(Math.random() * 0x100000000); // 32 bits
+  return hi * 0x100000000 + lo || 1;
+}
+
+/** Loads the WebAssembly core once; resolves to { Document }. */
+export async function loadWeft(options = {}) {
+  if (!corePromise) {
+    corePromise = (async () => {
+      const wasmBinary = options.wasmBinary ?? (await defaultWasmBinary());
+      return createWeftCore(wasmBinary ? { wasmBinary } : {});
+    })();
+  }
+  const core = await corePromise;
+
+  /** One replica of one document. Not thread-safe; call dispose() when done. */
+  class Document {
+    constructor(replicaId = randomReplicaId()) {
+      this._d = new core.Document(replicaId);
+    }
+    /** Inserts text before code point `pos`; throws on a bad position. */
+    insert(pos, text) {
+      const err = this._d.insert(pos, text);
+      if (err) throw new RangeError(err);
+    }
+    /** Deletes `count` code points at `pos`; throws on a bad range. */
+    erase(pos, count) {
+      const err = this._d.erase(pos, count);
+      if (err) throw new RangeError(err);
+    }
+    /** JSON array (text) of the ops made locally since the last call. */
+    takeOutgoing() {
+      return this._d.takeOutgoing();
+    }
+    /**
+     * Applies remote ops given as a JSON array (text, or an array of op
+     * objects). Returns the visible changes in order, positions in code points.
+     * Throws on malformed or invalid ops (earlier ops stay applied).
+     */
+    applyOps(ops) {
+      const json = typeof ops === 'string' ? ops : JSON.stringify(ops);
+      const out = JSON.parse(this._d.applyOps(json));
+      if (!Array.isArray(out)) throw new Error(out.error);
+      return out;
+    }
+    text() { return this._d.text(); }
+    /** Visible length in code points. */
+    length() { return this._d.length(); }
+    replica() { return this._d.replica(); }
+    /** Ops waiting for their causal dependencies. */
+    pending() { return this._d.pending(); }
+    /** Version vector: [[replica, counter], ...]. */
+    version() { return JSON.parse(this._d.version()); }
+    /** JSON array (text) of every op a replica at `version` lacks. */
+    opsSince(version) {
+      const out = this._d.opsSince(JSON.stringify(version));
+      if (out.startsWith('{')) throw new Error(JSON.parse(out).error);
+      return out;
+    }
+    /** Uint8Array with the whole replica (docs/encoding.md). */
+    encodeSnapshot() { return this._d.encodeSnapshot(); }
+    /** Replaces the state with a snapshot, keeping this replica id; throws if corrupt. */
+    loadSnapshot(bytes) {
+      const err = this._d.loadSnapshot(bytes);
+      if (err) throw new Error(err);
+    }
+    memoryUsage() { return this._d.memoryUsage(); }
+    dispose() {
+      if (this._d) this._d.delete();
+      this._d = null;
+    }
+  }
+  return { Document };
+}
+
+/** Code point index of UTF-16 offset `u16` in `text` (editors count UTF-16 units). */
+export function utf16ToCodePoints(text, u16) {
+  let cp = 0;
+  for (let i = 0; i < u16 && i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < u16) i++; // a whole surrogate pair
+    else if (c >= 0xd800 && c <= 0xdbff) break; // inside a pair: round down
+    cp++;
+  }
+  return cp;
+}
+
+/** UTF-16 offset of code point `cp` in `text`. */
+export function codePointsToUtf16(text, cp) {
+  let i = 0;
+  for (let n = 0; n < cp && i < text.length; n++) {
+    const c = text.charCodeAt(i);
+    i += c >= 0xd800 && c <= 0xdbff ? 2 : 1;
+  }
+  return i;
+}

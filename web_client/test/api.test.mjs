@@ -1,0 +1,67 @@
+// The JavaScript API of the WebAssembly core.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadWeft, utf16ToCodePoints, codePointsToUtf16, randomReplicaId } from '../src/weft.js';
+
+test('two replicas converge through JSON ops, with change events', async () => {
+  const weft = await loadWeft();
+  const a = new weft.Document(1), b = new weft.Document(2);
+  a.insert(0, 'hello world');
+  b.applyOps(a.takeOutgoing());
+  a.insert(5, ',');          // concurrent edits
+  b.erase(0, 1);
+  b.insert(0, 'J');
+  const fromA = a.takeOutgoing(), fromB = b.takeOutgoing();
+  const changesAtB = b.applyOps(fromA);
+  assert.deepEqual(changesAtB, [{ insert: ',', pos: 5 }]);
+  a.applyOps(fromB);
+  assert.equal(a.text(), 'Jello, world');
+  assert.equal(b.text(), a.text());
+  assert.deepEqual(a.version(), b.version());
+  a.dispose(); b.dispose();
+});
+
+test('ops in any order are buffered until their dependencies arrive', async () => {
+  const weft = await loadWeft();
+  const a = new weft.Document(1), b = new weft.Document(2);
+  a.insert(0, 'ab');
+  const first = a.takeOutgoing();
+  a.insert(2, 'cd');
+  const second = a.takeOutgoing();
+  assert.deepEqual(b.applyOps(second), []);
+  assert.equal(b.pending(), 1);
+  assert.deepEqual(b.applyOps(first), [{ insert: 'ab', pos: 0 }, { insert: 'cd', pos: 2 }]);
+  assert.equal(b.text(), 'abcd');
+});
+
+test('sync by version vector sends exactly what is missing', async () => {
+  const weft = await loadWeft();
+  const a = new weft.Document(1), b = new weft.Document(2);
+  for (let i = 0; i < 20; i++) a.insert(i, 'x');
+  a.erase(3, 4);
+  b.applyOps(a.opsSince([]));
+  assert.equal(b.text(), a.text());
+  assert.equal(a.opsSince(b.version()), '[]');
+});
+
+test('bad input is an error, not a crash', async () => {
+  const weft = await loadWeft();
+  const d = new weft.Document(1);
+  assert.throws(() => d.insert(5, 'x'), RangeError);
+  assert.throws(() => d.applyOps('{nope'), /invalid JSON/);
+  assert.throws(() => d.applyOps('[{"kind":"insert","id":[3,0],"text":"x"}]'), /out of range/);
+  assert.deepEqual(d.applyOps('[{"kind":"insert","id":[3,1],"left":[9,9],"text":"x"}]'), []);
+  assert.equal(d.pending(), 1); // waits for (9,9), which may still come
+  assert.throws(() => d.loadSnapshot(new Uint8Array([1, 2, 3])), /snapshot|short|magic|truncated/);
+  d.insert(0, 'still fine');
+  assert.equal(d.text(), 'still fine');
+});
+
+test('UTF-16 offsets convert to code points and back (emoji)', () => {
+  const s = 'a😀b';
+  assert.equal(utf16ToCodePoints(s, 3), 2);
+  assert.equal(utf16ToCodePoints(s, 2), 1); // inside the pair: rounds down
+  assert.equal(codePointsToUtf16(s, 2), 3);
+  const r = randomReplicaId();
+  assert.ok(Number.isSafeInteger(r) && r > 0);
+});

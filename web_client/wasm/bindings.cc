@@ -1,0 +1,161 @@
+// The document core for JavaScript (browser and node), through embind.
+// Ops cross the boundary as JSON text in the wire format of
+// docs/protocol.md, so a provider can forward them without re-encoding, and
+// local edits collect in an outbox that is taken in one call per send.
+#include <emscripten/bind.h>
+#include <emscripten/val.h>
+
+#include <string>
+#include <vector>
+
+#include "json_lite.h"
+#include "weft/document.h"
+#include "weft/unicode.h"
+
+namespace weft::wasm {
+
+namespace {
+
+std::string changes_json(const std::vector<text_change>& changes) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < changes.size(); ++i) {
+    const auto& c = changes[i];
+    if (i) out.push_back(',');
+    if (c.type == text_change::kind::insert) {
+      out += "{\"insert\":";
+      append_json_string(out, c.text);
+    } else {
+      out += "{\"erase\":" + std::to_string(c.length);
+    }
+    out += ",\"pos\":" + std::to_string(c.position) + "}";
+  }
+  out.push_back(']');
+  return out;
+}
+
+std::string error_json(const status& s) {
+  std::string out = "{\"error\":";
+  append_json_string(out, s.to_string());
+  out.push_back('}');
+  return out;
+}
+
+}  // namespace
+
+/// One replica. Not thread-safe (JavaScript is single-threaded anyway).
+class wasm_document {
+ public:
+  explicit wasm_document(double replica) : doc_(static_cast<replica_id>(replica)) {}
+
+  /// Local insert at code point `pos`. Returns "" or an error message.
+  std::string insert(double pos, const std::string& text) {
+    auto r = doc_.insert(static_cast<std::uint64_t>(pos), text);
+    if (!r.ok()) return r.error().to_string();
+    outbox_.push_back(std::move(r.value()));
+    return {};
+  }
+  /// Local delete of `count` code points at `pos`. Returns "" or an error message.
+  std::string erase(double pos, double count) {
+    auto r = doc_.erase(static_cast<std::uint64_t>(pos), static_cast<std::uint64_t>(count));
+    if (!r.ok()) return r.error().to_string();
+    outbox_.push_back(std::move(r.value()));
+    return {};
+  }
+  /// The ops made locally since the last call, as a JSON array (possibly "[]").
+  std::string take_outgoing() {
+    std::string out = "[";
+    for (std::size_t i = 0; i < outbox_.size(); ++i) {
+      if (i) out.push_back(',');
+      append_op(out, outbox_[i]);
+    }
+    out.push_back(']');
+    outbox_.clear();
+    return out;
+  }
+  /// Applies a JSON array of remote ops; returns the visible changes as
+  /// [{"insert":text,"pos":p} | {"erase":n,"pos":p}, ...], or {"error":...}
+  /// (ops before the bad one stay applied).
+  std::string apply_ops(const std::string& ops_json) {
+    auto j = parse_json(ops_json);
+    if (!j.ok()) return error_json(j.error());
+    auto ops = ops_from_json(j.value());
+    if (!ops.ok()) return error_json(ops.error());
+    std::vector<text_change> changes;
+    for (const auto& op : ops.value()) {
+      auto r = doc_.apply(op, &changes);
+      if (!r.ok()) return error_json(r.error());
+    }
+    return changes_json(changes);
+  }
+  std::string text() const { return doc_.text(); }
+  double length() const { return static_cast<double>(doc_.length()); }
+  double replica() const { return static_cast<double>(doc_.replica()); }
+  double pending() const { return static_cast<double>(doc_.pending_ops()); }
+  /// The version vector as JSON [[replica, counter], ...].
+  std::string version() const {
+    std::string out;
+    append_version(out, doc_.version());
+    return out;
+  }
+  /// JSON array of every op a replica at `version_json` lacks (or {"error":...}).
+  std::string ops_since(const std::string& version_json) const {
+    auto j = parse_json(version_json);
+    if (!j.ok()) return error_json(j.error());
+    auto v = version_from_json(j.value());
+    if (!v.ok()) return error_json(v.error());
+    std::string out = "[";
+    auto ops = doc_.ops_since(v.value());
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      if (i) out.push_back(',');
+      append_op(out, ops[i]);
+    }
+    out.push_back(']');
+    return out;
+  }
+  /// The snapshot bytes (a fresh Uint8Array).
+  emscripten::val encode_snapshot() const {
+    std::string bytes = doc_.encode_snapshot();
+    emscripten::val view(emscripten::typed_memory_view(bytes.size(), reinterpret_cast<const unsigned char*>(bytes.data())));
+    emscripten::val copy = emscripten::val::global("Uint8Array").new_(bytes.size());
+    copy.call<void>("set", view);
+    return copy;
+  }
+  /// Replaces this replica's state with a snapshot (Uint8Array), keeping its
+  /// replica id. Returns "" or an error message (the state is then unchanged).
+  std::string load_snapshot(const emscripten::val& bytes) {
+    std::vector<unsigned char> buf = emscripten::convertJSArrayToNumberVector<unsigned char>(bytes);
+    auto d = document::decode_snapshot(std::string_view(reinterpret_cast<const char*>(buf.data()), buf.size()),
+                                       doc_.replica());
+    if (!d.ok()) return d.error().to_string();
+    doc_ = std::move(d.value());
+    outbox_.clear();
+    return {};
+  }
+  double memory_usage() const { return static_cast<double>(doc_.memory_usage()); }
+
+ private:
+  document doc_;
+  std::vector<operation> outbox_;
+};
+
+
+}  // namespace weft::wasm
+
+EMSCRIPTEN_BINDINGS(weft) {
+  using weft::wasm::wasm_document;
+  emscripten::class_<wasm_document>("Document")
+      .constructor<double>()
+      .function("insert", &wasm_document::insert)
+      .function("erase", &wasm_document::erase)
+      .function("takeOutgoing", &wasm_document::take_outgoing)
+      .function("applyOps", &wasm_document::apply_ops)
+      .function("text", &wasm_document::text)
+      .function("length", &wasm_document::length)
+      .function("replica", &wasm_document::replica)
+      .function("pending", &wasm_document::pending)
+      .function("version", &wasm_document::version)
+      .function("opsSince", &wasm_document::ops_since)
+      .function("encodeSnapshot", &wasm_document::encode_snapshot)
+      .function("loadSnapshot", &wasm_document::load_snapshot)
+      .function("memoryUsage", &wasm_document::memory_usage);
+}
