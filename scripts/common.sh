@@ -9,6 +9,8 @@ WEFT_APT_PACKAGES=(
   libsqlite3-dev libssl-dev zlib1g-dev
   emscripten
 )
+# Only the tests need these.
+WEFT_TEST_PACKAGES=(chromium)
 
 # node (20 on the project's machines; Debian's nodejs otherwise) runs the
 # web client's tests and tooling.
@@ -16,6 +18,13 @@ weft_ensure_node() {
   if ! command -v node >/dev/null 2>&1; then
     weft_install_packages nodejs npm
   fi
+}
+
+# Builds web_client/dist (npm ci only when node_modules is missing).
+weft_build_web_client() {
+  weft_ensure_node
+  export NODE_PATH=/usr/share/nodejs   # Debian's emscripten needs its acorn
+  (cd web_client && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && ./build.sh >/dev/null)
 }
 
 weft_install_packages() {

@@ -3,13 +3,13 @@
 # what it needs. Exits non-zero on any failure.
 #
 #   scripts/test.sh            # C++ tests (Release, then under ASan+UBSan), the
-#                              # WebAssembly build and its node tests
+#                              # web client's node tests and browser tests
 #   WEFT_FUZZ_ROUNDS=50000 scripts/test.sh   # longer convergence fuzzing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/common.sh
 
-weft_install_packages "${WEFT_APT_PACKAGES[@]}"
+weft_install_packages "${WEFT_APT_PACKAGES[@]}" "${WEFT_TEST_PACKAGES[@]}"
 export NODE_PATH=/usr/share/nodejs   # Debian's emscripten needs its acorn
 jobs=$(weft_jobs)
 
@@ -26,10 +26,10 @@ cmake --build build-asan -j "$jobs" --target weft_core_tests weft_server_tests
 # Fewer fuzz rounds under the sanitizers: they run ~10x slower.
 WEFT_FUZZ_ROUNDS="${WEFT_ASAN_FUZZ_ROUNDS:-400}" ctest --test-dir build-asan --output-on-failure -j "$jobs"
 
-echo "==> WebAssembly core and its JavaScript tests (node)"
-weft_ensure_node
-web_client/build-wasm.sh >/dev/null
+echo "==> web client: WebAssembly core, node tests, browser tests (chromium)"
+weft_build_web_client
 (cd web_client && WEFT_CROSSCHECK="$PWD/../build/tests/weft-crosscheck" node --test test/)
+(cd web_client && WEFT_SERVER="$PWD/../build/weft-server" node --test --test-concurrency=1 test-browser/)
 
 echo "==> benchmark smoke run (verifies the final text)"
 build/bench/weft-trace-bench --trace tests/data/tiny-sequential.json.gz --runs 1 >/dev/null

@@ -1,0 +1,162 @@
+// Connects a weft Document to weft-server over WebSocket (docs/protocol.md):
+// sync by version vectors in both directions, live ops, presence, and
+// reconnection with exponential backoff and jitter. Edits made while
+// offline stay in the document and reach the server on the next sync,
+// because every sync sends the server whatever it lacks.
+export class WeftProvider extends EventTarget {
+  /**
+   * @param {object} o
+   * @param {string} o.url        ws:// or wss:// URL of the server
+   * @param {string} o.docId      document id
+   * @param {object} o.doc        a weft Document (src/weft.js)
+   * @param {(changes: Array) => void} o.onRemoteChanges  visible changes from remote ops
+   */
+  constructor({ url, docId, doc, onRemoteChanges }) {
+    super();
+    this.url = url;
+    this.docId = docId;
+    this.doc = doc;
+    this.onRemoteChanges = onRemoteChanges;
+    this.status = 'offline';
+    this.presence = new Map(); // session -> state
+    this._ws = null;
+    this._attempt = 0;
+    this._timer = null;
+    this._myPresence = null;
+    this._stopped = false;
+    this._flushQueued = false;
+    this._browserOffline = typeof navigator !== 'undefined' && navigator.onLine === false;
+    if (typeof window !== 'undefined') {
+      window.addEventListener('offline', () => {
+        this._browserOffline = true;
+        if (this._ws) this._ws.close();
+        this._setStatus('offline');
+      });
+      window.addEventListener('online', () => {
+        this._browserOffline = false;
+        this._attempt = 0;
+        this._connectSoon(0);
+      });
+    }
+  }
+
+  connect() {
+    this._stopped = false;
+    this._connectSoon(0);
+  }
+
+  destroy() {
+    this._stopped = true;
+    clearTimeout(this._timer);
+    if (this._ws) this._ws.close();
+  }
+
+  /** Call after local edits: sends the document's outgoing ops (batched per task). */
+  flush() {
+    if (this._flushQueued) return;
+    this._flushQueued = true;
+    queueMicrotask(() => {
+      this._flushQueued = false;
+      const ops = this.doc.takeOutgoing();
+      // Offline, the ops stay in the document; the next sync sends them.
+      if (ops !== '[]' && this.status === 'online') this._send(`{"type":"ops","doc":${JSON.stringify(this.docId)},"ops":${ops}}`);
+    });
+  }
+
+  /** Sets this client's presence (any JSON object, or null). */
+  setPresence(state) {
+    this._myPresence = state;
+    if (this.status === 'online')
+      this._send(JSON.stringify({ type: 'presence', doc: this.docId, state }));
+  }
+
+  _setStatus(s) {
+    if (this.status === s) return;
+    this.status = s;
+    this.dispatchEvent(new CustomEvent('status', { detail: s }));
+  }
+
+  _send(text) {
+    if (this._ws && this._ws.readyState === 1) this._ws.send(text);
+  }
+
+  _connectSoon(delay) {
+    clearTimeout(this._timer);
+    if (this._stopped || this._browserOffline) return;
+    this._timer = setTimeout(() => this._open(), delay);
+  }
+
+  _open() {
+    if (this._ws) return;
+    this._setStatus('syncing');
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch {
+      this._scheduleReconnect();
+      return;
+    }
+    this._ws = ws;
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', protocol: 1, client: 'weft-web' }));
+    ws.onmessage = (e) => this._onMessage(e.data);
+    ws.onclose = () => {
+      this._ws = null;
+      if (this.presence.size) {
+        this.presence.clear();
+        this.dispatchEvent(new CustomEvent('presence'));
+      }
+      this._setStatus('offline');
+      this._scheduleReconnect();
+    };
+    ws.onerror = () => {};
+  }
+
+  _scheduleReconnect() {
+    if (this._stopped || this._browserOffline) return;
+    // Exponential backoff with jitter, so a restarted server is not stormed.
+    const base = Math.min(10000, 250 * 2 ** this._attempt++);
+    this._connectSoon(base * (0.5 + Math.random()));
+  }
+
+  _onMessage(data) {
+    let m;
+    try {
+      m = JSON.parse(data);
+    } catch {
+      return;
+    }
+    switch (m.type) {
+      case 'welcome':
+        this._send(JSON.stringify({ type: 'open', doc: this.docId, version: this.doc.version() }));
+        break;
+      case 'ops':
+      case 'sync': {
+        if (m.doc !== this.docId) return;
+        const changes = this.doc.applyOps(m.ops);
+        if (changes.length) this.onRemoteChanges(changes);
+        if (m.type === 'sync') {
+          this.doc.takeOutgoing(); // covered by what the server lacks, below
+          const missing = this.doc.opsSince(m.version);
+          if (missing !== '[]') this._send(`{"type":"ops","doc":${JSON.stringify(this.docId)},"ops":${missing}}`);
+          this._attempt = 0;
+          this._setStatus('online');
+          if (this._myPresence) this.setPresence(this._myPresence);
+        }
+        this.dispatchEvent(new CustomEvent('changed'));
+        break;
+      }
+      case 'presence':
+        if (m.doc !== this.docId) return;
+        if (m.state === null) this.presence.delete(m.session);
+        else this.presence.set(m.session, m.state);
+        this.dispatchEvent(new CustomEvent('presence'));
+        break;
+      case 'error':
+        console.warn('weft server:', m.code, m.message);
+        this.dispatchEvent(new CustomEvent('servererror', { detail: m }));
+        break;
+      default:
+        break;
+    }
+  }
+}

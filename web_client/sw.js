@@ -1,0 +1,28 @@
+// Service worker: keeps the editor's files so a document page also (re)loads
+// while offline; its content comes from IndexedDB (src/storage.js).
+const CACHE = 'weft-shell-v1';
+const SHELL = ['/index.html', '/app.js', '/style.css', '/weft_core.mjs', '/weft_core.wasm'];
+
+self.addEventListener('install', (e) => {
+  e.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));
+});
+self.addEventListener('activate', (e) => e.waitUntil(self.clients.claim()));
+
+self.addEventListener('fetch', (e) => {
+  const url = new URL(e.request.url);
+  if (e.request.method !== 'GET' || url.origin !== location.origin) return;
+  if (url.pathname.startsWith('/api/') || url.pathname === '/metrics' || url.pathname === '/healthz') return;
+  const key = e.request.mode === 'navigate' ? '/index.html' : url.pathname;
+  // Network first (fresh files when online), the cache when offline.
+  e.respondWith(
+    fetch(e.request)
+      .then((res) => {
+        if (res.ok && SHELL.includes(key)) {
+          const copy = res.clone();
+          caches.open(CACHE).then((c) => c.put(key, copy));
+        }
+        return res;
+      })
+      .catch(() => caches.match(key).then((hit) => hit ?? Response.error())),
+  );
+});
