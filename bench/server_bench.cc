@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "machine_info.h"
 #include "protocol/json_writer.h"
 #include "protocol/messages.h"
 #include "server/server.h"
@@ -47,16 +48,6 @@ struct client_result {
   bool ok = true;
 };
 
-std::string machine() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line, cpu = "unknown cpu";
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) {
-      cpu = line.substr(line.find(':') + 2);
-      break;
-    }
-  return cpu + ", " + std::to_string(std::thread::hardware_concurrency()) + " cores";
-}
 
 // One typist: inserts a character at the end of its own paragraph per op.
 void run_client(std::uint16_t port, const std::string& doc, weft::replica_id id, const options& o,
@@ -239,7 +230,7 @@ int main(int argc, char** argv) {
                          std::to_string(o.window);
   auto line = [&](const char* m, double v, const char* unit) {
     std::printf("{\"scenario\": \"%s\", \"metric\": \"%s\", \"value\": %.6g, \"unit\": \"%s\", \"machine\": \"%s\"}\n",
-                scenario.c_str(), m, v, unit, machine().c_str());
+                scenario.c_str(), m, v, unit, weft::bench::machine_description().c_str());
   };
   line("ops_durable_per_s", total_ops / seconds, "ops/s");
   line("ack_latency_p50_ms", percentile(all_ack, 0.50), "ms");

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "machine_info.h"
 #include "traces/replay.h"
 #include "weft/document.h"
 
@@ -39,16 +40,6 @@ std::string json_escape(const std::string& s) {
   return o;
 }
 
-std::string machine() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line, cpu = "unknown cpu";
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) {
-      cpu = line.substr(line.find(':') + 2);
-      break;
-    }
-  return cpu + ", " + std::to_string(std::thread::hardware_concurrency()) + " cores, g++ " + __VERSION__;
-}
 
 struct printer {
   std::string trace, mach;
@@ -85,7 +76,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   const weft::traces::trace& t = loaded.value();
-  printer out{t.name, machine()};
+  printer out{t.name, weft::bench::machine_description()};
 
   std::vector<double> local_ms, remote_ms, enc_ms, dec_ms;
   std::vector<weft::operation> ops;  // in an order a fresh replica can apply

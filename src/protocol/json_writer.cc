@@ -1,10 +1,19 @@
 #include "protocol/json_writer.h"
 
-#include <fmt/format.h>
+#include <charconv>
 
 namespace weft::protocol {
 
+namespace {
+void append_uint(std::string& out, std::uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+}  // namespace
+
 void append_json_string(std::string& out, std::string_view s) {
+  static const char hex[] = "0123456789abcdef";
   out.push_back('"');
   for (char ch : s) {
     auto c = static_cast<unsigned char>(ch);
@@ -18,7 +27,9 @@ void append_json_string(std::string& out, std::string_view s) {
       case '\f': out += "\\f"; break;
       default:
         if (c < 0x20) {
-          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+          out += "\\u00";
+          out.push_back(hex[c >> 4]);
+          out.push_back(hex[c & 15]);
         } else {
           out.push_back(ch);
         }
@@ -27,7 +38,13 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-void append_id(std::string& out, op_id id) { fmt::format_to(std::back_inserter(out), "[{},{}]", id.replica, id.counter); }
+void append_id(std::string& out, op_id id) {
+  out.push_back('[');
+  append_uint(out, id.replica);
+  out.push_back(',');
+  append_uint(out, id.counter);
+  out.push_back(']');
+}
 
 void append_op(std::string& out, const operation& op) {
   switch (op.kind) {
@@ -38,11 +55,15 @@ void append_op(std::string& out, const operation& op) {
   append_id(out, op.id);
   if (op.kind == op_kind::erase) {
     out += ",\"targets\":[";
-    bool first = true;
-    for (const auto& t : op.targets) {
-      if (!first) out.push_back(',');
-      first = false;
-      fmt::format_to(std::back_inserter(out), "[{},{},{}]", t.replica, t.counter, t.length);
+    for (std::size_t i = 0; i < op.targets.size(); ++i) {
+      if (i) out.push_back(',');
+      out.push_back('[');
+      append_uint(out, op.targets[i].replica);
+      out.push_back(',');
+      append_uint(out, op.targets[i].counter);
+      out.push_back(',');
+      append_uint(out, op.targets[i].length);
+      out.push_back(']');
     }
     out += "]}";
     return;
@@ -59,7 +80,8 @@ void append_op(std::string& out, const operation& op) {
     out += ",\"text\":";
     append_json_string(out, op.text);
   } else {
-    fmt::format_to(std::back_inserter(out), ",\"count\":{}", op.count);
+    out += ",\"count\":";
+    append_uint(out, op.count);
   }
   out.push_back('}');
 }
@@ -70,7 +92,7 @@ void append_version(std::string& out, const version_vector& vv) {
   for (const auto& [r, c] : vv.entries()) {
     if (!first) out.push_back(',');
     first = false;
-    fmt::format_to(std::back_inserter(out), "[{},{}]", r, c);
+    append_id(out, op_id{r, c});
   }
   out.push_back(']');
 }

@@ -1,5 +1,6 @@
-// Minimal JSON output helpers for the wire protocol (the server and its
-// tests). Strings are escaped per RFC 8259; output is compact.
+// JSON output of the wire protocol's values (docs/protocol.md). Strings are
+// escaped per RFC 8259; output is compact. Dependency-free, so the
+// WebAssembly build (web_client/wasm) compiles the very same encoder.
 #pragma once
 
 #include <cstdint>

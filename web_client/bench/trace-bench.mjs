@@ -44,7 +44,7 @@ const perOp = [];
   d.dispose();
 }
 
-const local = [], remote = [], enc = [], dec = [];
+const local = [], toJson = [], remote = [], enc = [], dec = [];
 let snapshot, memory = 0;
 for (let run = 0; run < runs; run++) {
   const doc = new weft.Document(1);
@@ -54,8 +54,10 @@ for (let run = 0; run < runs; run++) {
       if (del > 0) doc.erase(pos, del);
       if (ins.length > 0) doc.insert(pos, ins);
     }
-  doc.takeOutgoing(); // the ops, ready to send
-  local.push(performance.now() - t0);
+  local.push(performance.now() - t0); // the ops are made and queued in the outbox
+  t0 = performance.now();
+  doc.takeOutgoing(); // all 260k ops as one JSON text (an editor takes a few per flush)
+  toJson.push(performance.now() - t0);
   if (doc.text() !== trace.endContent) {
     console.error('error: local replay does not reproduce endContent');
     process.exit(1);
@@ -83,6 +85,7 @@ for (let run = 0; run < runs; run++) {
   for (const d of [doc, r, back]) d.dispose();
 }
 print('local_replay_ms', median(local), 'ms');
+print('outbox_to_json_ms', median(toJson), 'ms');
 print('remote_apply_ms', median(remote), 'ms');
 print('snapshot_bytes', snapshot.length, 'bytes');
 print('snapshot_encode_ms', median(enc), 'ms');

@@ -10,9 +10,11 @@ export class WeftProvider extends EventTarget {
    * @param {string} o.docId      document id
    * @param {object} o.doc        a weft Document (src/weft.js)
    * @param {(changes: Array) => void} o.onRemoteChanges  visible changes from remote ops
+   * @param {Function} [o.WebSocket]  WebSocket constructor (default: the global one)
    */
-  constructor({ url, docId, doc, onRemoteChanges }) {
+  constructor({ url, docId, doc, onRemoteChanges, WebSocket: WebSocketImpl }) {
     super();
+    this._WebSocket = WebSocketImpl ?? globalThis.WebSocket;
     this.url = url;
     this.docId = docId;
     this.doc = doc;
@@ -91,7 +93,7 @@ export class WeftProvider extends EventTarget {
     this._setStatus('syncing');
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      ws = new this._WebSocket(this.url);
     } catch {
       this._scheduleReconnect();
       return;

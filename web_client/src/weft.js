@@ -41,20 +41,33 @@ export async function loadWeft(options = {}) {
   }
   const core = await corePromise;
 
+  const encoder = new TextEncoder();
+  // Writes `text` as UTF-8 into wasm memory; returns [pointer, bytes].
+  const toWasm = (text) => {
+    const max = text.length * 3;
+    const ptr = core._weft_scratch(max);
+    if (text.length === 1 && text.charCodeAt(0) < 0x80) {
+      core.HEAPU8[ptr] = text.charCodeAt(0); // a keystroke: skip the encoder
+      return [ptr, 1];
+    }
+    const { written } = encoder.encodeInto(text, core.HEAPU8.subarray(ptr, ptr + max));
+    return [ptr, written];
+  };
+
   /** One replica of one document. Not thread-safe; call dispose() when done. */
   class Document {
     constructor(replicaId = randomReplicaId()) {
       this._d = new core.Document(replicaId);
+      this._h = this._d.handle();
     }
     /** Inserts text before code point `pos`; throws on a bad position. */
     insert(pos, text) {
-      const err = this._d.insert(pos, text);
-      if (err) throw new RangeError(err);
+      const [ptr, n] = toWasm(text);
+      if (!core._weft_insert_utf8(this._h, pos, ptr, n)) throw new RangeError(this._d.lastError());
     }
     /** Deletes `count` code points at `pos`; throws on a bad range. */
     erase(pos, count) {
-      const err = this._d.erase(pos, count);
-      if (err) throw new RangeError(err);
+      if (!core._weft_erase(this._h, pos, count)) throw new RangeError(this._d.lastError());
     }
     /** JSON array (text) of the ops made locally since the last call. */
     takeOutgoing() {

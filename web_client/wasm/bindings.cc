@@ -3,16 +3,22 @@
 // docs/protocol.md, so a provider can forward them without re-encoding, and
 // local edits collect in an outbox that is taken in one call per send.
 #include <emscripten/bind.h>
+#include <emscripten/emscripten.h>
 #include <emscripten/val.h>
 
 #include <string>
 #include <vector>
 
 #include "json_lite.h"
+#include "protocol/json_writer.h"
 #include "weft/document.h"
 #include "weft/unicode.h"
 
 namespace weft::wasm {
+
+using protocol::append_json_string;
+using protocol::append_op;
+using protocol::append_version;
 
 namespace {
 
@@ -48,19 +54,33 @@ class wasm_document {
   explicit wasm_document(double replica) : doc_(static_cast<replica_id>(replica)) {}
 
   /// Local insert at code point `pos`. Returns "" or an error message.
-  std::string insert(double pos, const std::string& text) {
-    auto r = doc_.insert(static_cast<std::uint64_t>(pos), text);
-    if (!r.ok()) return r.error().to_string();
-    outbox_.push_back(std::move(r.value()));
-    return {};
-  }
+  std::string insert(double pos, const std::string& text) { return insert_utf8(pos, text) ? std::string() : last_error_; }
   /// Local delete of `count` code points at `pos`. Returns "" or an error message.
-  std::string erase(double pos, double count) {
-    auto r = doc_.erase(static_cast<std::uint64_t>(pos), static_cast<std::uint64_t>(count));
-    if (!r.ok()) return r.error().to_string();
+  std::string erase(double pos, double count) { return erase_fast(pos, count) ? std::string() : last_error_; }
+
+  // The keystroke fast path: plain C exports below call these without
+  // embind's string marshalling (the text is written into wasm memory).
+  bool insert_utf8(double pos, std::string_view text) {
+    auto r = doc_.insert(static_cast<std::uint64_t>(pos), text);
+    if (!r.ok()) {
+      last_error_ = r.error().to_string();
+      return false;
+    }
     outbox_.push_back(std::move(r.value()));
-    return {};
+    return true;
   }
+  bool erase_fast(double pos, double count) {
+    auto r = doc_.erase(static_cast<std::uint64_t>(pos), static_cast<std::uint64_t>(count));
+    if (!r.ok()) {
+      last_error_ = r.error().to_string();
+      return false;
+    }
+    outbox_.push_back(std::move(r.value()));
+    return true;
+  }
+  /// The address of this object, for the C exports.
+  double handle() const { return static_cast<double>(reinterpret_cast<std::uintptr_t>(this)); }
+  std::string last_error() const { return last_error_; }
   /// The ops made locally since the last call, as a JSON array (possibly "[]").
   std::string take_outgoing() {
     std::string out = "[";
@@ -136,10 +156,28 @@ class wasm_document {
  private:
   document doc_;
   std::vector<operation> outbox_;
+  std::string last_error_;
 };
 
 
 }  // namespace weft::wasm
+
+extern "C" {
+/// A reusable buffer of at least `n` bytes in wasm memory for passing text.
+EMSCRIPTEN_KEEPALIVE char* weft_scratch(std::size_t n) {
+  static std::string buf;
+  if (buf.size() < n) buf.resize(n * 2);
+  return buf.data();
+}
+/// Local insert of `n` UTF-8 bytes at `text`; 1 on success, 0 on error (see lastError()).
+EMSCRIPTEN_KEEPALIVE int weft_insert_utf8(weft::wasm::wasm_document* d, double pos, const char* text, std::size_t n) {
+  return d->insert_utf8(pos, std::string_view(text, n)) ? 1 : 0;
+}
+/// Local delete; 1 on success, 0 on error.
+EMSCRIPTEN_KEEPALIVE int weft_erase(weft::wasm::wasm_document* d, double pos, double count) {
+  return d->erase_fast(pos, count) ? 1 : 0;
+}
+}
 
 EMSCRIPTEN_BINDINGS(weft) {
   using weft::wasm::wasm_document;
@@ -147,6 +185,8 @@ EMSCRIPTEN_BINDINGS(weft) {
       .constructor<double>()
       .function("insert", &wasm_document::insert)
       .function("erase", &wasm_document::erase)
+      .function("handle", &wasm_document::handle)
+      .function("lastError", &wasm_document::last_error)
       .function("takeOutgoing", &wasm_document::take_outgoing)
       .function("applyOps", &wasm_document::apply_ops)
       .function("text", &wasm_document::text)

@@ -222,95 +222,9 @@ result<op_id> id_of(const json* j, const char* what) {
   return op_id{r.value(), c.value()};
 }
 
-void append_uint(std::string& out, std::uint64_t v) {
-  char buf[24];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, p);
-}
-
-void append_id(std::string& out, op_id id) {
-  out.push_back('[');
-  append_uint(out, id.replica);
-  out.push_back(',');
-  append_uint(out, id.counter);
-  out.push_back(']');
-}
-
 }  // namespace
 
 result<json> parse_json(std::string_view text) { return reader(text).document(); }
-
-void append_json_string(std::string& out, std::string_view s) {
-  static const char hex[] = "0123456789abcdef";
-  out.push_back('"');
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c == '"') out += "\\\"";
-    else if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\t') out += "\\t";
-    else if (c == '\b') out += "\\b";
-    else if (c == '\f') out += "\\f";
-    else if (c < 0x20) {
-      out += "\\u00";
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    } else {
-      out.push_back(ch);
-    }
-  }
-  out.push_back('"');
-}
-
-void append_op(std::string& out, const operation& op) {
-  out += op.kind == op_kind::insert ? "{\"kind\":\"insert\",\"id\":"
-         : op.kind == op_kind::tombstone ? "{\"kind\":\"tombstone\",\"id\":"
-                                         : "{\"kind\":\"erase\",\"id\":";
-  append_id(out, op.id);
-  if (op.kind == op_kind::erase) {
-    out += ",\"targets\":[";
-    for (std::size_t i = 0; i < op.targets.size(); ++i) {
-      if (i) out.push_back(',');
-      out.push_back('[');
-      append_uint(out, op.targets[i].replica);
-      out.push_back(',');
-      append_uint(out, op.targets[i].counter);
-      out.push_back(',');
-      append_uint(out, op.targets[i].length);
-      out.push_back(']');
-    }
-    out += "]}";
-    return;
-  }
-  if (op.origin_left) {
-    out += ",\"left\":";
-    append_id(out, *op.origin_left);
-  }
-  if (op.origin_right) {
-    out += ",\"right\":";
-    append_id(out, *op.origin_right);
-  }
-  if (op.kind == op_kind::insert) {
-    out += ",\"text\":";
-    append_json_string(out, op.text);
-  } else {
-    out += ",\"count\":";
-    append_uint(out, op.count);
-  }
-  out.push_back('}');
-}
-
-void append_version(std::string& out, const version_vector& vv) {
-  out.push_back('[');
-  bool first = true;
-  for (const auto& [r, c] : vv.entries()) {
-    if (!first) out.push_back(',');
-    first = false;
-    append_id(out, op_id{r, c});
-  }
-  out.push_back(']');
-}
 
 result<operation> op_from_json(const json& j) {
   if (j.t != json::type::object) return bad("an operation must be an object");

@@ -1,5 +1,6 @@
-// A small JSON reader and the op <-> JSON conversions of docs/protocol.md,
-// for the WebAssembly build (which has no simdjson or fmt). Strict: anything
+// A small JSON reader and JSON -> op conversion of docs/protocol.md for the
+// WebAssembly build, which has no simdjson (ops -> JSON is
+// src/protocol/json_writer.h, shared with the server). Strict: anything
 // malformed is an error, never undefined behaviour.
 #pragma once
 
@@ -30,10 +31,6 @@ struct json {
 
 /// Parses a whole JSON text. Errors: invalid_argument with the position.
 result<json> parse_json(std::string_view text);
-
-void append_json_string(std::string& out, std::string_view s);
-void append_op(std::string& out, const operation& op);
-void append_version(std::string& out, const version_vector& vv);
 
 /// Reads an op object / an array of ops / a version array (docs/protocol.md).
 result<operation> op_from_json(const json& j);

@@ -1,0 +1,23 @@
+import type { Change, Document } from './weft.js';
+
+export type Status = 'online' | 'offline' | 'syncing';
+
+/** Connects a Document to weft-server (docs/protocol.md). Events: 'status', 'presence', 'changed', 'servererror'. */
+export class WeftProvider extends EventTarget {
+  constructor(options: {
+    url: string;
+    docId: string;
+    doc: Document;
+    onRemoteChanges: (changes: Change[]) => void;
+    /** A WebSocket constructor (browsers and node >= 22 have one; in node 20 pass e.g. the `ws` package's). */
+    WebSocket?: typeof WebSocket;
+  });
+  readonly status: Status;
+  /** Other connections' presence, by session. */
+  readonly presence: Map<number, unknown>;
+  connect(): void;
+  destroy(): void;
+  /** Sends the document's outgoing ops (call after local edits; batched per task). */
+  flush(): void;
+  setPresence(state: object | null): void;
+}

@@ -1,0 +1,52 @@
+// Types of the weft JavaScript API (src/weft.js, src/provider.js).
+
+/** An operation in the wire format of docs/protocol.md. */
+export type Op =
+  | { kind: 'insert'; id: [number, number]; left?: [number, number]; right?: [number, number]; text: string }
+  | { kind: 'tombstone'; id: [number, number]; left?: [number, number]; right?: [number, number]; count: number }
+  | { kind: 'erase'; id: [number, number]; targets: [number, number, number][] };
+
+/** A change to the visible text; `pos` in code points, in order. */
+export type Change = { insert: string; pos: number } | { erase: number; pos: number };
+
+/** [[replica, counter], ...]: the highest counter applied per replica. */
+export type Version = [number, number][];
+
+/** One replica of one document. Not thread-safe; call dispose() when done. */
+export interface Document {
+  /** Inserts text before code point `pos`. Throws RangeError on a bad position. */
+  insert(pos: number, text: string): void;
+  /** Deletes `count` code points at `pos`. Throws RangeError on a bad range. */
+  erase(pos: number, count: number): void;
+  /** JSON array (text) of the ops made locally since the last call. */
+  takeOutgoing(): string;
+  /** Applies remote ops (JSON text or objects), in any order; returns the visible changes. */
+  applyOps(ops: string | Op[]): Change[];
+  text(): string;
+  /** Visible length in code points. */
+  length(): number;
+  replica(): number;
+  /** Ops waiting for their causal dependencies. */
+  pending(): number;
+  version(): Version;
+  /** JSON array (text) of every op a replica at `version` lacks. */
+  opsSince(version: Version): string;
+  encodeSnapshot(): Uint8Array;
+  /** Replaces the state with a snapshot, keeping this replica id. Throws if corrupt. */
+  loadSnapshot(bytes: Uint8Array): void;
+  memoryUsage(): number;
+  dispose(): void;
+}
+
+export interface Weft {
+  Document: new (replicaId?: number) => Document;
+}
+
+/** Loads the WebAssembly core once. In node the wasm file is read from dist/. */
+export function loadWeft(options?: { wasmBinary?: ArrayBuffer | Uint8Array }): Promise<Weft>;
+/** A random replica id below 2^53. */
+export function randomReplicaId(): number;
+/** Code point index of a UTF-16 offset (rounds down inside a surrogate pair). */
+export function utf16ToCodePoints(text: string, u16: number): number;
+/** UTF-16 offset of a code point index. */
+export function codePointsToUtf16(text: string, cp: number): number;
