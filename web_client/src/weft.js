@@ -42,6 +42,7 @@ export async function loadWeft(options = {}) {
   const core = await corePromise;
 
   const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
   // Writes `text` as UTF-8 into wasm memory; returns [pointer, bytes].
   const toWasm = (text) => {
     const max = text.length * 3;
@@ -80,7 +81,11 @@ export async function loadWeft(options = {}) {
      */
     applyOps(ops) {
       const json = typeof ops === 'string' ? ops : JSON.stringify(ops);
-      const out = JSON.parse(this._d.applyOps(json));
+      const [ptr, n] = toWasm(json);
+      core._weft_apply_json(this._h, ptr, n);
+      const at = core._weft_result_ptr(this._h), len = core._weft_result_len(this._h);
+      const text = len === 2 ? '[]' : decoder.decode(core.HEAPU8.subarray(at, at + len));
+      const out = JSON.parse(text);
       if (!Array.isArray(out)) throw new Error(out.error);
       return out;
     }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "json_lite.h"
+#include "op_reader.h"
 #include "protocol/json_writer.h"
 #include "weft/document.h"
 #include "weft/unicode.h"
@@ -96,17 +97,28 @@ class wasm_document {
   /// [{"insert":text,"pos":p} | {"erase":n,"pos":p}, ...], or {"error":...}
   /// (ops before the bad one stay applied).
   std::string apply_ops(const std::string& ops_json) {
-    auto j = parse_json(ops_json);
-    if (!j.ok()) return error_json(j.error());
-    auto ops = ops_from_json(j.value());
-    if (!ops.ok()) return error_json(ops.error());
-    std::vector<text_change> changes;
-    for (const auto& op : ops.value()) {
-      auto r = doc_.apply(op, &changes);
-      if (!r.ok()) return error_json(r.error());
-    }
-    return changes_json(changes);
+    apply_json(ops_json);
+    return result_;
   }
+  /// apply_ops() without embind's string copies: the answer goes to result_.
+  void apply_json(std::string_view ops_json) {
+    ops_.clear();
+    status st = read_ops(ops_json, &ops_);
+    if (!st.ok()) {
+      result_ = error_json(st);
+      return;
+    }
+    changes_.clear();
+    for (const auto& op : ops_) {
+      auto r = doc_.apply(op, &changes_);
+      if (!r.ok()) {
+        result_ = error_json(r.error());
+        return;
+      }
+    }
+    result_ = changes_json(changes_);
+  }
+  const std::string& result() const { return result_; }
   std::string text() const { return doc_.text(); }
   double length() const { return static_cast<double>(doc_.length()); }
   double replica() const { return static_cast<double>(doc_.replica()); }
@@ -157,6 +169,9 @@ class wasm_document {
   document doc_;
   std::vector<operation> outbox_;
   std::string last_error_;
+  std::vector<operation> ops_;           // reused by apply_json
+  std::vector<text_change> changes_;     // reused by apply_json
+  std::string result_;
 };
 
 
@@ -173,6 +188,13 @@ EMSCRIPTEN_KEEPALIVE char* weft_scratch(std::size_t n) {
 EMSCRIPTEN_KEEPALIVE int weft_insert_utf8(weft::wasm::wasm_document* d, double pos, const char* text, std::size_t n) {
   return d->insert_utf8(pos, std::string_view(text, n)) ? 1 : 0;
 }
+/// Applies `n` bytes of JSON ops at `json`; the answer (changes or error
+/// JSON) is at weft_result_ptr(d) / weft_result_len(d).
+EMSCRIPTEN_KEEPALIVE void weft_apply_json(weft::wasm::wasm_document* d, const char* json, std::size_t n) {
+  d->apply_json(std::string_view(json, n));
+}
+EMSCRIPTEN_KEEPALIVE const char* weft_result_ptr(weft::wasm::wasm_document* d) { return d->result().data(); }
+EMSCRIPTEN_KEEPALIVE std::size_t weft_result_len(weft::wasm::wasm_document* d) { return d->result().size(); }
 /// Local delete; 1 on success, 0 on error.
 EMSCRIPTEN_KEEPALIVE int weft_erase(weft::wasm::wasm_document* d, double pos, double count) {
   return d->erase_fast(pos, count) ? 1 : 0;

@@ -226,61 +226,6 @@ result<op_id> id_of(const json* j, const char* what) {
 
 result<json> parse_json(std::string_view text) { return reader(text).document(); }
 
-result<operation> op_from_json(const json& j) {
-  if (j.t != json::type::object) return bad("an operation must be an object");
-  const json* kind = j.get("kind");
-  if (!kind || kind->t != json::type::string) return bad("operation without a \"kind\" string");
-  operation op;
-  auto id = id_of(j.get("id"), "operation id");
-  if (!id.ok()) return id.error();
-  op.id = id.value();
-  if (kind->str == "insert" || kind->str == "tombstone") {
-    op.kind = kind->str == "insert" ? op_kind::insert : op_kind::tombstone;
-    for (const char* side : {"left", "right"}) {
-      const json* s = j.get(side);
-      if (!s || s->t == json::type::null) continue;
-      auto o = id_of(s, side);
-      if (!o.ok()) return o.error();
-      (std::string_view(side) == "left" ? op.origin_left : op.origin_right) = o.value();
-    }
-    if (op.kind == op_kind::insert) {
-      const json* t = j.get("text");
-      if (!t || t->t != json::type::string || t->str.empty()) return bad("insert needs a non-empty \"text\"");
-      op.text = t->str;
-    } else {
-      auto n = uint_of(j.get("count"), "count");
-      if (!n.ok()) return n.error();
-      op.count = n.value();
-    }
-    return op;
-  }
-  if (kind->str == "erase") {
-    op.kind = op_kind::erase;
-    const json* t = j.get("targets");
-    if (!t || t->t != json::type::array || t->items.empty()) return bad("erase needs a non-empty \"targets\" array");
-    for (const json& x : t->items) {
-      if (x.t != json::type::array || x.items.size() != 3) return bad("erase targets must be [replica, counter, length]");
-      auto r = uint_of(&x.items[0], "target"), c = uint_of(&x.items[1], "target"), n = uint_of(&x.items[2], "target");
-      if (!r.ok() || !c.ok() || !n.ok()) return bad("erase targets must be [replica, counter, length]");
-      op.targets.push_back(id_span{r.value(), c.value(), n.value()});
-    }
-    return op;
-  }
-  return bad("unknown operation kind \"" + kind->str + "\"");
-}
-
-result<std::vector<operation>> ops_from_json(const json& j) {
-  if (j.t != json::type::array) return bad("ops must be an array");
-  std::vector<operation> ops;
-  ops.reserve(j.items.size());
-  for (const json& x : j.items) {
-    auto op = op_from_json(x);
-    if (!op.ok()) return op.error();
-    ops.push_back(std::move(op.value()));
-  }
-  return ops;
-}
-
 result<version_vector> version_from_json(const json& j) {
   if (j.t != json::type::array) return bad("a version must be an array of [replica, counter]");
   version_vector v;

@@ -1,7 +1,7 @@
-// A small JSON reader and JSON -> op conversion of docs/protocol.md for the
-// WebAssembly build, which has no simdjson (ops -> JSON is
-// src/protocol/json_writer.h, shared with the server). Strict: anything
-// malformed is an error, never undefined behaviour.
+// A small JSON reader for the WebAssembly build, which has no simdjson: used
+// for version vectors (ops are read by op_reader.h, written by
+// src/protocol/json_writer.h). Strict: anything malformed is an error, never
+// undefined behaviour.
 #pragma once
 
 #include <cstdint>
@@ -32,9 +32,7 @@ struct json {
 /// Parses a whole JSON text. Errors: invalid_argument with the position.
 result<json> parse_json(std::string_view text);
 
-/// Reads an op object / an array of ops / a version array (docs/protocol.md).
-result<operation> op_from_json(const json& j);
-result<std::vector<operation>> ops_from_json(const json& j);
+/// Reads a version vector [[replica, counter], ...] (docs/protocol.md).
 result<version_vector> version_from_json(const json& j);
 
 }  // namespace weft::wasm
