@@ -25,7 +25,9 @@ function landing() {
   });
 }
 
-// Code point <-> UTF-16: identical while the text has no astral characters.
+// Code point <-> UTF-16: identical while the text has no astral characters
+// (no surrogates), which is the common case and skips the scan.
+const hasSurrogates = (text) => /[\uD800-\uDFFF]/.test(text);
 function toUtf16(text, cp, same) { return same ? cp : codePointsToUtf16(text, cp); }
 function toCodePoints(text, u16, same) { return same ? u16 : utf16ToCodePoints(text, u16); }
 
@@ -100,10 +102,16 @@ async function editor(docId) {
     onRemoteChanges(changes) {
       for (const c of changes) {
         const text = view.state.doc.toString();
-        const same = text.length === doc.length() + ('erase' in c ? c.erase : 0) - ('insert' in c ? [...c.insert].length : 0);
+        const same = !hasSurrogates(text);
         const from = toUtf16(text, c.pos, same);
         const to = 'erase' in c ? toUtf16(text, c.pos + c.erase, same) : from;
         view.dispatch({ changes: { from, to, insert: c.insert ?? '' }, annotations: remote.of(true) });
+      }
+      // Safety net: the view must show exactly the replica's text.
+      const want = doc.text();
+      if (view.state.doc.toString() !== want) {
+        console.warn('weft: editor view out of step with the replica; reloading its text');
+        view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: want }, annotations: remote.of(true) });
       }
       save();
     },
@@ -111,7 +119,7 @@ async function editor(docId) {
 
   const sendPresence = (state) => {
     const text = state.doc.toString();
-    const same = text.length === doc.length();
+    const same = !hasSurrogates(text);
     const sel = state.selection.main;
     provider.setPresence({ ...me, anchor: toCodePoints(text, sel.anchor, same), head: toCodePoints(text, sel.head, same) });
   };
@@ -119,7 +127,7 @@ async function editor(docId) {
   const bind = EditorView.updateListener.of((u) => {
     if (u.docChanged && !u.transactions.some((t) => t.annotation(remote))) {
       const old = u.startState.doc.toString();
-      const same = old.length === doc.length();
+      const same = !hasSurrogates(old);
       const edits = [];
       u.changes.iterChanges((fromA, toA, _fromB, _toB, inserted) => edits.push([fromA, toA, inserted.toString()]));
       for (const [fromA, toA, ins] of edits.reverse()) {  // back to front: earlier offsets stay valid
@@ -146,7 +154,7 @@ async function editor(docId) {
 
   const renderPresence = () => {
     const text = view.state.doc.toString();
-    const same = text.length === doc.length();
+    const same = !hasSurrogates(text);
     const ranges = [];
     peopleEl.innerHTML = '';
     for (const [, p] of provider.presence) {

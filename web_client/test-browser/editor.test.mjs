@@ -62,6 +62,16 @@ async function waitText(page, expected, timeout = 10000) {
   }
   assert.equal(t, expected);
 }
+async function waitOneOf(page, options, timeout = 10000) {
+  const deadline = Date.now() + timeout;
+  let t;
+  while (Date.now() < deadline) {
+    t = await textOf(page);
+    if (options.includes(t)) return t;
+    await page.waitForTimeout(50);
+  }
+  assert.fail(`text ${JSON.stringify(t)} is none of ${JSON.stringify(options)}`);
+}
 async function typeAt(page, pos, text) {
   await page.evaluate((p) => {
     const v = window.weft.view;
@@ -97,14 +107,16 @@ test('editing offline on both sides merges after reconnect', async () => {
   await waitText(b, 'shared ');
   await ctxA.setOffline(true);
   await a.locator('[data-testid=status]').filter({ hasText: 'offline' }).waitFor();
-  await typeAt(a, 7, 'from-a');
-  await typeAt(b, 0, 'from-b ');
+  await typeAt(a, 7, 'from-a 😀');
+  await typeAt(a, 0, '🎉');          // several offline edits, astral characters included
+  await typeAt(b, 0, '😀 from-b ');
   await a.waitForTimeout(300);
-  assert.equal(await textOf(a), 'shared from-a');
+  assert.equal(await textOf(a), '🎉shared from-a 😀');
   await ctxA.setOffline(false);
   await a.locator('[data-testid=status]').filter({ hasText: 'online' }).waitFor({ timeout: 15000 });
-  await waitText(a, 'from-b shared from-a');
-  await waitText(b, 'from-b shared from-a');
+  // Both orders of the two concurrent inserts at the start are valid; the pages must agree on one.
+  const final = await waitOneOf(a, ['🎉😀 from-b shared from-a 😀', '😀 from-b 🎉shared from-a 😀']);
+  await waitText(b, final);
   await ctxA.close(); await ctxB.close();
 });
 
