@@ -1,0 +1,109 @@
+// weft — a C++ client for weft-server (docs/protocol.md).
+//
+// A `client` holds a full replica of every document it opens, talks to the
+// server over one WebSocket, syncs by version vector in both directions,
+// sends local edits, applies remote ones, relays presence, tracks
+// acknowledgements and reconnects with exponential backoff and jitter.
+//
+// Threading contract: every client runs on a `network` (I/O threads). The
+// documents are owned by the network side: touch them only inside edit() /
+// read(), which run your function on the client's serialized executor. All
+// handlers are called there too, one at a time per client. Every public
+// method of client is thread-safe and non-blocking, so an editor's UI thread
+// can call edit() and receive changes through the handlers (post them back
+// to its own thread).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "weft/document.h"
+
+namespace weft {
+
+/// I/O threads shared by any number of clients. Destroy after its clients.
+class network {
+ public:
+  /// Starts `threads` I/O threads.
+  explicit network(unsigned threads = 1);
+  /// Stops the threads (pending operations are abandoned).
+  ~network();
+  network(const network&) = delete;
+  network& operator=(const network&) = delete;
+  struct impl;
+  impl& get() { return *p_; }
+
+ private:
+  std::unique_ptr<impl> p_;
+};
+
+struct client_options {
+  std::string host = "127.0.0.1";  ///< server address (numeric or a name)
+  std::uint16_t port = 8080;
+  replica_id replica = 0;            ///< 0: a random id below 2^53
+  std::string name = "weft-client";  ///< sent in hello
+  bool reconnect = true;             ///< reconnect after the connection drops
+  unsigned reconnect_min_ms = 250;   ///< first backoff step (then doubling, with jitter)
+  unsigned reconnect_max_ms = 10000;
+  document_options document;         ///< options of every replica
+};
+
+enum class connection_state { connecting, syncing, online, offline, stopped };
+
+/// Called on the client's executor; any may be left empty.
+struct client_handlers {
+  std::function<void(connection_state)> on_state;
+  /// Every open document got its sync answer (after each (re)connect).
+  std::function<void()> on_synced;
+  /// Remote ops applied to `doc`, and the visible changes they made.
+  std::function<void(const std::string& doc, const std::vector<operation>& ops,
+                     const std::vector<text_change>& changes)>
+      on_remote;
+  /// The server made this replica's ops of `doc` durable up to `counter`.
+  std::function<void(const std::string& doc, std::uint64_t counter)> on_ack;
+  /// Another connection's presence (state_json "null": gone).
+  std::function<void(const std::string& doc, std::uint64_t session, const std::string& state_json)> on_presence;
+  /// An error message from the server (protocol error code and text).
+  std::function<void(const std::string& code, const std::string& message)> on_error;
+};
+
+class client {
+ public:
+  client(network& net, client_options options, client_handlers handlers = {});
+  /// Stops and waits until the client no longer runs anything.
+  ~client();
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  replica_id replica() const noexcept;
+  /// Connects (and keeps reconnecting if options.reconnect).
+  void start();
+  /// Closes the connection; no reconnect.
+  void stop();
+  /// Opens `doc` (now, or on the next connect).
+  void open(const std::string& doc);
+  /// Runs `f` on the client's executor with the replica of `doc` (opened if
+  /// needed); ops it appends to its second argument are sent to the server
+  /// (or, offline, on the next sync). Use it for local edits:
+  ///   c.edit("notes", [](document& d, std::vector<operation>& out) {
+  ///     out.push_back(d.insert(0, "hi").value()); });
+  void edit(const std::string& doc, std::function<void(document&, std::vector<operation>&)> f);
+  /// Runs `f` on the client's executor with the replica of `doc` (read only).
+  void read(const std::string& doc, std::function<void(const document&)> f);
+  /// Sets this client's presence on `doc` (a JSON object, or "null").
+  void set_presence(const std::string& doc, std::string state_json);
+  /// Drops the connection as a network failure would (it reconnects if enabled).
+  void drop_connection();
+  /// This replica's counter acknowledged as durable for `doc` (thread-safe snapshot).
+  std::uint64_t acked(const std::string& doc) const;
+
+  struct impl;
+
+ private:
+  std::shared_ptr<impl> p_;
+};
+
+}  // namespace weft

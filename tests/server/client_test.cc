@@ -1,0 +1,175 @@
+// weft::client (include/weft/client.h) against a real weft-server.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "server/server.h"
+#include "weft/client.h"
+
+namespace weft::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string text_of(client& c, const std::string& doc) {
+  std::promise<std::string> p;
+  auto f = p.get_future();
+  c.read(doc, [&p](const document& d) { p.set_value(d.text()); });
+  return f.get();
+}
+
+bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return cond();
+}
+
+class ClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("weft-client-test-" + std::to_string(std::random_device{}()));
+    start_server(0);
+  }
+  void TearDown() override {
+    srv_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void start_server(std::uint16_t port) {
+    server::server_config c;
+    c.port = port;
+    c.data_dir = dir_.string();
+    c.threads = 1;
+    c.level = server::log_level::error;
+    auto s = server::server::start(c);
+    ASSERT_TRUE(s.ok()) << s.error().to_string();
+    srv_ = std::move(s.value());
+  }
+  client_options opts() {
+    client_options o;
+    o.port = srv_->port();
+    o.reconnect_min_ms = 20;
+    o.reconnect_max_ms = 200;
+    return o;
+  }
+  std::filesystem::path dir_;
+  std::unique_ptr<server::server> srv_;
+};
+
+void type(client& c, const std::string& doc, std::uint64_t pos, const std::string& text) {
+  c.edit(doc, [pos, text](document& d, std::vector<operation>& out) {
+    auto op = d.insert(std::min(pos, d.length()), text);
+    if (op.ok()) out.push_back(op.value());
+  });
+}
+
+TEST_F(ClientTest, TwoClientsConvergeAndGetAcks) {
+  network net(1);
+  std::atomic<int> changes{0};
+  client_handlers h;
+  h.on_remote = [&](const std::string&, const std::vector<operation>&, const std::vector<text_change>& ch) {
+    changes += static_cast<int>(ch.size());
+  };
+  client a(net, opts()), b(net, opts(), h);
+  a.open("d");
+  b.open("d");
+  a.start();
+  b.start();
+  type(a, "d", 0, "hello");
+  ASSERT_TRUE(eventually([&] { return text_of(b, "d") == "hello"; }));
+  type(b, "d", 5, " world");
+  ASSERT_TRUE(eventually([&] { return text_of(a, "d") == "hello world"; }));
+  EXPECT_GT(changes.load(), 0);
+  EXPECT_TRUE(eventually([&] { return a.acked("d") == 5 && b.acked("d") == 6; }));
+}
+
+TEST_F(ClientTest, EditsWhileDisconnectedArriveAfterReconnect) {
+  network net(1);
+  client a(net, opts()), b(net, opts());
+  a.open("off");
+  b.open("off");
+  a.start();
+  b.start();
+  type(a, "off", 0, "base");
+  ASSERT_TRUE(eventually([&] { return text_of(b, "off") == "base"; }));
+  a.stop();
+  type(a, "off", 4, " offline");  // a is stopped: stays local
+  type(b, "off", 0, ">");
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(text_of(b, "off"), ">base");
+  a.start();
+  EXPECT_TRUE(eventually([&] { return text_of(a, "off") == ">base offline" && text_of(b, "off") == ">base offline"; }));
+}
+
+TEST_F(ClientTest, ReconnectsAfterTheServerRestarts) {
+  network net(1);
+  std::atomic<int> synced{0};
+  client_handlers h;
+  h.on_synced = [&] { ++synced; };
+  client a(net, opts(), h);
+  a.open("r");
+  a.start();
+  ASSERT_TRUE(eventually([&] { return synced.load() == 1; }));
+  type(a, "r", 0, "before");
+  ASSERT_TRUE(eventually([&] { return a.acked("r") == 6; }));
+  std::uint16_t port = srv_->port();
+  srv_.reset();
+  type(a, "r", 6, " during");  // the server is down
+  start_server(port);
+  EXPECT_TRUE(eventually([&] { return synced.load() >= 2; }, 15s));
+  EXPECT_TRUE(eventually([&] { return a.acked("r") == 13; }));
+  client b(net, opts());
+  b.open("r");
+  b.start();
+  EXPECT_TRUE(eventually([&] { return text_of(b, "r") == "before during"; }));
+}
+
+TEST_F(ClientTest, DroppedConnectionResyncsWithoutLoss) {
+  network net(2);
+  client a(net, opts()), b(net, opts());
+  a.open("drop");
+  b.open("drop");
+  a.start();
+  b.start();
+  for (int i = 0; i < 200; ++i) {
+    type(a, "drop", 1000000, "a");
+    type(b, "drop", 0, "b");
+    if (i % 50 == 25) a.drop_connection();
+  }
+  EXPECT_TRUE(eventually([&] {
+    auto ta = text_of(a, "drop"), tb = text_of(b, "drop");
+    return ta == tb && ta.size() == 400;
+  }, 15s));
+}
+
+TEST_F(ClientTest, PresenceReachesOtherClients) {
+  network net(1);
+  std::mutex mu;
+  std::string seen;
+  client_handlers h;
+  h.on_presence = [&](const std::string&, std::uint64_t, const std::string& state) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen = state;
+  };
+  client a(net, opts()), b(net, opts(), h);
+  a.open("p");
+  b.open("p");
+  a.start();
+  b.start();
+  a.set_presence("p", R"({"name":"bot","cursor":0})");
+  EXPECT_TRUE(eventually([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return seen.find("\"bot\"") != std::string::npos;
+  }));
+}
+
+}  // namespace
+}  // namespace weft::test
