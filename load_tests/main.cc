@@ -1,0 +1,97 @@
+// weft-bots: headless bot typists against a weft-server. See --help.
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "swarm.h"
+
+namespace {
+
+const char* usage =
+    "usage: weft-bots [flags]\n"
+    "\n"
+    "Runs bot typists (each a full weft replica over its own WebSocket) against a\n"
+    "weft-server, reports end-to-end latency (a bot's edit until every other bot of\n"
+    "the document has applied it), throughput, errors and reconnects, and checks that\n"
+    "every replica ends equal to the server's text (exit 1 if not).\n"
+    "\n"
+    "  --url ws://HOST:PORT/   server (default ws://127.0.0.1:8080/)\n"
+    "  --docs D                documents (default 1)\n"
+    "  --bots-per-doc N        bots per document (default 4)\n"
+    "  --rate K                keystrokes per second per bot (default 5)\n"
+    "  --duration S            seconds of typing (default 10)\n"
+    "  --ramp S                spread the connections over S seconds (default 1)\n"
+    "  --idle                  connect and sync only; no typing\n"
+    "  --seed N                random seed (default 1)\n"
+    "  --server-pid PID        sample that process's CPU time and RSS from /proc\n"
+    "  --threads T             network threads of the bots (default 2)\n"
+    "  --quiet S               wait at most S seconds for convergence (default 3)\n"
+    "  --json FILE             also write the report as JSON\n"
+    "  --no-progress           no progress line\n";
+
+bool number(const char* s, double& out) {
+  char* end = nullptr;
+  out = std::strtod(s, &end);
+  return end && *end == '\0';
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  weft::load::swarm_options o;
+  std::string json_file;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> const char* {
+      if (i + 1 >= argc) {
+        fmt::print(stderr, "weft-bots: {} needs a value\n", a);
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    double v = 0;
+    auto num = [&](double lo) {
+      const char* s = value();
+      if (!number(s, v) || v < lo) {
+        fmt::print(stderr, "weft-bots: bad value for {}: {}\n", a, s);
+        std::exit(2);
+      }
+      return v;
+    };
+    if (a == "--help" || a == "-h") {
+      std::fputs(usage, stdout);
+      return 0;
+    } else if (a == "--url") {
+      std::string url = value();
+      auto p = url.find("://");
+      std::string rest = p == std::string::npos ? url : url.substr(p + 3);
+      rest = rest.substr(0, rest.find('/'));
+      auto colon = rest.rfind(':');
+      o.host = rest.substr(0, colon);
+      if (colon != std::string::npos) o.port = static_cast<std::uint16_t>(std::stoi(rest.substr(colon + 1)));
+    } else if (a == "--docs") o.docs = static_cast<int>(num(1));
+    else if (a == "--bots-per-doc") o.bots_per_doc = static_cast<int>(num(1));
+    else if (a == "--rate") o.rate = num(0.001);
+    else if (a == "--duration") o.duration_s = num(0);
+    else if (a == "--ramp") o.ramp_s = num(0);
+    else if (a == "--idle") o.idle = true;
+    else if (a == "--seed") o.seed = static_cast<std::uint64_t>(num(0));
+    else if (a == "--server-pid") o.server_pid = static_cast<int>(num(1));
+    else if (a == "--threads") o.threads = static_cast<unsigned>(num(1));
+    else if (a == "--quiet") o.quiet_s = num(0);
+    else if (a == "--json") json_file = value();
+    else if (a == "--no-progress") o.progress = false;
+    else {
+      fmt::print(stderr, "weft-bots: unknown flag {}\n\n{}", a, usage);
+      return 2;
+    }
+  }
+  auto r = weft::load::run_swarm(o);
+  std::fputs(weft::load::summary(o, r).c_str(), stdout);
+  if (!json_file.empty()) std::ofstream(json_file) << weft::load::to_json(o, r) << "\n";
+  return r.converged && r.errors == 0 ? 0 : 1;
+}

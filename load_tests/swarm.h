@@ -1,0 +1,57 @@
+// A swarm of bot typists: N weft::client replicas per document, typing like
+// people (bursts at a moving cursor, backspaces, pastes, jumps, presence),
+// measuring end-to-end latency (a bot's edit until every other bot of the
+// document has applied it), throughput, errors and reconnects, and checking
+// at the end that every replica and the server hold the same text.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace weft::load {
+
+struct swarm_options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;
+  int docs = 1;
+  int bots_per_doc = 4;
+  double rate = 5;          // keystrokes per second per bot
+  double duration_s = 10;   // typing time
+  double ramp_s = 1;        // connections spread over this long
+  bool idle = false;        // connect and sync only, no typing
+  std::uint64_t seed = 1;
+  int server_pid = 0;       // sample this process's CPU and peak RSS from /proc
+  unsigned threads = 2;     // network threads of the bots
+  double quiet_s = 3;       // after typing: wait at most this long for convergence
+  std::string doc_prefix = "bots";
+  bool progress = true;     // a progress line per second on stderr
+};
+
+struct swarm_report {
+  std::uint64_t keystrokes = 0;        // local edits made
+  std::uint64_t ops_delivered = 0;     // remote op applications by bots
+  std::uint64_t errors = 0;            // error messages from the server
+  std::uint64_t disconnects = 0;       // connections lost (reconnected after)
+  double seconds = 0;                  // typing phase
+  double latency_p50_ms = 0, latency_p95_ms = 0, latency_p99_ms = 0, latency_max_ms = 0;
+  std::uint64_t latency_samples = 0;
+  double bots_cpu_percent = 0;         // of one core, over the run
+  double server_cpu_us_per_keystroke = 0;  // when server_pid is set
+  double server_peak_rss_mib = 0;          // when server_pid is set
+  double server_rss_mib = 0;               // when server_pid is set (after connecting)
+  bool converged = false;
+  std::string convergence_detail;      // what differed, when not converged
+  int connections = 0;
+};
+
+/// Runs the swarm against a server (blocking). Thread-safe to call once at a time.
+swarm_report run_swarm(const swarm_options& o);
+
+/// The report as one JSON object.
+std::string to_json(const swarm_options& o, const swarm_report& r);
+/// A human-readable summary.
+std::string summary(const swarm_options& o, const swarm_report& r);
+
+}  // namespace weft::load
