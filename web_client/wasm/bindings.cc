@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "json_lite.h"
 #include "op_reader.h"
 #include "protocol/json_writer.h"
 #include "weft/document.h"
@@ -131,12 +130,11 @@ class wasm_document {
   }
   /// JSON array of every op a replica at `version_json` lacks (or {"error":...}).
   std::string ops_since(const std::string& version_json) const {
-    auto j = parse_json(version_json);
-    if (!j.ok()) return error_json(j.error());
-    auto v = version_from_json(j.value());
-    if (!v.ok()) return error_json(v.error());
+    version_vector v;
+    status st = read_version(version_json, &v);
+    if (!st.ok()) return error_json(st);
     std::string out = "[";
-    auto ops = doc_.ops_since(v.value());
+    auto ops = doc_.ops_since(v);
     for (std::size_t i = 0; i < ops.size(); ++i) {
       if (i) out.push_back(',');
       append_op(out, ops[i]);

@@ -247,3 +247,23 @@ status read_ops(std::string_view json, std::vector<operation>* out) {
 }
 
 }  // namespace weft::wasm
+
+namespace weft::wasm {
+
+status read_version(std::string_view json, version_vector* out) {
+  scanner sc(json);
+  sc.expect('[');
+  if (!sc.failed() && !sc.peek(']')) {
+    do {
+      op_id e;
+      if (!read_id(sc, &e)) return bad(sc, "a version must be [[replica, counter], ...]");
+      out->set(e.replica, e.counter);
+    } while (sc.eat(','));
+  }
+  sc.expect(']');
+  sc.ws();
+  if (sc.failed() || sc.pos() != json.size()) return bad(sc, "a version must be [[replica, counter], ...]");
+  return {};
+}
+
+}  // namespace weft::wasm
