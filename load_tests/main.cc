@@ -30,7 +30,9 @@ const char* usage =
     "  --server-pid PID        sample that process's CPU time and RSS from /proc\n"
     "  --threads T             network threads of the bots (default 2)\n"
     "  --quiet S               wait at most S seconds for convergence (default 3)\n"
+    "  --storm                 after typing, drop every connection at once; all must resync\n"
     "  --json FILE             also write the report as JSON\n"
+    "  --table FILE --label L  also append a markdown table row labelled L to FILE\n"
     "  --no-progress           no progress line\n";
 
 bool number(const char* s, double& out) {
@@ -43,7 +45,7 @@ bool number(const char* s, double& out) {
 
 int main(int argc, char** argv) {
   weft::load::swarm_options o;
-  std::string json_file;
+  std::string json_file, table_file, label = "run";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> const char* {
@@ -84,6 +86,9 @@ int main(int argc, char** argv) {
     else if (a == "--threads") o.threads = static_cast<unsigned>(num(1));
     else if (a == "--quiet") o.quiet_s = num(0);
     else if (a == "--json") json_file = value();
+    else if (a == "--table") table_file = value();
+    else if (a == "--label") label = value();
+    else if (a == "--storm") o.storm = true;
     else if (a == "--no-progress") o.progress = false;
     else {
       fmt::print(stderr, "weft-bots: unknown flag {}\n\n{}", a, usage);
@@ -93,5 +98,6 @@ int main(int argc, char** argv) {
   auto r = weft::load::run_swarm(o);
   std::fputs(weft::load::summary(o, r).c_str(), stdout);
   if (!json_file.empty()) std::ofstream(json_file) << weft::load::to_json(o, r) << "\n";
+  if (!table_file.empty()) std::ofstream(table_file, std::ios::app) << weft::load::markdown_row(label, o, r);
   return r.converged && r.errors == 0 ? 0 : 1;
 }

@@ -186,10 +186,12 @@ void act(bot& b, document& d, std::vector<operation>& out, bool* moved) {
 
 swarm_report run_swarm(const swarm_options& o) {
   swarm_report rep;
+  const auto run_start = clock_type::now();
+  const double run_cpu0 = self_cpu_seconds();
   network net(std::max(1u, o.threads));
   latency_tracker lat;
   std::atomic<std::uint64_t> keystrokes{0}, delivered{0}, errors{0}, disconnects{0};
-  std::atomic<int> synced{0};
+  std::atomic<int> synced{0}, resynced{0};
   const int total = o.docs * o.bots_per_doc;
   std::vector<std::unique_ptr<bot>> bots;
   bots.reserve(static_cast<std::size_t>(total));
@@ -206,9 +208,11 @@ swarm_report run_swarm(const swarm_options& o) {
       co.replica = (seed_rng() & max_replica_id) | 1;
       co.name = b->name;
       client_handlers h;
-      auto first_sync = std::make_shared<std::atomic<bool>>(false);
-      h.on_synced = [&synced, first_sync] {
-        if (!first_sync->exchange(true)) ++synced;
+      auto syncs = std::make_shared<std::atomic<int>>(0);
+      h.on_synced = [&synced, &resynced, syncs] {
+        int n = ++*syncs;
+        if (n == 1) ++synced;
+        if (n == 2) ++resynced;
       };
       h.on_remote = [&lat, &delivered](const std::string&, const std::vector<operation>& ops, const std::vector<text_change>&) {
         for (const auto& op : ops) lat.received(op.id);
@@ -227,6 +231,7 @@ swarm_report run_swarm(const swarm_options& o) {
     }
   }
   rep.connections = total;
+  if (o.server_pid) rep.server_rss_before_mib = status_mib(o.server_pid, "VmRSS");
   // Connect, spread over the ramp.
   auto t0 = clock_type::now();
   for (int i = 0; i < total; ++i) {
@@ -241,7 +246,6 @@ swarm_report run_swarm(const swarm_options& o) {
 
   // Typing.
   double server_cpu0 = o.server_pid ? process_cpu_seconds(o.server_pid) : 0;
-  double self_cpu0 = self_cpu_seconds();
   auto start = clock_type::now();
   auto end = start + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.idle ? 0 : o.duration_s));
   using slot = std::pair<clock_type::time_point, std::size_t>;
@@ -281,8 +285,27 @@ swarm_report run_swarm(const swarm_options& o) {
     }
   }
   if (!o.idle) std::this_thread::sleep_until(end);
+  if (o.storm) {
+    // Every connection drops at once (as when a load balancer restarts); all
+    // reconnect with backoff and jitter, resync, and keep typing.
+    auto storm_start = clock_type::now();
+    for (auto& b : bots) b->c->drop_connection();
+    auto storm_deadline = storm_start + std::chrono::seconds(60);
+    while (resynced.load() < total && clock_type::now() < storm_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    rep.storm_resync_s = std::chrono::duration<double>(clock_type::now() - storm_start).count();
+    if (resynced.load() < total) fmt::print(stderr, "warning: only {} of {} bots resynced after the storm\n", resynced.load(), total);
+    if (!o.idle)
+      for (int round = 0; round < 3; ++round)
+        for (auto& b : bots) {
+          bot& x = *b;
+          x.c->edit(x.doc, [&x, &keystrokes](document& d, std::vector<operation>& out) {
+            bool moved = false;
+            act(x, d, out, &moved);
+            if (!out.empty()) ++keystrokes;
+          });
+        }
+  }
   rep.seconds = std::chrono::duration<double>(clock_type::now() - start).count();
-  double self_cpu = self_cpu_seconds() - self_cpu0;
   double server_cpu = o.server_pid ? process_cpu_seconds(o.server_pid) - server_cpu0 : 0;
   if (o.progress) fmt::print(stderr, "\n");
 
@@ -332,7 +355,9 @@ swarm_report run_swarm(const swarm_options& o) {
   rep.ops_delivered = delivered.load();
   rep.errors = errors.load();
   rep.disconnects = disconnects.load();
-  rep.bots_cpu_percent = rep.seconds > 0 ? 100.0 * self_cpu / rep.seconds : 0;
+  // Over the whole run (connecting included), so a saturated load generator shows.
+  double wall = std::chrono::duration<double>(clock_type::now() - run_start).count();
+  rep.bots_cpu_percent = wall > 0 ? 100.0 * (self_cpu_seconds() - run_cpu0) / wall : 0;
   if (o.server_pid) {
     rep.server_cpu_us_per_keystroke = rep.keystrokes ? server_cpu * 1e6 / static_cast<double>(rep.keystrokes) : 0;
     rep.server_peak_rss_mib = status_mib(o.server_pid, "VmHWM");
@@ -348,18 +373,19 @@ std::string to_json(const swarm_options& o, const swarm_report& r) {
       R"("keystrokes":{},"ops_delivered":{},"delivered_per_s":{:.1f},"errors":{},"disconnects":{},)"
       R"("latency_ms":{{"p50":{:.3f},"p95":{:.3f},"p99":{:.3f},"max":{:.3f},"samples":{}}},)"
       R"("bots_cpu_percent":{:.1f},"server_cpu_us_per_keystroke":{:.1f},"server_rss_mib":{:.1f},)"
-      R"("server_peak_rss_mib":{:.1f},"converged":{},"detail":"{}"}})",
+      R"("server_peak_rss_mib":{:.1f},"server_rss_before_mib":{:.1f},"storm_resync_s":{:.3f},"converged":{},"detail":"{}"}})",
       o.docs, o.bots_per_doc, o.rate, o.duration_s, o.idle, r.connections, r.keystrokes, r.ops_delivered,
       r.seconds > 0 ? static_cast<double>(r.ops_delivered) / r.seconds : 0, r.errors, r.disconnects, r.latency_p50_ms,
       r.latency_p95_ms, r.latency_p99_ms, r.latency_max_ms, r.latency_samples, r.bots_cpu_percent,
-      r.server_cpu_us_per_keystroke, r.server_rss_mib, r.server_peak_rss_mib, r.converged, r.convergence_detail);
+      r.server_cpu_us_per_keystroke, r.server_rss_mib, r.server_peak_rss_mib, r.server_rss_before_mib, r.storm_resync_s,
+      r.converged, r.convergence_detail);
 }
 
 std::string summary(const swarm_options& o, const swarm_report& r) {
   return fmt::format(
       "{} docs x {} bots x {} keys/s for {:.1f} s: {} keystrokes, {} ops delivered ({:.0f}/s)\n"
       "latency edit -> every other bot: p50 {:.2f} ms, p95 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms ({} samples)\n"
-      "errors {}, disconnects {}, bots CPU {:.0f}% of a core{}\n"
+      "errors {}, disconnects {}, bots CPU {:.0f}% of a core{}{}\n"
       "convergence: {}\n",
       o.docs, o.bots_per_doc, o.rate, r.seconds, r.keystrokes, r.ops_delivered,
       r.seconds > 0 ? static_cast<double>(r.ops_delivered) / r.seconds : 0, r.latency_p50_ms, r.latency_p95_ms,
@@ -367,7 +393,23 @@ std::string summary(const swarm_options& o, const swarm_report& r) {
       o.server_pid ? fmt::format(", server {:.1f} us CPU per keystroke, RSS {:.1f} MiB (peak {:.1f} MiB)",
                                  r.server_cpu_us_per_keystroke, r.server_rss_mib, r.server_peak_rss_mib)
                    : std::string(),
+      o.storm ? fmt::format(", reconnect storm: all {} resynced in {:.2f} s", r.connections, r.storm_resync_s) : std::string(),
       r.converged ? "every replica equals the server's text" : "FAILED: " + r.convergence_detail);
+}
+
+}  // namespace weft::load
+
+namespace weft::load {
+
+std::string markdown_row(const std::string& label, const swarm_options& o, const swarm_report& r) {
+  double per_conn_kib = r.connections && r.server_rss_mib > 0
+                            ? (r.server_rss_mib - r.server_rss_before_mib) * 1024.0 / r.connections
+                            : 0;
+  return fmt::format("| {} | {} | {:.0f} | {} | {:.2f} / {:.2f} / {:.2f} / {:.2f} | {:.1f} | {:.1f} MiB ({:.2f} KiB/conn) | {} | {} / {} | {:.0f}% | {} |\n",
+                     label, r.connections, r.seconds, r.keystrokes, r.latency_p50_ms, r.latency_p95_ms, r.latency_p99_ms,
+                     r.latency_max_ms, r.server_cpu_us_per_keystroke, r.server_peak_rss_mib, per_conn_kib,
+                     o.storm ? fmt::format("{:.2f} s", r.storm_resync_s) : std::string("-"), r.errors, r.disconnects,
+                     r.bots_cpu_percent, r.converged ? "yes" : "**NO**: " + r.convergence_detail);
 }
 
 }  // namespace weft::load

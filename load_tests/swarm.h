@@ -27,6 +27,7 @@ struct swarm_options {
   double quiet_s = 3;       // after typing: wait at most this long for convergence
   std::string doc_prefix = "bots";
   bool progress = true;     // a progress line per second on stderr
+  bool storm = false;       // after typing: drop every connection at once, resync, type a little more
 };
 
 struct swarm_report {
@@ -37,10 +38,12 @@ struct swarm_report {
   double seconds = 0;                  // typing phase
   double latency_p50_ms = 0, latency_p95_ms = 0, latency_p99_ms = 0, latency_max_ms = 0;
   std::uint64_t latency_samples = 0;
-  double bots_cpu_percent = 0;         // of one core, over the run
+  double bots_cpu_percent = 0;         // of one core, over the whole run (connecting included)
   double server_cpu_us_per_keystroke = 0;  // when server_pid is set
   double server_peak_rss_mib = 0;          // when server_pid is set
   double server_rss_mib = 0;               // when server_pid is set (after connecting)
+  double server_rss_before_mib = 0;        // when server_pid is set (before connecting)
+  double storm_resync_s = 0;               // with storm: until every bot had resynced
   bool converged = false;
   std::string convergence_detail;      // what differed, when not converged
   int connections = 0;
@@ -53,5 +56,7 @@ swarm_report run_swarm(const swarm_options& o);
 std::string to_json(const swarm_options& o, const swarm_report& r);
 /// A human-readable summary.
 std::string summary(const swarm_options& o, const swarm_report& r);
+/// One row of the scenario table (load_tests/run-scenarios.sh).
+std::string markdown_row(const std::string& label, const swarm_options& o, const swarm_report& r);
 
 }  // namespace weft::load
