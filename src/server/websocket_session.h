@@ -7,7 +7,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
-#include <simdjson.h>
 
 #include <deque>
 #include <memory>
@@ -75,7 +74,6 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
   boost::beast::websocket::close_code close_code_ = boost::beast::websocket::close_code::normal;
   std::string close_reason_;
   std::set<std::string> docs_;
-  simdjson::dom::parser parser_;
 };
 
 }  // namespace weft::server
