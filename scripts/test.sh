@@ -5,6 +5,7 @@
 #   scripts/test.sh            # C++ tests (Release, then under ASan+UBSan), the
 #                              # web client's node tests and browser tests
 #   WEFT_FUZZ_ROUNDS=50000 scripts/test.sh   # longer convergence fuzzing
+#   WEFT_FUZZ_SECONDS=300 scripts/test.sh    # longer libFuzzer runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/common.sh
@@ -25,6 +26,9 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=ON -DWEFT_BUIL
 cmake --build build-asan -j "$jobs" --target weft_core_tests weft_server_tests weft_load_smoke_tests
 # Fewer fuzz rounds under the sanitizers: they run ~10x slower.
 WEFT_FUZZ_ROUNDS="${WEFT_ASAN_FUZZ_ROUNDS:-400}" ctest --test-dir build-asan --output-on-failure -j "$jobs"
+
+echo "==> fuzzers (libFuzzer, ${WEFT_FUZZ_SECONDS:-5} s per target)"
+scripts/fuzz.sh "${WEFT_FUZZ_SECONDS:-5}"
 
 echo "==> web client: WebAssembly core, node tests, browser tests (chromium)"
 weft_build_web_client

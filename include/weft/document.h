@@ -33,6 +33,11 @@ struct document_options {
   /// Most ids (characters) the pending operations may span in total.
   /// Default: 4,194,304.
   std::uint64_t max_pending_ids = 4u << 20;
+  /// Most ids (characters inserted or deleted) one remote operation may use;
+  /// larger ones fail with limit_exceeded, so a forged op cannot make the
+  /// replica allocate or loop without bound. ops_since() never makes ops
+  /// larger than 65,536 ids. Default: 1,048,576.
+  std::uint64_t max_op_ids = 1u << 20;
 };
 
 /// What apply() did with an operation.
@@ -70,12 +75,14 @@ class document {
   /// Inserts UTF-8 `text` before code point `position` and returns the
   /// operation to send to the other replicas. Errors: invalid_argument when
   /// position > length() or text is empty / not valid UTF-8; limit_exceeded
-  /// when this replica's counters are exhausted. On error nothing changes.
+  /// when the text is longer than options.max_op_ids or this replica's
+  /// counters are exhausted. On error nothing changes.
   result<operation> insert(std::uint64_t position, std::string_view text);
 
   /// Deletes `count` code points starting at `position` and returns the
   /// operation to send. Errors: invalid_argument when the range is empty or
-  /// extends past length(). On error nothing changes.
+  /// extends past length(); limit_exceeded past options.max_op_ids. On error
+  /// nothing changes.
   result<operation> erase(std::uint64_t position, std::uint64_t count);
 
   // ---- remote operations -------------------------------------------------

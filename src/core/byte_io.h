@@ -65,6 +65,16 @@ class byte_reader {
     std::uint64_t v = varint();
     return static_cast<std::int64_t>((v >> 1) ^ (~(v & 1) + 1));
   }
+  /// `base` plus a zigzag delta; fails (and returns 0) when the sum leaves
+  /// the range of counters, so corrupt input cannot overflow anything.
+  std::int64_t offset(std::int64_t base) {
+    std::int64_t d = zigzag(), out = 0;
+    if (__builtin_add_overflow(base, d, &out) || out < 0 || out > (std::int64_t{1} << 40)) {
+      fail();
+      return 0;
+    }
+    return out;
+  }
   std::string_view bytes(std::uint64_t n) {
     if (n > remaining()) {
       fail();

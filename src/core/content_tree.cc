@@ -465,6 +465,25 @@ std::size_t content_tree::memory_usage() const noexcept {
   return bytes;
 }
 
+bool content_tree::origins_in_order() const {
+  for (std::uint32_t b = 0; b < blocks_.size(); ++b) {
+    const block& bl = *blocks_[b];
+    for (std::uint32_t s = 0; s < bl.count; ++s) {
+      const run& r = bl.runs[s];
+      pos_key first{static_cast<std::int64_t>(b), s, 0}, last{static_cast<std::int64_t>(b), s, r.length - 1};
+      if (!r.left.none()) {
+        cursor c = locate(r.left);
+        if (c.at_end() || !(key_of(c) < first)) return false;
+      }
+      if (!r.right.none()) {
+        cursor c = locate(r.right);
+        if (c.at_end() || !(last < key_of(c))) return false;
+      }
+    }
+  }
+  return true;
+}
+
 std::string content_tree::check_invariants() const {
   std::uint64_t vis = 0, tot = 0;
   for (std::uint32_t b = 0; b < blocks_.size(); ++b) {

@@ -114,6 +114,10 @@ class content_tree {
 
   std::size_t memory_usage() const noexcept;
   std::string check_invariants() const;
+  /// True when every run's left origin is before it and its right origin
+  /// after it in the sequence (what integration guarantees; a snapshot that
+  /// breaks it was tampered with). O(runs x block size).
+  bool origins_in_order() const;
 
  private:
   block& blk(std::uint32_t order) { return *blocks_[order]; }

@@ -66,7 +66,7 @@ bool valid_id(op_id id) { return id.replica <= max_replica_id && id.counter >= 1
 std::string id_str(op_id id) { return cat({"(", std::to_string(id.replica), ",", std::to_string(id.counter), ")"}); }
 
 // Structural checks that need no document state.
-status validate_structure(const operation& op) {
+status validate_structure(const operation& op, std::uint64_t max_ids) {
   if (!valid_id(op.id)) return invalid(cat({"operation id ", id_str(op.id), " is out of range"}));
   if (op.kind == op_kind::insert || op.kind == op_kind::tombstone) {
     if (op.kind == op_kind::insert) {
@@ -99,6 +99,9 @@ status validate_structure(const operation& op) {
     return invalid("unknown operation kind");
   }
   std::uint64_t len = op.length();
+  if (len > max_ids)
+    return status(error_code::limit_exceeded, cat({"operation uses ", std::to_string(len), " ids; the limit is ",
+                                                   std::to_string(max_ids)}));
   if (len > max_counter || op.id.counter + len - 1 > max_counter)
     return status(error_code::limit_exceeded, "operation ids pass the counter limit");
   return {};
@@ -167,6 +170,8 @@ result<operation> document::insert(std::uint64_t position, std::string_view text
   if (text.empty()) return status(error_code::invalid_argument, "insert of empty text");
   if (!is_valid_utf8(text)) return status(error_code::invalid_argument, "insert text is not valid UTF-8");
   std::uint64_t len = detail::count_cp(text);
+  if (len > s.options_.max_op_ids)
+    return status(error_code::limit_exceeded, "insert larger than max_op_ids; insert it in parts");
   std::uint64_t counter = s.vv_.get(s.self_) + 1;
   if (counter + len - 1 > max_counter) return status(error_code::limit_exceeded, "replica counters exhausted");
   std::uint32_t r = s.intern(s.self_);
@@ -190,6 +195,8 @@ result<operation> document::erase(std::uint64_t position, std::uint64_t count) {
     return status(error_code::invalid_argument, cat({"erase range [", std::to_string(position), ", +", std::to_string(count),
                                                          ") is past the end (length ", std::to_string(s.tree_.visible()),
                                                          ")"}));
+  if (count > s.options_.max_op_ids)
+    return status(error_code::limit_exceeded, "erase larger than max_op_ids; erase it in parts");
   std::uint64_t counter = s.vv_.get(s.self_) + 1;
   if (counter + count - 1 > max_counter) return status(error_code::limit_exceeded, "replica counters exhausted");
   std::uint32_t r = s.intern(s.self_);
@@ -313,7 +320,7 @@ result<step> submit(sequence_state& s, const operation& in, std::vector<text_cha
 result<apply_outcome> document::apply(const operation& op, std::vector<text_change>* changes,
                                       std::vector<operation>* applied) {
   sequence_state& s = *s_;
-  status st = validate_structure(op);
+  status st = validate_structure(op, s.options_.max_op_ids);
   if (!st.ok()) return st;
   auto first = submit(s, op, changes, applied, true);
   if (!first.ok()) return first.error();
@@ -344,6 +351,9 @@ result<apply_outcome> document::apply(const operation& op, std::vector<text_chan
   return out;
 }
 
+// Largest op ops_since() makes, so that any receiver's max_op_ids accepts it.
+constexpr std::uint64_t max_emitted_ids = 65536;
+
 std::vector<operation> document::ops_since(const version_vector& peer) const {
   const sequence_state& s = *s_;
   std::vector<operation> out;
@@ -360,7 +370,7 @@ std::vector<operation> document::ops_since(const version_vector& peer) const {
         detail::cursor cur = s.tree_.locate(ref{e.replica, static_cast<std::uint32_t>(c)});
         if (cur.at_end()) break;  // impossible for a consistent log
         const detail::run& r = s.tree_.run_at(cur);
-        std::uint64_t k = std::min<std::uint64_t>(r.length - cur.offset, end - c);
+        std::uint64_t k = std::min<std::uint64_t>({r.length - cur.offset, end - c, max_emitted_ids});
         operation op;
         op.id = op_id{g, c};
         ref l = r.left_of(cur.offset);
@@ -383,9 +393,21 @@ std::vector<operation> document::ops_since(const version_vector& peer) const {
       }
       continue;
     }
+    // The entry's deletions from `from` on, in ops of at most max_emitted_ids ids.
     operation op;
     op.kind = op_kind::erase;
     op.id = op_id{g, from};
+    std::uint64_t in_op = 0;
+    auto add = [&](replica_id tg, std::uint64_t counter, std::uint64_t length) {
+      op.targets.push_back(id_span{tg, counter, length});
+      in_op += length;
+      if (in_op >= max_emitted_ids) {
+        out.push_back(op);
+        op.targets.clear();
+        op.id.counter += in_op;
+        in_op = 0;
+      }
+    };
     std::uint64_t skip = from - e.counter;
     for (std::uint32_t i = e.targets_begin; i < e.targets_begin + e.targets_count; ++i) {
       const detail::target_span& t = targets[i];
@@ -398,13 +420,17 @@ std::vector<operation> document::ops_since(const version_vector& peer) const {
         // Backspacing deleted t.counter, t.counter-1, ...; targets keep the
         // order of the erase's ids (a receiver that knows a prefix trims by
         // it), so a reversed run goes out as single characters.
-        for (std::uint64_t k = skip; k < t.length; ++k) op.targets.push_back(id_span{tg, t.counter - k, 1});
+        for (std::uint64_t k = skip; k < t.length; ++k) add(tg, t.counter - k, 1);
       } else {
-        op.targets.push_back(id_span{tg, t.counter + skip, t.length - skip});
+        for (std::uint64_t c = t.counter + skip; c < std::uint64_t{t.counter} + t.length;) {
+          std::uint64_t n = std::min<std::uint64_t>(std::uint64_t{t.counter} + t.length - c, max_emitted_ids - in_op);
+          add(tg, c, n);
+          c += n;
+        }
       }
       skip = 0;
     }
-    out.push_back(std::move(op));
+    if (!op.targets.empty()) out.push_back(std::move(op));
   }
   return out;
 }

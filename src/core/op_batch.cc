@@ -117,7 +117,7 @@ result<std::vector<operation>> decode_ops(std::string_view bytes) {
       for (int k = 0; k < 2; ++k) {
         if (!(flags & (k == 0 ? b_left : b_right))) continue;
         auto orep = rep();
-        std::int64_t c = base + rd.zigzag();
+        std::int64_t c = rd.offset(base);
         if (!orep || !in_range(c)) return corrupt("origin out of range");
         (k == 0 ? op.origin_left : op.origin_right) = op_id{*orep, static_cast<std::uint64_t>(c)};
       }
@@ -138,7 +138,7 @@ result<std::vector<operation>> decode_ops(std::string_view bytes) {
       if (nt == 0 || nt > rd.remaining()) return corrupt("erase target count out of range");
       for (std::uint64_t k = 0; k < nt && rd.ok(); ++k) {
         auto trep = rep();
-        std::int64_t c = base + rd.zigzag();
+        std::int64_t c = rd.offset(base);
         std::uint64_t len = rd.varint();
         if (!trep || !in_range(c) || len == 0 || len > max_counter ||
             static_cast<std::uint64_t>(c) + len - 1 > max_counter)

@@ -145,7 +145,7 @@ result<document> document::decode_snapshot(std::string_view bytes, replica_id re
   auto read_origin = [&](const detail::run& r, std::uint8_t mode, detail::ref* o) {
     std::uint64_t rep = r.replica;
     if (mode == o_other) rep = rd.varint();
-    std::int64_t c = static_cast<std::int64_t>(r.counter) + rd.zigzag();
+    std::int64_t c = rd.offset(static_cast<std::int64_t>(r.counter));
     if (rep >= nrep || c < 1 || c > static_cast<std::int64_t>(max_counter)) return false;
     *o = detail::ref{static_cast<std::uint32_t>(rep), static_cast<std::uint32_t>(c)};
     return true;
@@ -162,7 +162,7 @@ result<document> document::decode_snapshot(std::string_view bytes, replica_id re
       if (rep >= nrep) return corrupt("run replica out of range");
       r.replica = static_cast<std::uint32_t>(rep);
     }
-    std::int64_t c = static_cast<std::int64_t>(next_counter[r.replica]) + rd.zigzag();
+    std::int64_t c = rd.offset(static_cast<std::int64_t>(next_counter[r.replica]));
     std::uint64_t len = rd.varint();
     if (c < 1 || len == 0 || static_cast<std::uint64_t>(c) + len - 1 > vv[r.replica]) return corrupt("run ids out of range");
     r.counter = static_cast<std::uint32_t>(c);
@@ -212,6 +212,7 @@ result<document> document::decode_snapshot(std::string_view bytes, replica_id re
     if ((!r.left.none() && !s.tree_.all_characters(r.left, 1)) || (!r.right.none() && !s.tree_.all_characters(r.right, 1)))
       return corrupt("an origin is not a character");
   }
+  if (!s.tree_.origins_in_order()) return corrupt("an origin is on the wrong side of its run");
   // History.
   std::uint64_t nentries = rd.varint();
   if (!rd.ok() || nentries > rd.remaining()) return corrupt("history length out of range");
@@ -221,7 +222,7 @@ result<document> document::decode_snapshot(std::string_view bytes, replica_id re
     std::uint64_t head = rd.varint();
     std::uint64_t rep = head >> 1;
     if (rep >= nrep) return corrupt("history replica out of range");
-    std::int64_t c = static_cast<std::int64_t>(next_counter[rep]) + rd.zigzag();
+    std::int64_t c = rd.offset(static_cast<std::int64_t>(next_counter[rep]));
     std::uint64_t len = rd.varint();
     if (c < 1 || len == 0 || static_cast<std::uint64_t>(c) + len - 1 > vv[rep]) return corrupt("history ids out of range");
     detail::log_entry e{static_cast<std::uint32_t>(rep), static_cast<std::uint32_t>(c), static_cast<std::uint32_t>(len),
@@ -239,7 +240,7 @@ result<document> document::decode_snapshot(std::string_view bytes, replica_id re
     std::uint64_t sum = 0;
     for (std::uint64_t k = 0; k < nt && rd.ok(); ++k) {
       std::uint64_t trep = rd.varint();
-      std::int64_t tc = static_cast<std::int64_t>(e.counter) + rd.zigzag();
+      std::int64_t tc = rd.offset(static_cast<std::int64_t>(e.counter));
       std::uint64_t lr = rd.varint();
       std::uint64_t tl = lr >> 1;
       bool rev = lr & 1;

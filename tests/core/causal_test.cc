@@ -142,6 +142,40 @@ TEST(Causal, TombstoneForKnownCharactersDeletesThemEarly) {
   (void)b;
 }
 
+TEST(Causal, HugeOpsAreRefusedNotAllocated) {
+  document d(1);
+  operation t;
+  t.kind = op_kind::tombstone;
+  t.id = op_id{5, 1};
+  t.count = 4000000000ull;  // would need a 16 GB id index
+  EXPECT_EQ(d.apply(t).code(), error_code::limit_exceeded);
+  operation e;
+  e.kind = op_kind::erase;
+  e.id = op_id{5, 1};
+  e.targets = {id_span{1, 1, 3000000000ull}};  // would loop for billions of ids
+  EXPECT_EQ(d.apply(e).code(), error_code::limit_exceeded);
+  document_options small;
+  small.max_op_ids = 4;
+  document s(2, small);
+  EXPECT_EQ(s.insert(0, "hello").code(), error_code::limit_exceeded);
+  EXPECT_EQ(s.text(), "");
+}
+
+TEST(Causal, SyncSplitsLargeRunsIntoBoundedOps) {
+  document a(1);
+  must_insert(a, 0, std::string(200000, 'x'));
+  for (int i = 0; i < 3; ++i) must_insert(a, a.length(), std::string(100000, 'y'));  // one run, 500k long
+  must_erase(a, 1000, 150000);
+  auto ops = a.ops_since(version_vector{});
+  for (const auto& op : ops) EXPECT_LE(op.length(), 65536u);
+  document_options strict;
+  strict.max_op_ids = 65536;
+  document b(2, strict);
+  for (const auto& op : ops) must_apply(b, op);
+  EXPECT_EQ(b.text(), a.text());
+  EXPECT_EQ(b.version(), a.version());
+}
+
 TEST(Causal, RejectsMalformedOps) {
   document a(1), b(2);
   auto ok = must_insert(a, 0, "abc");
