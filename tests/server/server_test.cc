@@ -320,7 +320,7 @@ TEST_F(ServerTest, SlowConsumerIsDisconnectedOthersAreNot) {
   EXPECT_TRUE(reader.wait_text("flood", writer.replica("flood").text(), 20s));
   test_client back(port());
   back.hello();
-  back.open("flood");
+  back.open("flood", 120s);  // 16 MB of history: slow under the sanitizers
   EXPECT_EQ(back.replica("flood").length(), 256u * 64 * 1024);
   auto m = http_get(port(), "/metrics").second;
   EXPECT_NE(m.find("weft_slow_consumers_dropped_total 1"), std::string::npos);

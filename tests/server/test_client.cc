@@ -122,14 +122,14 @@ document& test_client::replica(const std::string& doc) {
   return it->second;
 }
 
-void test_client::open(const std::string& doc) {
+void test_client::open(const std::string& doc, std::chrono::milliseconds timeout) {
   std::string msg = R"({"type":"open","doc":)";
   protocol::append_json_string(msg, doc);
   msg += ",\"version\":";
   protocol::append_version(msg, replica(doc).version());
   msg += "}";
   send(msg);
-  auto sync = expect("sync");
+  auto sync = expect("sync", timeout);
   if (!sync) throw std::runtime_error("no sync for " + doc);
   // Send what the server lacks (it may have lost unacknowledged ops).
   simdjson::dom::element e;

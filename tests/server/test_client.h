@@ -46,7 +46,7 @@ class test_client {
   void hello();
   /// Opens `doc` with this client's replica version; waits for "sync" and
   /// applies it; sends back what the server lacks.
-  void open(const std::string& doc);
+  void open(const std::string& doc, std::chrono::milliseconds timeout = std::chrono::seconds(5));
   /// Local edit on the replica of `doc`; sends the op; returns it.
   operation insert(const std::string& doc, std::uint64_t pos, const std::string& text);
   operation erase(const std::string& doc, std::uint64_t pos, std::uint64_t n);
