@@ -10,7 +10,7 @@ WEFT_APT_PACKAGES=(
   emscripten
 )
 # Only the tests need these.
-WEFT_TEST_PACKAGES=(chromium)
+WEFT_TEST_PACKAGES=(chromium curl)
 
 # node (20 on the project's machines; Debian's nodejs otherwise) runs the
 # web client's tests and tooling.

@@ -171,5 +171,80 @@ TEST_F(ClientTest, PresenceReachesOtherClients) {
   }));
 }
 
+// The hand-over contract of include/weft/client.h, as a native editor uses
+// it: several "UI" threads call edit() at once while remote edits stream in
+// over two I/O threads. Edit functions and handlers never overlap; no edit is
+// lost; and the ordered stream of changes the executor hands to the UI (local
+// ones recorded inside edit(), remote ones from on_remote) rebuilds exactly
+// the replica's text on the UI side.
+TEST_F(ClientTest, UiThreadsHandOverThroughTheExecutor) {
+  network net(2);
+  std::atomic<int> inside{0};
+  std::atomic<bool> overlapped{false};
+  auto enter = [&] {
+    if (inside.fetch_add(1) != 0) overlapped = true;
+  };
+  auto leave = [&] { inside.fetch_sub(1); };
+
+  std::mutex mu;
+  std::vector<text_change> stream;  // executor -> UI hand-over queue
+  client_handlers h;
+  h.on_remote = [&](const std::string&, const std::vector<operation>&, const std::vector<text_change>& ch) {
+    enter();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stream.insert(stream.end(), ch.begin(), ch.end());
+    }
+    leave();
+  };
+  client editor(net, opts(), h), other(net, opts());
+  editor.open("ui");
+  other.open("ui");
+  editor.start();
+  other.start();
+
+  constexpr int kThreads = 3, kEdits = 150;
+  std::vector<std::thread> ui;
+  for (int t = 0; t < kThreads; ++t) {
+    ui.emplace_back([&, t] {
+      for (int i = 0; i < kEdits; ++i) {
+        editor.edit("ui", [&, t, i](document& d, std::vector<operation>& out) {
+          enter();
+          // Positions are computed here, on the executor: always valid.
+          std::uint64_t pos = (static_cast<std::uint64_t>(i) * 7 + t) % (d.length() + 1);
+          auto op = d.insert(pos, std::string(1, static_cast<char>('a' + t)));
+          if (op.ok()) {
+            out.push_back(op.value());
+            std::lock_guard<std::mutex> lock(mu);
+            stream.push_back(text_change{text_change::kind::insert, pos, 1, std::string(1, static_cast<char>('a' + t))});
+          }
+          leave();
+        });
+      }
+    });
+  }
+  for (int i = 0; i < 200; ++i) type(other, "ui", 0, "R");
+  for (auto& th : ui) th.join();
+
+  const std::size_t expected = kThreads * kEdits + 200;
+  ASSERT_TRUE(eventually([&] {
+    auto a = text_of(editor, "ui"), b = text_of(other, "ui");
+    return a == b && a.size() == expected;
+  }, 20s));
+  EXPECT_FALSE(overlapped.load());
+
+  // The UI thread replays the hand-over stream onto its own buffer.
+  std::string ui_buffer;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& c : stream) {
+      if (c.type == text_change::kind::insert) ui_buffer.insert(c.position, c.text);
+      else ui_buffer.erase(c.position, c.length);
+    }
+  }
+  EXPECT_EQ(ui_buffer, text_of(editor, "ui"));
+  EXPECT_TRUE(eventually([&] { return editor.acked("ui") == kThreads * kEdits; }));
+}
+
 }  // namespace
 }  // namespace weft::test

@@ -2,84 +2,27 @@
 // against a real weft-server on 127.0.0.1 serving web_client/dist.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { startServer, launchBrowser, openPage as open, textOf, waitText, waitOneOf, typeAt } from './harness.mjs';
 
-const root = new URL('..', import.meta.url).pathname;
-const serverBin = process.env.WEFT_SERVER ?? path.join(root, '../build/weft-server');
 const shots = process.env.WEFT_SCREENSHOT_DIR ?? os.tmpdir();
-let server, base, browser, dataDir;
+let server, base, browser;
 
 before(async () => {
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-e2e-'));
-  server = spawn(serverBin, ['--port', '0', '--data-dir', dataDir, '--web-root', path.join(root, 'dist'), '--log-level', 'info']);
-  base = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('server did not start')), 15000);
-    let buf = '';
-    server.stderr.on('data', (d) => {
-      buf += d;
-      const m = buf.match(/listening on 127\.0\.0\.1:(\d+)/);
-      if (m) { clearTimeout(timer); resolve(`http://127.0.0.1:${m[1]}`); }
-    });
-    server.on('exit', (code) => reject(new Error(`server exited ${code}: ${buf}`)));
-  });
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: 60000,
-  });
+  server = await startServer();
+  base = server.base;
+  browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  server?.kill('SIGTERM');
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  server?.stop();
 });
 
 let n = 0;
 const docName = () => `e2e-${process.pid}-${++n}`;
-
-async function openPage(context, doc) {
-  const page = await context.newPage();
-  page.on('pageerror', (e) => console.error('page error:', e.message));
-  await page.goto(`${base}/d/${doc}`);
-  await page.locator('[data-testid=status]').filter({ hasText: 'online' }).waitFor({ timeout: 15000 });
-  return page;
-}
-const textOf = (page) => page.evaluate(() => window.weft.view.state.doc.toString());
-async function waitText(page, expected, timeout = 10000) {
-  const deadline = Date.now() + timeout;
-  let t;
-  while (Date.now() < deadline) {
-    t = await textOf(page);
-    if (t === expected) return t;
-    await page.waitForTimeout(50);
-  }
-  assert.equal(t, expected);
-}
-async function waitOneOf(page, options, timeout = 10000) {
-  const deadline = Date.now() + timeout;
-  let t;
-  while (Date.now() < deadline) {
-    t = await textOf(page);
-    if (options.includes(t)) return t;
-    await page.waitForTimeout(50);
-  }
-  assert.fail(`text ${JSON.stringify(t)} is none of ${JSON.stringify(options)}`);
-}
-async function typeAt(page, pos, text) {
-  await page.evaluate((p) => {
-    const v = window.weft.view;
-    v.focus();
-    v.dispatch({ selection: { anchor: Math.min(p, v.state.doc.length) } });
-  }, pos);
-  await page.keyboard.type(text, { delay: 5 });
-}
+const openPage = (context, doc) => open(context, base, doc);
 
 test('two pages type into one document and converge', async () => {
   const doc = docName();

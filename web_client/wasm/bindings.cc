@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "op_reader.h"
+#include "protocol/op_json_reader.h"
 #include "protocol/json_writer.h"
 #include "weft/document.h"
 #include "weft/unicode.h"
@@ -19,6 +19,8 @@ namespace weft::wasm {
 using protocol::append_json_string;
 using protocol::append_op;
 using protocol::append_version;
+using protocol::read_ops;
+using protocol::read_version;
 
 namespace {
 

@@ -1,6 +1,7 @@
-// Reads the protocol's JSON values the WebAssembly build receives (an array
+// Reads the protocol's JSON values a replica receives (an array
 // of ops, a version vector; docs/protocol.md) straight into C++ values,
-// without a JSON tree: applying remote ops is the browser's hot path. Strict:
+// without a JSON tree and without dependencies: applying remote ops is the
+// hot path of the browser (WebAssembly) and of the C API. Strict:
 // unknown keys, wrong types and malformed JSON are errors.
 #pragma once
 
@@ -11,7 +12,7 @@
 #include "weft/status.h"
 #include "weft/types.h"
 
-namespace weft::wasm {
+namespace weft::protocol {
 
 /// Appends the ops of `json` (an array) to `out`. Errors: invalid_argument.
 status read_ops(std::string_view json, std::vector<operation>* out);
@@ -19,4 +20,4 @@ status read_ops(std::string_view json, std::vector<operation>* out);
 /// Reads a version vector [[replica, counter], ...]. Errors: invalid_argument.
 status read_version(std::string_view json, version_vector* out);
 
-}  // namespace weft::wasm
+}  // namespace weft::protocol

@@ -1,10 +1,10 @@
-#include "op_reader.h"
+#include "protocol/op_json_reader.h"
 
 #include <charconv>
 
 #include "weft/unicode.h"
 
-namespace weft::wasm {
+namespace weft::protocol {
 
 namespace {
 
@@ -246,9 +246,9 @@ status read_ops(std::string_view json, std::vector<operation>* out) {
   return {};
 }
 
-}  // namespace weft::wasm
+}  // namespace weft::protocol
 
-namespace weft::wasm {
+namespace weft::protocol {
 
 status read_version(std::string_view json, version_vector* out) {
   scanner sc(json);
@@ -266,4 +266,4 @@ status read_version(std::string_view json, version_vector* out) {
   return {};
 }
 
-}  // namespace weft::wasm
+}  // namespace weft::protocol

@@ -1,0 +1,95 @@
+// Shared set-up of the browser tests: a real weft-server on 127.0.0.1 serving
+// web_client/dist, Debian's chromium driven by playwright-core, and helpers
+// to drive and read the editor page.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const root = new URL('..', import.meta.url).pathname;
+export const buildDir = path.join(root, '../build');
+
+/** Starts weft-server on a free port; resolves to { base, port, stop() }. */
+export async function startServer() {
+  const serverBin = process.env.WEFT_SERVER ?? path.join(buildDir, 'weft-server');
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-e2e-'));
+  const server = spawn(serverBin, ['--port', '0', '--data-dir', dataDir, '--web-root', path.join(root, 'dist'),
+    '--log-level', 'info']);
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('server did not start')), 15000);
+    let buf = '';
+    server.stderr.on('data', (d) => {
+      buf += d;
+      const m = buf.match(/listening on 127\.0\.0\.1:(\d+)/);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+    server.on('exit', (code) => reject(new Error(`server exited ${code}: ${buf}`)));
+  });
+  return {
+    port,
+    base: `http://127.0.0.1:${port}`,
+    stop() {
+      server.kill('SIGTERM');
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Launches headless chromium with the flags the project mandates. Playwright
+ * gives every launch a fresh temporary --user-data-dir and removes it on close. */
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    timeout: 60000,
+  });
+}
+
+/** Opens the editor for `doc` and waits until it is online. */
+export async function openPage(context, base, doc) {
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  await page.goto(`${base}/d/${doc}`);
+  await page.locator('[data-testid=status]').filter({ hasText: 'online' }).waitFor({ timeout: 15000 });
+  return page;
+}
+
+export const textOf = (page) => page.evaluate(() => window.weft.view.state.doc.toString());
+
+/** Waits until the page's text is `expected` (asserting it at the deadline). */
+export async function waitText(page, expected, timeout = 10000) {
+  const deadline = Date.now() + timeout;
+  let t;
+  while (Date.now() < deadline) {
+    t = await textOf(page);
+    if (t === expected) return t;
+    await page.waitForTimeout(50);
+  }
+  assert.equal(t, expected);
+}
+
+/** Waits until the page's text is one of `options`; returns it. */
+export async function waitOneOf(page, options, timeout = 10000) {
+  const deadline = Date.now() + timeout;
+  let t;
+  while (Date.now() < deadline) {
+    t = await textOf(page);
+    if (options.includes(t)) return t;
+    await page.waitForTimeout(50);
+  }
+  assert.fail(`text ${JSON.stringify(t)} is none of ${JSON.stringify(options)}`);
+}
+
+/** Puts the caret at UTF-16 offset `pos` and types `text` with the keyboard. */
+export async function typeAt(page, pos, text) {
+  await page.evaluate((p) => {
+    const v = window.weft.view;
+    v.focus();
+    v.dispatch({ selection: { anchor: Math.min(p, v.state.doc.length) } });
+  }, pos);
+  await page.keyboard.type(text, { delay: 5 });
+}
