@@ -35,7 +35,8 @@ scenario() {  # label, weft-bots flags...
   local label=$1; shift
   local data; data=$(mktemp -d)
   port=$((port + 1))
-  build/weft-server --port "$port" --data-dir "$data" --log-level warn &
+  # All bots come from 127.0.0.1: lift the per-address connection limit.
+  build/weft-server --port "$port" --data-dir "$data" --log-level warn --max-connections-per-address 0 &
   server_pid=$!
   for _ in $(seq 1 50); do
     if exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null; then exec 3>&-; break; fi

@@ -158,6 +158,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       if (ec) return self->lost();
       std::string hello = R"({"type":"hello","protocol":1,"client":)";
       protocol::append_json_string(hello, self->opts.name);
+      if (!self->opts.token.empty()) {
+        hello += R"(,"token":)";
+        protocol::append_json_string(hello, self->opts.token);
+      }
       hello += "}";
       self->send_raw(std::move(hello));
       self->read();

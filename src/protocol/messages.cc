@@ -23,6 +23,9 @@ const char* error_kind_name(error_kind k) noexcept {
     case error_kind::limit: return "limit";
     case error_kind::storage: return "storage";
     case error_kind::internal: return "internal";
+    case error_kind::unauthorized: return "unauthorized";
+    case error_kind::forbidden: return "forbidden";
+    case error_kind::rate_limited: return "rate_limited";
   }
   return "internal";
 }
@@ -177,7 +180,7 @@ std::variant<client_message, parse_error> parse_client_message(simdjson::dom::pa
 
   auto fail = [](failure f, std::string doc = {}) { return parse_error{f.kind, std::move(f.message), std::move(doc)}; };
   if (type == "hello") {
-    if (auto f = only_fields(o, {"type", "protocol", "client"}, "hello")) return fail(*f);
+    if (auto f = only_fields(o, {"type", "protocol", "client", "token"}, "hello")) return fail(*f);
     hello_msg m;
     element p;
     if (o["protocol"].get(p)) return parse_error{error_kind::bad_message, "hello without \"protocol\"", {}};
@@ -186,6 +189,12 @@ std::variant<client_message, parse_error> parse_client_message(simdjson::dom::pa
     m.protocol = std::get<std::uint64_t>(v);
     std::string_view client;
     if (!o["client"].get_string().get(client)) m.client = std::string(client.substr(0, 200));
+    element tok;
+    if (!o["token"].get(tok)) {
+      std::string_view t;
+      if (tok.get_string().get(t)) return parse_error{error_kind::bad_message, "hello \"token\" must be a string", {}};
+      m.token = std::string(t);
+    }
     return m;
   }
   if (type == "ping") {
@@ -271,16 +280,6 @@ void append_doc_head(std::string& out, std::string_view type, std::string_view d
   out.push_back(',');
 }
 }  // namespace
-
-std::string encode_sync(std::string_view doc, const std::vector<operation>& ops, const version_vector& server_version) {
-  std::string out;
-  append_doc_head(out, "sync", doc);
-  append_ops(out, ops);
-  out += ",\"version\":";
-  append_version(out, server_version);
-  out.push_back('}');
-  return out;
-}
 
 namespace {
 // Splits an insert whose text is over `max_bytes` into consecutive inserts

@@ -34,12 +34,16 @@ enum class error_kind {
   limit,             // another limit (documents per connection, pending ops, queue)
   storage,           // the server could not store the ops (they are not acknowledged)
   internal,          // a bug; the server stays up
+  unauthorized,      // no valid token (missing, forged, expired); the connection is closed
+  forbidden,         // the token does not allow this on this document
+  rate_limited,      // too many messages; the connection is closed
 };
 const char* error_kind_name(error_kind k) noexcept;
 
 struct hello_msg {
   std::uint64_t protocol = 0;
   std::string client;
+  std::string token;  // access token (when the server requires one); never logged
 };
 struct open_msg {
   std::string doc;
@@ -88,7 +92,6 @@ std::variant<std::vector<operation>, parse_error> parse_ops_array(simdjson::dom:
 // ---- server -> client ---------------------------------------------------------
 
 std::string encode_welcome(std::string_view server_name, std::uint64_t max_message_bytes);
-std::string encode_sync(std::string_view doc, const std::vector<operation>& ops, const version_vector& server_version);
 /// The answer to "open" for any amount of history: "ops" messages of at most
 /// about `budget` bytes each (inserts larger than that are split), then the
 /// final "sync" with the rest and the server's version.

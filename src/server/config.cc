@@ -5,7 +5,9 @@
 #include <charconv>
 #include <cstring>
 #include <functional>
+#include <fstream>
 #include <map>
+#include <sstream>
 
 namespace weft::server {
 
@@ -32,9 +34,24 @@ std::string usage() {
       "  --presence-ttl-ms N       expire presence not refreshed for N ms (default {})\n"
       "  --snapshot-every N        snapshot a document every N ops (default {})\n"
       "  --ws-idle-timeout-ms N    close connections silent for N ms (default {})\n"
+      "  --max-messages-per-second N  sustained messages per connection (default {}); past it\n"
+      "                            and the burst the connection is closed (1008)\n"
+      "  --message-burst N         messages a connection may send at once (default {})\n"
+      "  --max-connections-per-address N  concurrent connections per client IP, 0 = no limit (default {})\n"
+      "  --max-pending-per-connection N   ops one connection may leave waiting for dependencies (default {})\n"
+      "  --max-db-mb N             storage quota in MiB: past it writes are refused, not acknowledged (default: none)\n"
+      "\n"
+      "access (docs/protocol.md, Authentication):\n"
+      "  --auth-secret-file FILE   require HS256 tokens signed with the key in FILE\n"
+      "  --auth-secret SECRET      the same, key on the command line (visible in ps; prefer the file)\n"
+      "  --allow-anonymous         allow a non-loopback --bind without --auth-secret*\n"
+      "  --allowed-origin ORIGIN   accept browser WebSocket upgrades only from this Origin\n"
+      "                            (repeatable; default: any). Clients without Origin are unaffected\n"
+      "  --tls-cert FILE --tls-key FILE  serve https:// and wss:// (PEM files)\n"
       "  --help                    this text\n",
       d.bind, d.port, d.data_dir, d.max_message_bytes, d.max_docs_per_connection, d.max_send_queue,
-      d.max_pending_ops, d.idle_unload_ms, d.presence_ttl_ms, d.snapshot_every_ops, d.ws_idle_timeout_ms);
+      d.max_pending_ops, d.idle_unload_ms, d.presence_ttl_ms, d.snapshot_every_ops, d.ws_idle_timeout_ms,
+      d.max_messages_per_second, d.message_burst, d.max_connections_per_address, d.max_pending_per_connection);
 }
 
 namespace {
@@ -74,10 +91,38 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
       {"--presence-ttl-ms", [&](std::string_view v) { return parse_number(v, c.presence_ttl_ms) && c.presence_ttl_ms > 0; }},
       {"--snapshot-every", [&](std::string_view v) { return parse_number(v, c.snapshot_every_ops) && c.snapshot_every_ops > 0; }},
       {"--ws-idle-timeout-ms", [&](std::string_view v) { return parse_number(v, c.ws_idle_timeout_ms) && c.ws_idle_timeout_ms > 0; }},
+      {"--max-messages-per-second", [&](std::string_view v) { return parse_number(v, c.max_messages_per_second) && c.max_messages_per_second > 0; }},
+      {"--message-burst", [&](std::string_view v) { return parse_number(v, c.message_burst) && c.message_burst > 0; }},
+      {"--max-connections-per-address", [&](std::string_view v) { return parse_number(v, c.max_connections_per_address); }},
+      {"--max-pending-per-connection", [&](std::string_view v) { return parse_number(v, c.max_pending_per_connection) && c.max_pending_per_connection > 0; }},
+      {"--max-db-mb", [&](std::string_view v) { return parse_number(v, c.max_db_mb); }},
+      {"--auth-secret", [&](std::string_view v) { c.auth_secret = std::string(v); return !v.empty(); }},
+      {"--auth-secret-file",
+       [&](std::string_view v) {
+         std::ifstream in{std::string(v), std::ios::binary};
+         if (!in) return false;
+         std::stringstream ss;
+         ss << in.rdbuf();
+         c.auth_secret = ss.str();
+         while (!c.auth_secret.empty() && (c.auth_secret.back() == '\n' || c.auth_secret.back() == '\r'))
+           c.auth_secret.pop_back();
+         return !c.auth_secret.empty();
+       }},
+      {"--allowed-origin", [&](std::string_view v) { c.allowed_origins.emplace_back(v); return !v.empty(); }},
+      {"--tls-cert", [&](std::string_view v) { c.tls_cert = std::string(v); return !v.empty(); }},
+      {"--tls-key", [&](std::string_view v) { c.tls_key = std::string(v); return !v.empty(); }},
+  };
+  // Flags without a value.
+  std::map<std::string, std::function<void()>, std::less<>> switches = {
+      {"--allow-anonymous", [&] { c.allow_anonymous = true; }},
   };
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") return parse_outcome{usage(), 0};
+    if (auto sw = switches.find(arg); sw != switches.end()) {
+      sw->second();
+      continue;
+    }
     std::string_view value;
     std::string_view name = arg;
     auto eq = arg.find('=');
@@ -91,8 +136,14 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
     } else {
       return parse_outcome{fmt::format("weft-server: {} needs a value\n", arg), 2};
     }
-    if (!it->second(value)) return parse_outcome{fmt::format("weft-server: bad value for {}: \"{}\"\n", name, value), 2};
+    if (!it->second(value)) {
+      // Never echo a secret back.
+      std::string_view shown = name == "--auth-secret" ? "(hidden)" : value;
+      return parse_outcome{fmt::format("weft-server: bad value for {}: \"{}\"\n", name, shown), 2};
+    }
   }
+  if (c.tls_cert.empty() != c.tls_key.empty())
+    return parse_outcome{"weft-server: --tls-cert and --tls-key go together\n", 2};
   return c;
 }
 

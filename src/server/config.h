@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace weft::server {
 
@@ -23,6 +24,19 @@ struct server_config {
   std::size_t max_docs_per_connection = 64;    ///< --max-docs-per-connection
   std::size_t max_send_queue = 4096;           ///< --max-send-queue: messages queued before a slow client is dropped
   std::size_t max_pending_ops = 65536;         ///< --max-pending-ops: per document causal buffer
+
+  std::uint64_t max_messages_per_second = 200;  ///< --max-messages-per-second: sustained rate per connection
+  std::uint64_t message_burst = 2000;           ///< --message-burst: messages a connection may send at once
+  std::size_t max_connections_per_address = 1024;  ///< --max-connections-per-address: 0 = unlimited
+  std::size_t max_pending_per_connection = 4096;   ///< --max-pending-per-connection: ops of one connection held in a causal buffer
+  std::uint64_t max_db_mb = 0;                  ///< --max-db-mb: storage quota; writes past it are refused (0 = none)
+
+  // ---- access ------------------------------------------------------------------------
+  std::string auth_secret;                   ///< --auth-secret / --auth-secret-file: HS256 key; empty = no auth
+  bool allow_anonymous = false;              ///< --allow-anonymous: permit no auth on a non-loopback address
+  std::vector<std::string> allowed_origins;  ///< --allowed-origin (repeatable): browser Origins allowed; empty = any
+  std::string tls_cert;                      ///< --tls-cert: PEM certificate chain; with --tls-key enables TLS
+  std::string tls_key;                       ///< --tls-key: PEM private key
 
   // ---- lifecycle ---------------------------------------------------------------------
   unsigned idle_unload_ms = 30000;        ///< --idle-unload-ms: unload a document this long after its last subscriber left

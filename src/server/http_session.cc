@@ -1,9 +1,13 @@
 #include "server/http_session.h"
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 
 #include <fstream>
+#include <memory>
+#include <optional>
 #include <sstream>
 
 #include "protocol/messages.h"
@@ -45,54 +49,173 @@ std::string_view mime_type(std::string_view path) {
   return "application/octet-stream";
 }
 
-}  // namespace
-
-http_session::http_session(net::ip::tcp::socket&& socket, server_context& ctx, session_list& sessions)
-    : stream_(std::move(socket)), ctx_(ctx), sessions_(sessions) {}
-
-void http_session::run() {
-  net::dispatch(stream_.get_executor(), beast::bind_front_handler(&http_session::do_read, shared_from_this()));
+std::string_view bearer_token(const http::request<http::string_body>& req) {
+  auto it = req.find(http::field::authorization);
+  if (it == req.end()) return {};
+  std::string_view v(it->value().data(), it->value().size());
+  constexpr std::string_view scheme = "Bearer ";
+  if (v.size() <= scheme.size() || v.substr(0, scheme.size()) != scheme) return {};
+  return v.substr(scheme.size());
 }
 
-void http_session::do_read() {
+template <class Stream>
+class http_session : public std::enable_shared_from_this<http_session<Stream>> {
+ public:
+  http_session(Stream&& stream, server_context& ctx, session_list& sessions, connection_slot slot)
+      : stream_(std::move(stream)), ctx_(ctx), sessions_(sessions), slot_(std::move(slot)) {}
+
+  void run() {
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->start(); });
+  }
+
+ private:
+  auto& tcp() { return beast::get_lowest_layer(stream_); }
+  void start();
+  void do_read();
+  void on_read(beast::error_code ec, std::size_t);
+  void respond(response res);
+  void on_write(bool keep_alive, beast::error_code ec, std::size_t);
+  void handle(http::request<http::string_body> req);
+  void upgrade(http::request<http::string_body> req);
+  void serve_file(const http::request<http::string_body>& req, std::string_view target);
+  void shutdown();
+
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  server_context& ctx_;
+  session_list& sessions_;
+  connection_slot slot_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<response> res_;
+};
+
+constexpr bool is_tls(const beast::tcp_stream*) { return false; }
+constexpr bool is_tls(const beast::ssl_stream<beast::tcp_stream>*) { return true; }
+
+}  // namespace
+
+template <class Stream>
+void http_session<Stream>::start() {
+  if constexpr (is_tls(static_cast<Stream*>(nullptr))) {
+    tcp().expires_after(std::chrono::seconds(30));
+    stream_.async_handshake(net::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+      if (ec) {
+        log(log_level::debug, "TLS handshake failed: {}", ec.message());
+        return;
+      }
+      self->do_read();
+    });
+  } else {
+    do_read();
+  }
+}
+
+template <class Stream>
+void http_session<Stream>::do_read() {
   parser_.emplace();
   parser_->body_limit(16 * 1024);
   parser_->header_limit(16 * 1024);
-  stream_.expires_after(std::chrono::seconds(30));
-  http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&http_session::on_read, shared_from_this()));
+  tcp().expires_after(std::chrono::seconds(30));
+  http::async_read(stream_, buffer_, *parser_,
+                   [self = this->shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
 }
 
-void http_session::on_read(beast::error_code ec, std::size_t) {
+template <class Stream>
+void http_session<Stream>::shutdown() {
+  beast::error_code ec;
+  if constexpr (is_tls(static_cast<Stream*>(nullptr))) {
+    tcp().expires_after(std::chrono::seconds(5));
+    stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {});
+  } else {
+    tcp().socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+  }
+}
+
+template <class Stream>
+void http_session<Stream>::on_read(beast::error_code ec, std::size_t) {
   if (ec == http::error::end_of_stream) {
-    stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+    shutdown();
     return;
   }
   if (ec) return;
+  if (!slot_.admitted()) {
+    // Over the per-address limit: one clear answer, then the connection ends.
+    ++ctx_.stats.connections_refused;
+    auto res = make(http::status::too_many_requests, parser_->get().version(), false,
+                    "too many connections from " + slot_.address() + " (limit " +
+                        std::to_string(ctx_.connections.max_per_address()) + ")\n",
+                    "text/plain");
+    respond(std::move(res));
+    return;
+  }
   if (beast::websocket::is_upgrade(parser_->get())) {
-    stream_.expires_never();
-    std::make_shared<websocket_session>(stream_.release_socket(), ctx_, sessions_)->run(parser_->release());
+    upgrade(parser_->release());
     return;
   }
   handle(parser_->release());
 }
 
-void http_session::respond(response res) {
-  bool keep_alive = res.keep_alive();
-  res_ = std::make_shared<response>(std::move(res));
-  http::async_write(stream_, *res_, beast::bind_front_handler(&http_session::on_write, shared_from_this(), keep_alive));
+template <class Stream>
+void http_session<Stream>::upgrade(http::request<http::string_body> req) {
+  const unsigned v = req.version();
+  if (!ctx_.config.allowed_origins.empty()) {
+    auto it = req.find(http::field::origin);
+    if (it != req.end()) {
+      std::string_view origin(it->value().data(), it->value().size());
+      bool allowed = false;
+      for (const auto& o : ctx_.config.allowed_origins) allowed = allowed || o == origin;
+      if (!allowed) {
+        ++ctx_.stats.connections_refused;
+        log(log_level::info, "refused a WebSocket from {}: Origin {} is not allowed", slot_.address(), origin);
+        respond(make(http::status::forbidden, v, false, "this Origin may not connect (see --allowed-origin)\n",
+                     "text/plain"));
+        return;
+      }
+    }
+  }
+  upgrade_info info;
+  if (ctx_.auth) {
+    std::string_view token = bearer_token(req);
+    if (!token.empty()) {
+      auto claims = ctx_.auth->verify(token, unix_now());
+      if (!claims.ok()) {
+        ++ctx_.stats.auth_failures;
+        log(log_level::info, "refused a WebSocket from {}: {}", slot_.address(), claims.error().detail());
+        auto res = make(http::status::unauthorized, v, false, claims.error().detail() + "\n", "text/plain");
+        res.set(http::field::www_authenticate, "Bearer");
+        respond(std::move(res));
+        return;
+      }
+      info.claims = std::make_unique<token_claims>(std::move(claims.value()));
+    }
+  }
+  tcp().expires_never();
+  info.slot = std::move(slot_);
+  start_websocket_session(std::move(stream_), std::move(req), ctx_, sessions_, std::move(info));
 }
 
-void http_session::on_write(bool keep_alive, beast::error_code ec, std::size_t) {
+template <class Stream>
+void http_session<Stream>::respond(response res) {
+  bool keep_alive = res.keep_alive();
+  res_ = std::make_shared<response>(std::move(res));
+  http::async_write(stream_, *res_, [self = this->shared_from_this(), keep_alive](beast::error_code ec, std::size_t n) {
+    self->on_write(keep_alive, ec, n);
+  });
+}
+
+template <class Stream>
+void http_session<Stream>::on_write(bool keep_alive, beast::error_code ec, std::size_t) {
   res_.reset();
   if (ec) return;
   if (!keep_alive) {
-    stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+    shutdown();
     return;
   }
   do_read();
 }
 
-void http_session::handle(http::request<http::string_body> req) {
+template <class Stream>
+void http_session<Stream>::handle(http::request<http::string_body> req) {
   const unsigned v = req.version();
   const bool ka = req.keep_alive();
   std::string target(req.target());
@@ -116,7 +239,27 @@ void http_session::handle(http::request<http::string_body> req) {
       respond(make(http::status::bad_request, v, ka, "bad document id\n", "text/plain"));
       return;
     }
-    ctx_.rooms.acquire(id)->read_text([self = shared_from_this(), v, ka](result<std::string> text) {
+    if (ctx_.auth) {
+      std::string_view token = bearer_token(req);
+      if (token.empty()) {
+        ++ctx_.stats.auth_failures;
+        auto res = make(http::status::unauthorized, v, ka, "send Authorization: Bearer TOKEN\n", "text/plain");
+        res.set(http::field::www_authenticate, "Bearer");
+        respond(std::move(res));
+        return;
+      }
+      auto claims = ctx_.auth->verify(token, unix_now());
+      if (!claims.ok()) {
+        ++ctx_.stats.auth_failures;
+        respond(make(http::status::unauthorized, v, ka, claims.error().detail() + "\n", "text/plain"));
+        return;
+      }
+      if (claims.value().rights_for(id) == access::none) {
+        respond(make(http::status::forbidden, v, ka, "your token gives no access to this document\n", "text/plain"));
+        return;
+      }
+    }
+    ctx_.rooms.acquire(id)->read_text([self = this->shared_from_this(), v, ka](result<std::string> text) {
       net::post(self->stream_.get_executor(), [self, v, ka, text = std::move(text)]() mutable {
         if (text.ok())
           self->respond(make(http::status::ok, v, ka, std::move(text.value()), "text/plain; charset=utf-8"));
@@ -129,7 +272,8 @@ void http_session::handle(http::request<http::string_body> req) {
   serve_file(req, target);
 }
 
-void http_session::serve_file(const http::request<http::string_body>& req, std::string_view target) {
+template <class Stream>
+void http_session<Stream>::serve_file(const http::request<http::string_body>& req, std::string_view target) {
   const unsigned v = req.version();
   const bool ka = req.keep_alive();
   if (ctx_.config.web_root.empty()) {
@@ -155,6 +299,22 @@ void http_session::serve_file(const http::request<http::string_body>& req, std::
   auto res = make(http::status::ok, v, ka, body.str(), mime_type(path));
   if (req.method() == http::verb::head) res.body().clear();
   respond(std::move(res));
+}
+
+void start_http_session(net::ip::tcp::socket&& socket, server_context& ctx, session_list& sessions) {
+  boost::system::error_code ec;
+  auto ep = socket.remote_endpoint(ec);
+  connection_slot slot = ctx.connections.acquire(ec ? std::string("unknown") : ep.address().to_string());
+  if (ctx.tls) {
+    using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+    std::make_shared<http_session<tls_stream>>(tls_stream(beast::tcp_stream(std::move(socket)), *ctx.tls), ctx,
+                                               sessions, std::move(slot))
+        ->run();
+  } else {
+    std::make_shared<http_session<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)), ctx, sessions,
+                                                      std::move(slot))
+        ->run();
+  }
 }
 
 }  // namespace weft::server

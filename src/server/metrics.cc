@@ -32,6 +32,11 @@ std::string metrics::render() const {
   counter("weft_errors_sent_total", "Error messages sent to clients.", errors_sent.load());
   counter("weft_slow_consumers_dropped_total", "Connections closed because their send queue was full.",
           slow_consumers_dropped.load());
+  counter("weft_auth_failures_total", "Connections refused for a missing, invalid or expired token.",
+          auth_failures.load());
+  counter("weft_connections_refused_total", "Connections refused: too many from one address, or a foreign Origin.",
+          connections_refused.load());
+  counter("weft_rate_limited_total", "Connections closed for sending messages too fast.", rate_limited.load());
   gauge("weft_send_queue_depth", "Messages waiting in all send queues.", send_queue_depth.load());
   gauge("weft_pending_ops", "Operations waiting in causal buffers for their dependencies.", pending_ops.load());
   std::lock_guard<std::mutex> lock(mu_);

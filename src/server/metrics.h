@@ -23,6 +23,9 @@ class metrics {
   std::atomic<std::uint64_t> slow_consumers_dropped{0};
   std::atomic<std::int64_t> send_queue_depth{0};   // messages queued in all sessions
   std::atomic<std::int64_t> pending_ops{0};        // ops in all causal buffers
+  std::atomic<std::uint64_t> auth_failures{0};     // refused tokens and missing ones
+  std::atomic<std::uint64_t> connections_refused{0};  // over the per-address limit, bad Origin
+  std::atomic<std::uint64_t> rate_limited{0};      // connections closed for their message rate
 
   /// Records one group commit of `writes` requests that took `seconds`.
   void observe_commit(double seconds, std::size_t writes);

@@ -29,13 +29,6 @@ void room_registry::remove(const std::string& doc, const document_room* room) {
   if (it != rooms_.end() && it->second.get() == room) rooms_.erase(it);
 }
 
-std::vector<std::shared_ptr<document_room>> room_registry::all() {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<std::shared_ptr<document_room>> out;
-  for (auto& [id, r] : rooms_) out.push_back(r);
-  return out;
-}
-
 void room_registry::clear() {
   std::lock_guard<std::mutex> lock(mu_);
   rooms_.clear();

@@ -23,8 +23,6 @@ class room_registry {
   std::shared_ptr<document_room> find(const std::string& doc);
   /// Forgets `room` if it is still the one registered for its id.
   void remove(const std::string& doc, const document_room* room);
-  /// Every room in memory.
-  std::vector<std::shared_ptr<document_room>> all();
   /// Drops every room (teardown).
   void clear();
 

@@ -162,6 +162,18 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
     send_to(s, protocol::encode_error(error_kind::storage, broken_reason_, id_));
     return;
   }
+  // One connection may not fill the document's causal buffer for everyone:
+  // past its share, its ops are refused until the buffer drains.
+  std::size_t& parked = parked_by_[s->session_id()];
+  if (parked >= ctx_.config.max_pending_per_connection) {
+    send_to(s, protocol::encode_error(
+                   error_kind::limit,
+                   std::to_string(parked) + " of your ops are waiting for operations that never arrived; "
+                   "these ops were refused. Reopen the document to resync",
+                   id_));
+    return;
+  }
+  const std::size_t pending_before = doc_.pending_ops();
   std::vector<operation> applied;
   std::vector<replica_id> author_replicas;
   ack_waiter& waiter = ack_waiters_[s->session_id()];
@@ -178,6 +190,10 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
     }
   }
   update_pending_metric();
+  if (doc_.pending_ops() == 0)
+    parked_by_.clear();
+  else if (doc_.pending_ops() > pending_before)
+    parked_by_[s->session_id()] += doc_.pending_ops() - pending_before;
   if (applied.empty()) {
     // Only duplicates or buffered ops: acknowledge what is already durable
     // (buffered ops are acknowledged once a later batch makes them durable).
@@ -304,6 +320,7 @@ void document_room::leave(std::uint64_t session_id) {
   on_strand([this, session_id] {
     subscribers_.erase(session_id);
     ack_waiters_.erase(session_id);
+    parked_by_.erase(session_id);
     if (presence_.erase(session_id))
       broadcast(std::make_shared<const std::string>(protocol::encode_presence(id_, session_id, "null")), session_id);
     if (subscribers_.empty()) schedule_unload();

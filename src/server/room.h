@@ -98,6 +98,9 @@ class document_room : public std::enable_shared_from_this<document_room> {
   };
   std::map<std::uint64_t, ack_waiter> ack_waiters_;
   std::int64_t pending_reported_ = 0;    // our share of metrics::pending_ops
+  // Per connection, ops it sent that went into the causal buffer (an upper
+  // bound: cleared when the buffer empties).
+  std::map<std::uint64_t, std::size_t> parked_by_;
 };
 
 }  // namespace weft::server

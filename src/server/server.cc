@@ -3,6 +3,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 
@@ -55,7 +56,7 @@ struct server::impl {
         boost::system::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
         // Each connection gets its own strand (the socket's executor).
-        std::make_shared<http_session>(std::move(socket), *ctx, sessions)->run();
+        start_http_session(std::move(socket), *ctx, sessions);
       }
       do_accept();
     });
@@ -66,15 +67,39 @@ result<std::unique_ptr<server>> server::start(server_config config) {
   auto p = std::make_unique<impl>();
   p->config = std::move(config);
   set_log_level(p->config.level);
-  auto st = storage::open(p->config.data_dir, &p->stats);
-  if (!st.ok()) return st.error();
-  p->store = std::move(st.value());
-  p->ctx.reset(new server_context{p->config, p->io, *p->store, p->stats});
-  p->acceptor.emplace(p->io);
 
   boost::system::error_code ec;
   auto addr = net::ip::make_address(p->config.bind, ec);
   if (ec) return status(error_code::invalid_argument, "bad --bind address " + p->config.bind + ": " + ec.message());
+  // Reachable from other machines and open to anyone is a choice to make
+  // explicitly, never a default.
+  if (!addr.is_loopback() && p->config.auth_secret.empty() && !p->config.allow_anonymous)
+    return status(error_code::invalid_argument,
+                  "refusing to listen on " + p->config.bind +
+                      " without authentication: anyone who reaches it could read and edit every document. "
+                      "Use --auth-secret-file FILE, or --allow-anonymous if that is really intended");
+
+  std::unique_ptr<net::ssl::context> tls;
+  if (!p->config.tls_cert.empty()) {
+    tls = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
+    tls->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                     net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1);
+    tls->use_certificate_chain_file(p->config.tls_cert, ec);
+    if (ec) return status(error_code::invalid_argument, "--tls-cert " + p->config.tls_cert + ": " + ec.message());
+    tls->use_private_key_file(p->config.tls_key, net::ssl::context::pem, ec);
+    if (ec) return status(error_code::invalid_argument, "--tls-key " + p->config.tls_key + ": " + ec.message());
+  }
+
+  storage_options so;
+  so.max_bytes = p->config.max_db_mb << 20;
+  auto st = storage::open(p->config.data_dir, &p->stats, so);
+  if (!st.ok()) return st.error();
+  p->store = std::move(st.value());
+  p->ctx.reset(new server_context{p->config, p->io, *p->store, p->stats});
+  if (!p->config.auth_secret.empty()) p->ctx->auth.emplace(p->config.auth_secret);
+  p->ctx->tls = std::move(tls);
+  p->acceptor.emplace(p->io);
+
   tcp::endpoint ep(addr, p->config.port);
   p->acceptor->open(ep.protocol(), ec);
   if (!ec) p->acceptor->set_option(net::socket_base::reuse_address(true), ec);
@@ -88,8 +113,9 @@ result<std::unique_ptr<server>> server::start(server_config config) {
   p->do_accept();
   unsigned n = p->config.threads ? p->config.threads : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) p->threads.emplace_back([io = &p->io] { io->run(); });
-  log(log_level::info, "weft-server listening on {}:{} (data {}, {} threads{})", p->config.bind, p->port,
-      p->config.data_dir, n, p->config.web_root.empty() ? "" : ", web root " + p->config.web_root);
+  log(log_level::info, "weft-server listening on {}:{} (data {}, {} threads{}{}{})", p->config.bind, p->port,
+      p->config.data_dir, n, p->config.web_root.empty() ? "" : ", web root " + p->config.web_root,
+      p->ctx->tls ? ", TLS" : "", p->ctx->auth ? ", tokens required" : ", no authentication");
   return std::unique_ptr<server>(new server(std::move(p)));
 }
 

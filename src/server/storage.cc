@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <future>
@@ -30,6 +31,10 @@ class stmt {
     return std::string(static_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s_, i)));
   }
   std::uint64_t column_int(int i) { return static_cast<std::uint64_t>(sqlite3_column_int64(s_, i)); }
+  std::string column_text(int i) {
+    const unsigned char* p = sqlite3_column_text(s_, i);
+    return p ? std::string(reinterpret_cast<const char*>(p)) : std::string();
+  }
 
  private:
   sqlite3_stmt* s_ = nullptr;
@@ -42,7 +47,7 @@ status db_error(sqlite3* db, const char* what) {
 
 }  // namespace
 
-result<std::unique_ptr<storage>> storage::open(const std::string& dir, metrics* m) {
+result<std::unique_ptr<storage>> storage::open(const std::string& dir, metrics* m, storage_options options) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return status(error_code::invalid_argument, "cannot create data directory " + dir + ": " + ec.message());
@@ -55,6 +60,22 @@ result<std::unique_ptr<storage>> storage::open(const std::string& dir, metrics* 
     return s;
   }
   std::unique_ptr<storage> st(new storage(db, m));
+  // A damaged file is reported and not served: a wrong document is worse than none.
+  {
+    stmt check(db, "PRAGMA quick_check");
+    int rc = check.ok() ? check.step() : SQLITE_ERROR;
+    std::string verdict = rc == SQLITE_ROW ? check.column_text(0) : sqlite3_errmsg(db);
+    if (verdict != "ok")
+      return status(error_code::corrupt_data, path + " is damaged (" + verdict +
+                                                  "); restore it from a backup, or move it away to start empty");
+  }
+  if (options.max_bytes > 0) {
+    stmt ps(db, "PRAGMA page_size");
+    std::uint64_t page = ps.ok() && ps.step() == SQLITE_ROW ? static_cast<std::uint64_t>(ps.column_int(0)) : 4096;
+    std::string sql = "PRAGMA max_page_count=" + std::to_string(std::max<std::uint64_t>(1, options.max_bytes / page));
+    status q = st->exec(sql.c_str());
+    if (!q.ok()) return q;
+  }
   for (const char* sql : {
            "PRAGMA journal_mode=WAL",
            "PRAGMA synchronous=FULL",

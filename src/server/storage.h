@@ -31,11 +31,20 @@ struct stored_document {
   std::vector<std::pair<std::uint64_t, std::string>> batches;  // (seq, encode_ops bytes), ascending
 };
 
+struct storage_options {
+  /// Quota for the database in bytes (0: none). Past it a commit fails with
+  /// "database or disk is full", exactly as when the disk fills up: the
+  /// writes are refused and nothing in them is acknowledged.
+  std::uint64_t max_bytes = 0;
+};
+
 class storage {
  public:
-  /// Opens (creating) `<dir>/weft.db`, creating `dir` if needed.
-  /// Errors: invalid_argument when the directory or database cannot be opened.
-  static result<std::unique_ptr<storage>> open(const std::string& dir, metrics* m);
+  /// Opens (creating) `<dir>/weft.db`, creating `dir` if needed, and checks
+  /// its integrity (PRAGMA quick_check) before anything is served from it.
+  /// Errors: invalid_argument when the directory or database cannot be
+  /// opened; corrupt_data when the file is not a sound SQLite database.
+  static result<std::unique_ptr<storage>> open(const std::string& dir, metrics* m, storage_options options = {});
   ~storage();  // flushes the queue, then closes the database
   storage(const storage&) = delete;
   storage& operator=(const storage&) = delete;

@@ -1,6 +1,7 @@
 #include "server/websocket_session.h"
 
 #include <boost/asio/post.hpp>
+#include <boost/beast/ssl.hpp>
 #include <simdjson.h>
 
 #include <atomic>
@@ -46,10 +47,76 @@ std::size_t session_list::size() {
   return sessions_.size();
 }
 
+// ---- transports ------------------------------------------------------------------
+
+namespace {
+
+// The session over one concrete stream type: plain TCP or TLS over TCP.
+template <class Stream>
+class websocket_transport final : public websocket_session {
+ public:
+  websocket_transport(Stream&& stream, server_context& ctx, session_list& list, upgrade_info info)
+      : websocket_session(ctx, list, std::move(info)), ws_(std::move(stream)) {}
+
+  void run(beast::http::request<beast::http::string_body> req) {
+    websocket::stream_base::timeout t = websocket::stream_base::timeout::suggested(beast::role_type::server);
+    t.idle_timeout = std::chrono::milliseconds(ctx_.config.ws_idle_timeout_ms);
+    t.keep_alive_pings = true;
+    ws_.set_option(t);
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(beast::http::field::server, server_name); }));
+    ws_.read_message_max(ctx_.config.max_message_bytes);
+    ws_.async_accept(req, [self = self()](beast::error_code ec) { self->on_accept(ec); });
+  }
+
+ private:
+  std::shared_ptr<websocket_transport> self() {
+    return std::static_pointer_cast<websocket_transport>(shared_from_this());
+  }
+  void post(std::function<void()> f) override { net::post(ws_.get_executor(), std::move(f)); }
+  void read_message() override {
+    ws_.async_read(buffer_, [self = self()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
+  }
+  bool got_text() const override { return ws_.got_text(); }
+  void write_message(const std::string& message) override {
+    ws_.text(true);
+    ws_.async_write(net::buffer(message),
+                    [self = self()](beast::error_code ec, std::size_t n) { self->on_write(ec, n); });
+  }
+  void close_transport(websocket::close_code code, const std::string& reason) override {
+    ws_.async_close(websocket::close_reason(code, reason), [self = shared_from_this(), id = session_id()](beast::error_code ec) {
+      log(log_level::debug, "session {}: close done: {}", id, ec.message());
+    });
+  }
+
+  websocket::stream<Stream> ws_;
+};
+
+}  // namespace
+
+template <class Stream>
+void start_websocket_session(Stream&& stream, beast::http::request<beast::http::string_body> req, server_context& ctx,
+                             session_list& list, upgrade_info info) {
+  auto s = std::make_shared<websocket_transport<Stream>>(std::move(stream), ctx, list, std::move(info));
+  list.add(s);
+  s->run(std::move(req));
+}
+
+template void start_websocket_session<beast::tcp_stream>(beast::tcp_stream&&, beast::http::request<beast::http::string_body>,
+                                                         server_context&, session_list&, upgrade_info);
+template void start_websocket_session<beast::ssl_stream<beast::tcp_stream>>(
+    beast::ssl_stream<beast::tcp_stream>&&, beast::http::request<beast::http::string_body>, server_context&,
+    session_list&, upgrade_info);
+
 // ---- websocket_session ----------------------------------------------------------
 
-websocket_session::websocket_session(net::ip::tcp::socket&& socket, server_context& ctx, session_list& list)
-    : ws_(std::move(socket)), ctx_(ctx), list_(list), id_(g_next_session++) {
+websocket_session::websocket_session(server_context& ctx, session_list& list, upgrade_info info)
+    : ctx_(ctx),
+      list_(list),
+      id_(g_next_session++),
+      slot_(std::move(info.slot)),
+      claims_(std::move(info.claims)),
+      rate_(ctx.config.max_messages_per_second, ctx.config.message_burst) {
   ++ctx_.stats.connections;
 }
 
@@ -59,29 +126,13 @@ websocket_session::~websocket_session() {
   list_.remove(id_);
 }
 
-void websocket_session::run(beast::http::request<beast::http::string_body> req) {
-  list_.add(shared_from_this());
-  websocket::stream_base::timeout t = websocket::stream_base::timeout::suggested(beast::role_type::server);
-  t.idle_timeout = std::chrono::milliseconds(ctx_.config.ws_idle_timeout_ms);
-  t.keep_alive_pings = true;
-  ws_.set_option(t);
-  ws_.set_option(websocket::stream_base::decorator(
-      [](websocket::response_type& res) { res.set(beast::http::field::server, server_name); }));
-  ws_.read_message_max(ctx_.config.max_message_bytes);
-  ws_.async_accept(req, beast::bind_front_handler(&websocket_session::on_accept, shared_from_this()));
-}
-
 void websocket_session::on_accept(beast::error_code ec) {
   if (ec) {
     log(log_level::debug, "session {}: upgrade failed: {}", id_, ec.message());
     return;
   }
-  log(log_level::debug, "session {} connected", id_);
-  do_read();
-}
-
-void websocket_session::do_read() {
-  ws_.async_read(buffer_, beast::bind_front_handler(&websocket_session::on_read, shared_from_this()));
+  log(log_level::debug, "session {} connected from {}", id_, slot_.address());
+  read_message();
 }
 
 void websocket_session::on_read(beast::error_code ec, std::size_t) {
@@ -95,14 +146,53 @@ void websocket_session::on_read(beast::error_code ec, std::size_t) {
     return;
   }
   ++ctx_.stats.messages_received;
-  if (!ws_.got_text()) {
+  if (!rate_.take()) {
+    ++ctx_.stats.errors_sent;
+    std::string why = "more than " + std::to_string(ctx_.config.max_messages_per_second) +
+                      " messages per second; reconnect later (unacknowledged ops are resent on sync)";
+    ++ctx_.stats.rate_limited;
+    log(log_level::info, "session {} ({}): rate limit: closing", id_, slot_.address());
+    close_with(websocket::close_code::policy_error, "rate limit exceeded",
+               protocol::encode_error(error_kind::rate_limited, why));
+    return;
+  }
+  if (!got_text()) {
     reply(protocol::encode_error(error_kind::bad_message, "binary frames are not part of the protocol; send JSON text"));
   } else {
     auto data = buffer_.data();
     handle(std::string_view(static_cast<const char*>(data.data()), data.size()));
   }
   buffer_.consume(buffer_.size());
-  if (!closing_) do_read();
+  if (!closing_) read_message();
+}
+
+bool websocket_session::authorised(const std::string& hello_token, bool is_hello) {
+  if (!ctx_.auth) return true;
+  if (is_hello && !hello_token.empty()) {
+    auto r = ctx_.auth->verify(hello_token, unix_now());
+    if (!r.ok()) {
+      ++ctx_.stats.auth_failures;
+      log(log_level::info, "session {} ({}): token refused: {}", id_, slot_.address(), r.error().detail());
+      close_with(websocket::close_code::policy_error, "unauthorized",
+                 protocol::encode_error(error_kind::unauthorized, r.error().detail()));
+      return false;
+    }
+    claims_ = std::make_unique<token_claims>(std::move(r.value()));
+    log(log_level::debug, "session {}: authenticated as \"{}\"", id_, claims_->subject);
+  }
+  if (!claims_) {
+    ++ctx_.stats.auth_failures;
+    close_with(websocket::close_code::policy_error, "unauthorized",
+               protocol::encode_error(error_kind::unauthorized, "this server requires a token: send it in hello's "
+                                                                "\"token\" or an Authorization: Bearer header"));
+    return false;
+  }
+  if (claims_->expired(unix_now())) {
+    close_with(websocket::close_code::policy_error, "token expired",
+               protocol::encode_error(error_kind::unauthorized, "token expired; reconnect with a fresh one"));
+    return false;
+  }
+  return true;
 }
 
 void websocket_session::reply(std::string message) { enqueue(std::make_shared<const std::string>(std::move(message))); }
@@ -132,6 +222,7 @@ void websocket_session::handle(std::string_view frame) {
                 std::to_string(h->protocol));
       return;
     }
+    if (!authorised(h->token, true)) return;
     hello_ = true;
     reply(protocol::encode_welcome(server_name, ctx_.config.max_message_bytes));
     return;
@@ -144,7 +235,12 @@ void websocket_session::handle(std::string_view frame) {
     error(error_kind::not_hello, "send {\"type\":\"hello\",\"protocol\":1} first");
     return;
   }
+  if (!authorised({}, false)) return;  // the token may have expired since hello
   if (auto* o = std::get_if<protocol::open_msg>(&msg)) {
+    if (claims_ && claims_->rights_for(o->doc) == access::none) {
+      error(error_kind::forbidden, "your token gives no access to this document", o->doc);
+      return;
+    }
     if (!docs_.count(o->doc) && docs_.size() >= ctx_.config.max_docs_per_connection) {
       error(error_kind::limit,
             "a connection may open at most " + std::to_string(ctx_.config.max_docs_per_connection) + " documents",
@@ -177,6 +273,10 @@ void websocket_session::handle(std::string_view frame) {
     return;
   }
   if (auto* ops = std::get_if<protocol::ops_msg>(&msg)) {
+    if (claims_ && claims_->rights_for(doc) != access::write) {
+      error(error_kind::forbidden, "read-only access: your token does not allow editing this document", doc);
+      return;
+    }
     ctx_.rooms.acquire(doc)->submit(self, std::move(ops->ops));
   } else if (auto* p = std::get_if<protocol::presence_msg>(&msg)) {
     ctx_.rooms.acquire(doc)->presence(self, std::move(p->state_json));
@@ -184,9 +284,7 @@ void websocket_session::handle(std::string_view frame) {
 }
 
 void websocket_session::send(std::shared_ptr<const std::string> message) {
-  net::post(ws_.get_executor(), [self = shared_from_this(), m = std::move(message)]() mutable {
-    self->enqueue(std::move(m));
-  });
+  post([self = shared_from_this(), m = std::move(message)]() mutable { self->enqueue(std::move(m)); });
 }
 
 void websocket_session::enqueue(std::shared_ptr<const std::string> message) {
@@ -204,9 +302,7 @@ void websocket_session::enqueue(std::shared_ptr<const std::string> message) {
 
 void websocket_session::do_write() {
   writing_ = true;
-  ws_.text(true);
-  ws_.async_write(net::buffer(*queue_.front()),
-                  beast::bind_front_handler(&websocket_session::on_write, shared_from_this()));
+  write_message(*queue_.front());
 }
 
 void websocket_session::on_write(beast::error_code ec, std::size_t bytes) {
@@ -221,40 +317,41 @@ void websocket_session::on_write(beast::error_code ec, std::size_t bytes) {
   ++ctx_.stats.messages_sent;
   ctx_.stats.bytes_sent += bytes;
   if (closing_) {
-    close_with(close_code_, close_reason_);  // the deferred close
+    close_with(close_code_, close_reason_);  // the rest of the close sequence
     return;
   }
   if (!queue_.empty()) do_write();
 }
 
-void websocket_session::close_with(websocket::close_code code, std::string reason) {
+void websocket_session::close_with(websocket::close_code code, std::string reason, std::string last_message) {
   if (closed_) return;
   if (!closing_) {
     closing_ = true;
-    ctx_.stats.send_queue_depth -= static_cast<std::int64_t>(queue_.size() - (writing_ ? 1 : 0));
-    if (writing_) {
-      // Keep the frame being written; close once it is done.
-      auto front = std::move(queue_.front());
-      queue_.clear();
-      queue_.push_back(std::move(front));
-    } else {
-      queue_.clear();
+    // Drop what is queued (the frame being written, if any, completes), then
+    // say why, then close.
+    const std::size_t keep = writing_ ? 1 : 0;
+    ctx_.stats.send_queue_depth -= static_cast<std::int64_t>(queue_.size() - keep);
+    queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(keep), queue_.end());
+    if (!last_message.empty()) {
+      queue_.push_back(std::make_shared<const std::string>(std::move(last_message)));
+      ++ctx_.stats.send_queue_depth;
     }
     close_code_ = code;
     close_reason_ = std::move(reason);
   }
-  if (writing_) return;
+  if (writing_) return;  // on_write() comes back here
+  if (!queue_.empty()) {
+    do_write();
+    return;
+  }
   closed_ = true;
   leave_all();
   log(log_level::debug, "session {}: closing ({})", id_, close_reason_);
-  ws_.async_close(websocket::close_reason(close_code_, close_reason_),
-                  [self = shared_from_this()](beast::error_code ec) {
-                    log(log_level::debug, "session {}: close done: {}", self->id_, ec.message());
-                  });
+  close_transport(close_code_, close_reason_);
 }
 
 void websocket_session::shutdown(std::string reason) {
-  net::post(ws_.get_executor(), [self = shared_from_this(), r = std::move(reason)]() mutable {
+  post([self = shared_from_this(), r = std::move(reason)]() mutable {
     self->close_with(websocket::close_code::going_away, std::move(r));
   });
 }

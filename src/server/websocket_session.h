@@ -1,7 +1,12 @@
-// One WebSocket connection: reads client messages, routes them to document
-// rooms, and writes what rooms send through a bounded queue (one write in
-// flight). A client that cannot keep up is disconnected with a reason
-// instead of growing server memory; it resyncs when it reconnects.
+// One WebSocket connection: reads client messages, checks them against the
+// connection's rights and limits, routes them to document rooms, and writes
+// what rooms send through a bounded queue (one write in flight). A client
+// that cannot keep up is disconnected with a reason instead of growing server
+// memory; it resyncs when it reconnects.
+//
+// The protocol logic is transport-independent (this class); the transport —
+// plain TCP or TLS — is a template in websocket_session.cc, created through
+// start_websocket_session().
 #pragma once
 
 #include <boost/beast/core.hpp>
@@ -9,12 +14,15 @@
 #include <boost/beast/websocket.hpp>
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <unordered_map>
 
+#include "server/auth.h"
+#include "server/limits.h"
 #include "server/subscriber.h"
 
 namespace weft::server {
@@ -36,36 +44,66 @@ class session_list {
   std::unordered_map<std::uint64_t, std::weak_ptr<websocket_session>> sessions_;  // guarded by mu_
 };
 
+/// What the HTTP side learned before the upgrade.
+struct upgrade_info {
+  connection_slot slot;                  ///< this connection's place under the per-address limit
+  std::unique_ptr<token_claims> claims;  ///< from an Authorization header; null if none
+};
+
+/// Upgrades `stream` (a beast::tcp_stream, or an ssl_stream over one) with
+/// `req` and runs the session until the connection ends.
+template <class Stream>
+void start_websocket_session(Stream&& stream, boost::beast::http::request<boost::beast::http::string_body> req,
+                             server_context& ctx, session_list& list, upgrade_info info);
+
 class websocket_session : public subscriber, public std::enable_shared_from_this<websocket_session> {
  public:
-  websocket_session(boost::asio::ip::tcp::socket&& socket, server_context& ctx, session_list& list);
   ~websocket_session() override;
-
-  /// Completes the upgrade `req` and starts reading.
-  void run(boost::beast::http::request<boost::beast::http::string_body> req);
   std::uint64_t session_id() const noexcept override { return id_; }
   void send(std::shared_ptr<const std::string> message) override;
   /// Closes the connection with close code 1001 (going away) and `reason`.
   void shutdown(std::string reason);
 
- private:
+ protected:
+  websocket_session(server_context& ctx, session_list& list, upgrade_info info);
+
+  // ---- the transport (websocket_transport<Stream>) -------------------------------
+  /// Posts `f` onto the connection's strand.
+  virtual void post(std::function<void()> f) = 0;
+  /// Reads one message into buffer_; completes with on_read().
+  virtual void read_message() = 0;
+  /// True when the last message read was a text frame.
+  virtual bool got_text() const = 0;
+  /// Writes `message` as one text frame; completes with on_write().
+  virtual void write_message(const std::string& message) = 0;
+  /// Sends a close frame with `code` and `reason`.
+  virtual void close_transport(boost::beast::websocket::close_code code, const std::string& reason) = 0;
+
   void on_accept(boost::beast::error_code ec);
-  void do_read();
   void on_read(boost::beast::error_code ec, std::size_t bytes);
+  void on_write(boost::beast::error_code ec, std::size_t bytes);
+
+  server_context& ctx_;
+  boost::beast::flat_buffer buffer_;
+
+ private:
   void handle(std::string_view frame);
+  /// Checks the token of a hello (or the one from the upgrade) and the time; false: closed.
+  bool authorised(const std::string& hello_token, bool is_hello);
   void reply(std::string message);
   void enqueue(std::shared_ptr<const std::string> message);
   void do_write();
-  void on_write(boost::beast::error_code ec, std::size_t bytes);
-  void close_with(boost::beast::websocket::close_code code, std::string reason);
+  /// Closes with `code`/`reason` after the frame in flight and `last_message`
+  /// (e.g. an error saying why); anything else queued is dropped.
+  void close_with(boost::beast::websocket::close_code code, std::string reason, std::string last_message = {});
   void leave_all();
 
-  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
-  server_context& ctx_;
   session_list& list_;
   const std::uint64_t id_;
-  // Touched only on the stream's strand:
-  boost::beast::flat_buffer buffer_;
+  // Touched only on the connection's strand:
+  connection_slot slot_;
+  std::unique_ptr<token_claims> claims_;  // null: not authenticated (or auth off)
+  rate_limiter rate_;
   std::deque<std::shared_ptr<const std::string>> queue_;
   bool writing_ = false;
   bool closing_ = false;

@@ -15,11 +15,14 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 using tcp = net::ip::tcp;
 
-test_client::test_client(std::uint16_t port, replica_id replica) : ws_(io_), replica_(replica) {
+test_client::test_client(std::uint16_t port, replica_id replica, const headers& extra_headers)
+    : ws_(io_), replica_(replica) {
   if (replica_ == 0) replica_ = std::random_device{}() % 1000000000ull + 1;
-  tcp::resolver resolver(io_);
   beast::get_lowest_layer(ws_).connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
   beast::get_lowest_layer(ws_).socket().set_option(tcp::no_delay(true));
+  ws_.set_option(beast::websocket::stream_base::decorator([extra_headers](beast::websocket::request_type& req) {
+    for (const auto& [k, v] : extra_headers) req.set(k, v);
+  }));
   ws_.handshake("127.0.0.1:" + std::to_string(port), "/");
 }
 
@@ -116,6 +119,13 @@ void test_client::hello() {
   if (!expect("welcome")) throw std::runtime_error("no welcome");
 }
 
+std::optional<message> test_client::hello_with_token(const std::string& token) {
+  std::string msg = R"({"type":"hello","protocol":1,"client":"test","token":)";
+  protocol::append_json_string(msg, token);
+  send(msg + "}");
+  return recv();
+}
+
 document& test_client::replica(const std::string& doc) {
   auto it = docs_.find(doc);
   if (it == docs_.end()) it = docs_.emplace(doc, document(replica_)).first;
@@ -186,13 +196,15 @@ bool test_client::wait_text(const std::string& doc, const std::string& text, std
   return replica(doc).text() == text;
 }
 
-std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target) {
+std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target,
+                                     const test_client::headers& extra_headers) {
   namespace http = beast::http;
   net::io_context io;
   beast::tcp_stream stream(io);
   stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
   http::request<http::string_body> req{http::verb::get, target, 11};
   req.set(http::field::host, "127.0.0.1");
+  for (const auto& [k, v] : extra_headers) req.set(k, v);
   req.keep_alive(false);
   http::write(stream, req);
   beast::flat_buffer buf;
@@ -200,6 +212,19 @@ std::pair<int, std::string> http_get(std::uint16_t port, const std::string& targ
   http::read(stream, buf, res);
   beast::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+  return {static_cast<int>(res.result_int()), res.body()};
+}
+
+std::pair<int, std::string> try_upgrade(std::uint16_t port, const test_client::headers& extra_headers) {
+  net::io_context io;
+  beast::websocket::stream<beast::tcp_stream> ws(io);
+  beast::get_lowest_layer(ws).connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  ws.set_option(beast::websocket::stream_base::decorator([extra_headers](beast::websocket::request_type& req) {
+    for (const auto& [k, v] : extra_headers) req.set(k, v);
+  }));
+  beast::websocket::response_type res;
+  beast::error_code ec;
+  ws.handshake(res, "127.0.0.1:" + std::to_string(port), "/", ec);
   return {static_cast<int>(res.result_int()), res.body()};
 }
 

@@ -13,6 +13,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "weft/document.h"
 
@@ -27,8 +29,10 @@ struct message {
 
 class test_client {
  public:
-  /// Connects to ws://127.0.0.1:port/. Throws on failure (tests only).
-  explicit test_client(std::uint16_t port, replica_id replica = 0);
+  using headers = std::vector<std::pair<std::string, std::string>>;
+  /// Connects to ws://127.0.0.1:port/, sending `extra_headers` with the
+  /// upgrade request. Throws on failure (tests only).
+  explicit test_client(std::uint16_t port, replica_id replica = 0, const headers& extra_headers = {});
   ~test_client();
 
   /// Sends a text frame.
@@ -44,6 +48,8 @@ class test_client {
 
   // ---- protocol helpers ---------------------------------------------------------
   void hello();
+  /// Sends hello with an access token; returns the reply (welcome or error).
+  std::optional<message> hello_with_token(const std::string& token);
   /// Opens `doc` with this client's replica version; waits for "sync" and
   /// applies it; sends back what the server lacks.
   void open(const std::string& doc, std::chrono::milliseconds timeout = std::chrono::seconds(5));
@@ -81,6 +87,11 @@ class test_client {
 };
 
 /// GET http://127.0.0.1:port/target; returns (status, body).
-std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target);
+std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target,
+                                     const test_client::headers& extra_headers = {});
+
+/// Attempts a WebSocket upgrade with `extra_headers`; returns the HTTP status
+/// of the answer (101 when it was accepted) and its body.
+std::pair<int, std::string> try_upgrade(std::uint16_t port, const test_client::headers& extra_headers);
 
 }  // namespace weft::test

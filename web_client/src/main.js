@@ -96,9 +96,17 @@ async function editor(docId) {
 
   const me = { name: NAMES[Math.floor(Math.random() * NAMES.length)], color: COLORS[Math.floor(Math.random() * COLORS.length)] };
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`;
+  // An access token travels in the URL fragment (#token=...), which browsers
+  // never send to servers or put in logs; it is kept for this tab's reloads.
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
+  if (fromHash) {
+    sessionStorage.setItem('weft-token', fromHash);
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+  const token = sessionStorage.getItem('weft-token') ?? undefined;
   let view;
   const provider = new WeftProvider({
-    url, docId, doc,
+    url, docId, doc, token,
     onRemoteChanges(changes) {
       for (const c of changes) {
         const text = view.state.doc.toString();

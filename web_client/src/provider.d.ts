@@ -11,6 +11,8 @@ export class WeftProvider extends EventTarget {
     onRemoteChanges: (changes: Change[]) => void;
     /** A WebSocket constructor (browsers and node >= 22 have one; in node 20 pass e.g. the `ws` package's). */
     WebSocket?: typeof WebSocket;
+    /** Access token sent in hello, for servers run with --auth-secret*. */
+    token?: string;
   });
   readonly status: Status;
   /** Other connections' presence, by session. */

@@ -11,9 +11,11 @@ export class WeftProvider extends EventTarget {
    * @param {object} o.doc        a weft Document (src/weft.js)
    * @param {(changes: Array) => void} o.onRemoteChanges  visible changes from remote ops
    * @param {Function} [o.WebSocket]  WebSocket constructor (default: the global one)
+   * @param {string} [o.token]    access token sent in hello (servers run with --auth-secret*)
    */
-  constructor({ url, docId, doc, onRemoteChanges, WebSocket: WebSocketImpl }) {
+  constructor({ url, docId, doc, onRemoteChanges, WebSocket: WebSocketImpl, token }) {
     super();
+    this._token = token ?? null;
     this._WebSocket = WebSocketImpl ?? globalThis.WebSocket;
     this.url = url;
     this.docId = docId;
@@ -99,7 +101,7 @@ export class WeftProvider extends EventTarget {
       return;
     }
     this._ws = ws;
-    ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', protocol: 1, client: 'weft-web' }));
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', protocol: 1, client: 'weft-web', ...(this._token ? { token: this._token } : {}) }));
     ws.onmessage = (e) => this._onMessage(e.data);
     ws.onclose = () => {
       this._ws = null;

@@ -1,0 +1,74 @@
+// weft-token: mints access tokens for weft-server --auth-secret-file.
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "protocol/json_writer.h"
+#include "server/auth.h"
+
+namespace {
+
+const char* kUsage = R"(usage: weft-token --secret-file FILE --doc PATTERN=r|rw [--doc ...] [--sub NAME] [--ttl SECONDS]
+
+Prints an HS256 access token for weft-server (docs/protocol.md, Authentication).
+  --secret-file FILE   the key weft-server was given with --auth-secret-file
+  --doc PATTERN=RIGHTS document id pattern (* matches any run of characters) and
+                       r (read) or rw (read and edit); repeatable
+  --sub NAME           who the token is for (shown in the server's logs)
+  --ttl SECONDS        validity from now (default 3600)
+)";
+
+int fail(const std::string& m) {
+  std::fprintf(stderr, "weft-token: %s\n%s", m.c_str(), kUsage);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string secret, sub, docs;
+  long long ttl = 3600;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    std::string v = i + 1 < argc ? argv[i + 1] : "";
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (i + 1 >= argc) return fail(a + " needs a value");
+    ++i;
+    if (a == "--secret-file") {
+      std::ifstream in(v, std::ios::binary);
+      if (!in) return fail("cannot read " + v);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      secret = ss.str();
+      while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+    } else if (a == "--doc") {
+      auto eq = v.rfind('=');
+      if (eq == std::string::npos || eq == 0) return fail("--doc wants PATTERN=r or PATTERN=rw");
+      std::string rights = v.substr(eq + 1);
+      if (rights != "r" && rights != "rw") return fail("rights must be r or rw");
+      if (!docs.empty()) docs += ',';
+      weft::protocol::append_json_string(docs, v.substr(0, eq));
+      docs += ':';
+      weft::protocol::append_json_string(docs, rights);
+    } else if (a == "--sub") {
+      sub = v;
+    } else if (a == "--ttl") {
+      ttl = std::atoll(v.c_str());
+      if (ttl <= 0) return fail("--ttl must be positive");
+    } else {
+      return fail("unknown flag " + a);
+    }
+  }
+  if (secret.empty()) return fail("--secret-file is required");
+  if (docs.empty()) return fail("at least one --doc is required");
+  std::string claims = "{\"sub\":";
+  weft::protocol::append_json_string(claims, sub);
+  claims += ",\"exp\":" + std::to_string(weft::server::unix_now() + ttl) + ",\"docs\":{" + docs + "}}";
+  std::puts(weft::server::token_verifier(secret).sign(claims).c_str());
+  return 0;
+}
