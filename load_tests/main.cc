@@ -1,11 +1,16 @@
 // weft-bots: headless bot typists against a weft-server. See --help.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "swarm.h"
 
@@ -32,6 +37,10 @@ const char* usage =
     "  --quiet S               wait at most S seconds for convergence (default 3)\n"
     "  --storm                 after typing, drop every connection at once; all must resync\n"
     "  --json FILE             also write the report as JSON\n"
+    "  --soak ROUNDS           soak: the run above ROUNDS times, each on fresh documents, pausing\n"
+    "                          --soak-pause S (default 3) after each so the server unloads them\n"
+    "                          (run it with a shorter --idle-unload-ms), sampling its RSS\n"
+    "                          (--server-pid required). Fails if RSS keeps growing\n"
     "  --table FILE --label L  also append a markdown table row labelled L to FILE\n"
     "  --no-progress           no progress line\n";
 
@@ -41,11 +50,52 @@ bool number(const char* s, double& out) {
   return end && *end == '\0';
 }
 
+// Rounds of typing on fresh documents with pauses in which the server
+// unloads them; the server's RSS after each pause must level off.
+int soak(weft::load::swarm_options o, int rounds, double pause_s, const std::string& json_file) {
+  if (!o.server_pid) {
+    fmt::print(stderr, "weft-bots: --soak needs --server-pid\n");
+    return 2;
+  }
+  o.progress = false;
+  std::vector<double> rss;
+  bool all_converged = true;
+  std::uint64_t keystrokes = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (int round = 0; round < rounds; ++round) {
+    o.seed = o.seed + 1;  // fresh document names every round
+    auto r = weft::load::run_swarm(o);
+    keystrokes += r.keystrokes;
+    all_converged = all_converged && r.converged && r.errors == 0;
+    std::this_thread::sleep_for(std::chrono::duration<double>(pause_s));
+    rss.push_back(weft::load::process_rss_mib(o.server_pid));
+    fmt::print("soak round {:3}/{}: {} keystrokes, converged {}, server RSS {:.1f} MiB\n", round + 1, rounds,
+               r.keystrokes, r.converged ? "yes" : "NO", rss.back());
+    std::fflush(stdout);
+  }
+  // Levelled off: the last round is within 10% (+2 MiB of allocator slack) of
+  // the highest sample of the first half.
+  double first_half_max = *std::max_element(rss.begin(), rss.begin() + std::max<std::size_t>(1, rss.size() / 2));
+  bool level = rss.back() <= first_half_max * 1.10 + 2.0;
+  double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60.0;
+  fmt::print("soak: {} rounds in {:.1f} min, {} keystrokes; server RSS first-half max {:.1f} MiB, last {:.1f} MiB: {}\n",
+             rounds, minutes, keystrokes, first_half_max, rss.back(), level ? "levels off" : "KEEPS GROWING");
+  if (!json_file.empty()) {
+    std::ofstream out(json_file);
+    out << fmt::format(R"({{"soak_rounds":{},"minutes":{:.2f},"keystrokes":{},"converged":{},"levels_off":{},"rss_mib":[{:.1f}]}})",
+                       rounds, minutes, keystrokes, all_converged, level, fmt::join(rss, ","))
+        << "\n";
+  }
+  return all_converged && level ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   weft::load::swarm_options o;
   std::string json_file, table_file, label = "run";
+  int soak_rounds = 0;
+  double soak_pause = 3;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> const char* {
@@ -90,11 +140,14 @@ int main(int argc, char** argv) {
     else if (a == "--label") label = value();
     else if (a == "--storm") o.storm = true;
     else if (a == "--no-progress") o.progress = false;
+    else if (a == "--soak") soak_rounds = static_cast<int>(num(2));
+    else if (a == "--soak-pause") soak_pause = num(0);
     else {
       fmt::print(stderr, "weft-bots: unknown flag {}\n\n{}", a, usage);
       return 2;
     }
   }
+  if (soak_rounds > 0) return soak(o, soak_rounds, soak_pause, json_file);
   auto r = weft::load::run_swarm(o);
   std::fputs(weft::load::summary(o, r).c_str(), stdout);
   if (!json_file.empty()) std::ofstream(json_file) << weft::load::to_json(o, r) << "\n";

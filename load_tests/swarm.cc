@@ -184,6 +184,8 @@ void act(bot& b, document& d, std::vector<operation>& out, bool* moved) {
 
 }  // namespace
 
+double process_rss_mib(int pid) { return status_mib(pid, "VmRSS"); }
+
 swarm_report run_swarm(const swarm_options& o) {
   swarm_report rep;
   const auto run_start = clock_type::now();

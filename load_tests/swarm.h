@@ -52,6 +52,9 @@ struct swarm_report {
 /// Runs the swarm against a server (blocking). Thread-safe to call once at a time.
 swarm_report run_swarm(const swarm_options& o);
 
+/// Resident memory of process `pid` in MiB (from /proc); -1 when unreadable.
+double process_rss_mib(int pid);
+
 /// The report as one JSON object.
 std::string to_json(const swarm_options& o, const swarm_report& r);
 /// A human-readable summary.

@@ -4,10 +4,19 @@
 #
 #   scripts/test.sh            # C++ tests (Release, then under ASan+UBSan), the
 #                              # web client's node tests and browser tests
+#   scripts/test.sh --long     # the long variants too: 50 crash cycles, 60 s per
+#                              # fuzzer, 50,000 convergence rounds, an 8-minute soak
 #   WEFT_FUZZ_ROUNDS=50000 scripts/test.sh   # longer convergence fuzzing
 #   WEFT_FUZZ_SECONDS=300 scripts/test.sh    # longer libFuzzer runs
+#   WEFT_CRASH_CYCLES=100 scripts/test.sh    # more SIGKILL cycles in the crash test
 set -euo pipefail
 cd "$(dirname "$0")/.."
+long=0
+if [ "${1:-}" = "--long" ]; then
+  long=1
+  export WEFT_CRASH_CYCLES="${WEFT_CRASH_CYCLES:-50}" WEFT_FUZZ_SECONDS="${WEFT_FUZZ_SECONDS:-60}"
+  export WEFT_FUZZ_ROUNDS="${WEFT_FUZZ_ROUNDS:-50000}"
+fi
 source scripts/common.sh
 
 weft_install_packages "${WEFT_APT_PACKAGES[@]}" "${WEFT_TEST_PACKAGES[@]}"
@@ -23,9 +32,13 @@ ctest --test-dir build --output-on-failure -j "$jobs"
 
 echo "==> C++ tests again under AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=ON -DWEFT_BUILD_BENCH=OFF >/dev/null
-cmake --build build-asan -j "$jobs" --target weft_core_tests weft_capi_test weft_server_tests weft_load_smoke_tests
+cmake --build build-asan -j "$jobs" --target weft_core_tests weft_capi_test weft_server_tests weft_load_smoke_tests \
+  weft_crash_tests weft-server
 # Fewer fuzz rounds under the sanitizers: they run ~10x slower.
 WEFT_FUZZ_ROUNDS="${WEFT_ASAN_FUZZ_ROUNDS:-400}" ctest --test-dir build-asan --output-on-failure -j "$jobs"
+
+echo "==> soak: rounds of bots on fresh documents; the server's memory must level off"
+if [ $long = 1 ]; then load_tests/soak.sh --long; else load_tests/soak.sh; fi
 
 echo "==> fuzzers (libFuzzer, ${WEFT_FUZZ_SECONDS:-5} s per target)"
 scripts/fuzz.sh "${WEFT_FUZZ_SECONDS:-5}"

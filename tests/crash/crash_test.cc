@@ -1,0 +1,212 @@
+// Crash test (issue #6): bot clients (weft::client) type into several
+// documents while the weft-server process is killed with SIGKILL at random
+// moments and restarted on the same data directory, cycle after cycle.
+//
+// After every kill, before any client can reconnect and resend, a second
+// server process is started on the same data directory on another port and
+// asked for each document: every op the killed server had acknowledged must
+// be there. Then the server comes back on the clients' port, they resync
+// (resending what was not acknowledged), and typing goes on. At the end all
+// replicas and the server's text must be identical.
+//
+//   WEFT_CRASH_CYCLES=50 build/tests/weft_crash_tests   # the long variant
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <map>
+#include <random>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "test_client.h"
+#include "weft/client.h"
+
+extern char** environ;
+
+namespace weft::test {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+/// A weft-server child process.
+class server_process {
+ public:
+  server_process(const fs::path& data, std::uint16_t port, const fs::path& log) {
+    std::vector<std::string> args = {WEFT_SERVER_BIN, "--port", std::to_string(port), "--data-dir", data.string(),
+                                     "--threads", "2", "--log-level", "info"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (posix_spawn(&pid_, WEFT_SERVER_BIN, &fa, nullptr, argv.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&fa);
+    // Wait for "listening on 127.0.0.1:PORT" in its log.
+    std::regex listening("listening on 127\\.0\\.0\\.1:(\\d+)");
+    for (int i = 0; i < 500 && pid_ > 0 && port_ == 0; ++i) {
+      std::ifstream in(log);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      std::smatch m;
+      std::string text = ss.str();
+      if (std::regex_search(text, m, listening)) port_ = static_cast<std::uint16_t>(std::stoi(m[1]));
+      else std::this_thread::sleep_for(10ms);
+    }
+  }
+  ~server_process() { kill(SIGKILL); }
+  std::uint16_t port() const { return port_; }
+  void kill(int sig) {
+    if (pid_ <= 0) return;
+    ::kill(pid_, sig);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::uint16_t port_ = 0;
+};
+
+/// The version vector the server on `port` holds for `doc` (a fresh replica
+/// opened with an empty version receives everything).
+version_vector server_version(std::uint16_t port, const std::string& doc) {
+  test_client c(port);
+  c.hello();
+  c.open(doc, 30s);
+  return c.replica(doc).version();
+}
+
+struct bot {
+  std::unique_ptr<client> c;
+  std::string doc;
+};
+
+TEST(CrashTest, AcknowledgedEditsSurviveSigkill) {
+  const int cycles = std::getenv("WEFT_CRASH_CYCLES") ? std::atoi(std::getenv("WEFT_CRASH_CYCLES")) : 6;
+  const fs::path dir = fs::temp_directory_path() / ("weft-crash-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path data = dir / "data";
+
+  auto srv = std::make_unique<server_process>(data, 0, dir / "server.log");
+  ASSERT_NE(srv->port(), 0) << "weft-server did not start";
+  const std::uint16_t port = srv->port();
+
+  network net(2);
+  const std::vector<std::string> docs = {"crash-a", "crash-b", "crash-c"};
+  std::vector<bot> bots;
+  for (int i = 0; i < 6; ++i) {
+    client_options o;
+    o.port = port;
+    o.name = "crash-bot";
+    o.reconnect_min_ms = 20;
+    o.reconnect_max_ms = 200;
+    bots.push_back(bot{std::make_unique<client>(net, o), docs[i % docs.size()]});
+    bots.back().c->open(bots.back().doc);
+    bots.back().c->start();
+  }
+
+  // Typists: bursts at a moving cursor, some deletes, like people (and fast).
+  std::atomic<bool> typing{true};
+  std::vector<std::thread> typists;
+  for (std::size_t i = 0; i < bots.size(); ++i) {
+    typists.emplace_back([&, i] {
+      std::mt19937 rng(static_cast<unsigned>(i) * 7919u + 1);
+      while (typing) {
+        bots[i].c->edit(bots[i].doc, [&rng](document& d, std::vector<operation>& out) {
+          std::uint64_t len = d.length();
+          if (len > 20 && rng() % 5 == 0) {
+            auto op = d.erase(rng() % (len - 1), 1);
+            if (op.ok()) out.push_back(op.value());
+          } else {
+            std::string word(1 + rng() % 6, static_cast<char>('a' + rng() % 26));
+            auto op = d.insert(len ? rng() % (len + 1) : 0, word);
+            if (op.ok()) out.push_back(op.value());
+          }
+        });
+        std::this_thread::sleep_for(std::chrono::milliseconds(2 + rng() % 6));
+      }
+    });
+  }
+
+  std::mt19937 rng(12345);
+  std::uint64_t acked_ops_checked = 0;
+  for (int cycle = 0; cycle < cycles; ++cycle) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 700));
+    // What the server has acknowledged so far; anything acknowledged after
+    // this read only makes the check below weaker, never wrong.
+    std::vector<std::uint64_t> acked(bots.size());
+    for (std::size_t i = 0; i < bots.size(); ++i) acked[i] = bots[i].c->acked(bots[i].doc);
+    srv->kill(SIGKILL);
+
+    // Check on a second process, on another port, before clients can resend.
+    {
+      server_process check(data, 0, dir / "check.log");
+      ASSERT_NE(check.port(), 0) << "weft-server did not restart after SIGKILL (cycle " << cycle << ")";
+      std::map<std::string, version_vector> versions;
+      for (const auto& d : docs) versions[d] = server_version(check.port(), d);
+      for (std::size_t i = 0; i < bots.size(); ++i) {
+        std::uint64_t have = versions[bots[i].doc].get(bots[i].c->replica());
+        EXPECT_GE(have, acked[i]) << "cycle " << cycle << ": bot " << i << " had " << acked[i]
+                                  << " ids acknowledged, but only " << have << " survived the crash";
+        acked_ops_checked += acked[i];
+      }
+      check.kill(cycle % 2 ? SIGKILL : SIGTERM);
+    }
+    srv = std::make_unique<server_process>(data, port, dir / "server.log");
+    ASSERT_EQ(srv->port(), port) << "weft-server did not come back on port " << port;
+  }
+
+  typing = false;
+  for (auto& t : typists) t.join();
+
+  // Quiet period: every bot online, everything acknowledged, replicas equal.
+  auto own_counter = [&](bot& b) {
+    std::promise<std::uint64_t> p;
+    b.c->read(b.doc, [&p](const document& d) { p.set_value(d.version().get(d.replica())); });
+    return p.get_future().get();
+  };
+  auto text_of = [&](bot& b) {
+    std::promise<std::string> p;
+    b.c->read(b.doc, [&p](const document& d) { p.set_value(d.text()); });
+    return p.get_future().get();
+  };
+  bool settled = false;
+  for (int i = 0; i < 600 && !settled; ++i) {
+    settled = true;
+    for (auto& b : bots) settled = settled && b.c->acked(b.doc) == own_counter(b);
+    for (const auto& d : docs) {
+      std::string expected = http_get(port, "/api/docs/" + d + "/text").second;
+      for (auto& b : bots)
+        if (b.doc == d) settled = settled && text_of(b) == expected;
+    }
+    if (!settled) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(settled) << "replicas did not converge with the server after the last restart";
+  std::uint64_t total_ids = 0;
+  for (auto& b : bots) total_ids += own_counter(b);
+  std::printf("crash test: %d SIGKILL cycles, %llu acknowledged ids checked after kills, %llu ids typed in all\n",
+              cycles, static_cast<unsigned long long>(acked_ops_checked), static_cast<unsigned long long>(total_ids));
+  RecordProperty("cycles", cycles);
+  RecordProperty("acked_ids_checked", static_cast<int>(acked_ops_checked));
+
+  bots.clear();
+  srv.reset();
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace weft::test
