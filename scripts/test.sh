@@ -52,5 +52,6 @@ echo "==> benchmark smoke run (verifies the final text)"
 build/bench/weft-trace-bench --trace tests/data/tiny-sequential.json.gz --runs 1 >/dev/null
 build/bench/weft-trace-bench --trace tests/data/tiny-concurrent.json.gz --runs 1 >/dev/null
 build/weft-server --help >/dev/null
+build/bench/weft-loopback-floor --peers 4 --keystrokes 200 >/dev/null
 (cd web_client && node bench/trace-bench.mjs --trace ../tests/data/tiny-sequential.json.gz --runs 1 >/dev/null)
 echo "==> all tests passed"

@@ -40,6 +40,8 @@ std::string usage() {
       "  --max-connections-per-address N  concurrent connections per client IP, 0 = no limit (default {})\n"
       "  --max-pending-per-connection N   ops one connection may leave waiting for dependencies (default {})\n"
       "  --max-db-mb N             storage quota in MiB: past it writes are refused, not acknowledged (default: none)\n"
+      "  --commit-window-ms N      let writes wait up to N ms to share a commit and its fsync; delays\n"
+      "                            acknowledgements, never the delivery to others (default {}; 0: none)\n"
       "\n"
       "access (docs/protocol.md, Authentication):\n"
       "  --auth-secret-file FILE   require HS256 tokens signed with the key in FILE\n"
@@ -51,7 +53,8 @@ std::string usage() {
       "  --help                    this text\n",
       d.bind, d.port, d.data_dir, d.max_message_bytes, d.max_docs_per_connection, d.max_send_queue,
       d.max_pending_ops, d.idle_unload_ms, d.presence_ttl_ms, d.snapshot_every_ops, d.ws_idle_timeout_ms,
-      d.max_messages_per_second, d.message_burst, d.max_connections_per_address, d.max_pending_per_connection);
+      d.max_messages_per_second, d.message_burst, d.max_connections_per_address, d.max_pending_per_connection,
+      d.commit_window_ms);
 }
 
 namespace {
@@ -96,6 +99,7 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
       {"--max-connections-per-address", [&](std::string_view v) { return parse_number(v, c.max_connections_per_address); }},
       {"--max-pending-per-connection", [&](std::string_view v) { return parse_number(v, c.max_pending_per_connection) && c.max_pending_per_connection > 0; }},
       {"--max-db-mb", [&](std::string_view v) { return parse_number(v, c.max_db_mb); }},
+      {"--commit-window-ms", [&](std::string_view v) { return parse_number(v, c.commit_window_ms) && c.commit_window_ms <= 1000; }},
       {"--auth-secret", [&](std::string_view v) { c.auth_secret = std::string(v); return !v.empty(); }},
       {"--auth-secret-file",
        [&](std::string_view v) {

@@ -30,6 +30,7 @@ struct server_config {
   std::size_t max_connections_per_address = 1024;  ///< --max-connections-per-address: 0 = unlimited
   std::size_t max_pending_per_connection = 4096;   ///< --max-pending-per-connection: ops of one connection held in a causal buffer
   std::uint64_t max_db_mb = 0;                  ///< --max-db-mb: storage quota; writes past it are refused (0 = none)
+  unsigned commit_window_ms = 10;               ///< --commit-window-ms: group-commit window (delays acks, not rebroadcast)
 
   // ---- access ------------------------------------------------------------------------
   std::string auth_secret;                   ///< --auth-secret / --auth-secret-file: HS256 key; empty = no auth

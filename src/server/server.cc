@@ -92,6 +92,7 @@ result<std::unique_ptr<server>> server::start(server_config config) {
 
   storage_options so;
   so.max_bytes = p->config.max_db_mb << 20;
+  so.commit_window = std::chrono::milliseconds(p->config.commit_window_ms);
   auto st = storage::open(p->config.data_dir, &p->stats, so);
   if (!st.ok()) return st.error();
   p->store = std::move(st.value());

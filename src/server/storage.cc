@@ -60,6 +60,7 @@ result<std::unique_ptr<storage>> storage::open(const std::string& dir, metrics* 
     return s;
   }
   std::unique_ptr<storage> st(new storage(db, m));
+  st->window_ = options.commit_window;
   // A damaged file is reported and not served: a wrong document is worse than none.
   {
     stmt check(db, "PRAGMA quick_check");
@@ -114,11 +115,19 @@ status storage::exec(const char* sql) {
 }
 
 void storage::enqueue(request r) {
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    const bool was_empty = queue_.empty();
+    if (was_empty) oldest_ = std::chrono::steady_clock::now();
+    const bool urgent = r.type == request::kind::load || r.type == request::kind::barrier;
+    // The storage thread is asleep only when the queue is empty, or when it
+    // waits out the commit window (then only urgent requests need it now).
+    wake = was_empty || (urgent && !urgent_);
+    urgent_ = urgent_ || urgent;
     queue_.push_back(std::move(r));
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 void storage::append(std::string doc, std::uint64_t seq, std::string batch, done_fn done) {
@@ -192,6 +201,10 @@ void storage::run() {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty() && stopping_) return;
+      // Let more writes join this commit, up to the window.
+      if (window_.count() > 0 && !urgent_ && !stopping_)
+        cv_.wait_until(lock, oldest_ + window_, [&] { return stopping_ || urgent_; });
+      urgent_ = false;
       work.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
       queue_.clear();
     }

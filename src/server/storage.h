@@ -6,6 +6,7 @@
 // run on the storage thread; they must be quick (post work elsewhere).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -36,6 +37,11 @@ struct storage_options {
   /// "database or disk is full", exactly as when the disk fills up: the
   /// writes are refused and nothing in them is acknowledged.
   std::uint64_t max_bytes = 0;
+  /// Group-commit window: a write waits up to this long for others to share
+  /// its transaction and fsync. Acknowledgements wait for the commit, so this
+  /// bounds their extra delay; rebroadcast to other clients does not wait.
+  /// Loads and flushes are never delayed. 0: commit as soon as possible.
+  std::chrono::microseconds commit_window{0};
 };
 
 class storage {
@@ -81,6 +87,9 @@ class storage {
   std::condition_variable cv_;
   std::deque<request> queue_;  // guarded by mu_
   bool stopping_ = false;      // guarded by mu_
+  bool urgent_ = false;        // guarded by mu_: a load or flush is queued
+  std::chrono::steady_clock::time_point oldest_;  // guarded by mu_: when queue_ became non-empty
+  std::chrono::microseconds window_{0};
   std::thread thread_;
 };
 
