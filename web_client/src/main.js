@@ -101,7 +101,7 @@ async function editor(docId) {
   const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
   if (fromHash) {
     sessionStorage.setItem('weft-token', fromHash);
-    history.replaceState(null, '', location.pathname + location.search);
+    window.history.replaceState(null, "", location.pathname + location.search);  // `history` is CodeMirror's here
   }
   const token = sessionStorage.getItem('weft-token') ?? undefined;
   let view;

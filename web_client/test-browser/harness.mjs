@@ -11,12 +11,12 @@ import { chromium } from 'playwright-core';
 export const root = new URL('..', import.meta.url).pathname;
 export const buildDir = path.join(root, '../build');
 
-/** Starts weft-server on a free port; resolves to { base, port, stop() }. */
-export async function startServer() {
+/** Starts weft-server on a free port with `extraArgs`; resolves to { base, port, stop() }. */
+export async function startServer(extraArgs = []) {
   const serverBin = process.env.WEFT_SERVER ?? path.join(buildDir, 'weft-server');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-e2e-'));
   const server = spawn(serverBin, ['--port', '0', '--data-dir', dataDir, '--web-root', path.join(root, 'dist'),
-    '--log-level', 'info']);
+    '--log-level', 'info', ...extraArgs]);
   const port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('server did not start')), 15000);
     let buf = '';
