@@ -15,6 +15,7 @@
 
 #include "protocol/messages.h"
 #include "server/server.h"
+#include "server_fixture.h"
 #include "test_client.h"
 
 namespace weft::test {
@@ -23,37 +24,14 @@ namespace {
 using namespace std::chrono_literals;
 namespace net = boost::asio;
 
-class NetworkFaultsTest : public ::testing::Test {
+class NetworkFaultsTest : public server_fixture {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("weft-net-" + std::to_string(std::random_device{}()) + "-" + std::to_string(::getpid()));
-  }
-  void TearDown() override {
-    srv_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  void start() {
-    server::server_config c = config_;
-    c.port = 0;
-    c.data_dir = dir_.string();
-    c.threads = 2;
-    c.level = std::getenv("WEFT_TEST_LOG") ? server::log_level::debug : server::log_level::error;
-    auto s = server::server::start(c);
-    ASSERT_TRUE(s.ok()) << s.error().to_string();
-    srv_ = std::move(s.value());
-  }
-  std::uint16_t port() const { return srv_->port(); }
   std::string text(const std::string& doc) { return http_get(port(), "/api/docs/" + doc + "/text").second; }
   std::int64_t metric(const std::string& name) {
     auto body = http_get(port(), "/metrics").second;
     auto at = body.find("\n" + name + " ");
     return at == std::string::npos ? -1 : std::stoll(body.substr(at + name.size() + 2));
   }
-
-  server::server_config config_;
-  std::filesystem::path dir_;
-  std::unique_ptr<server::server> srv_;
 };
 
 TEST_F(NetworkFaultsTest, ConnectionsCutMidFrameLeaveNoTrace) {

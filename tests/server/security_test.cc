@@ -17,6 +17,7 @@
 
 #include "server/auth.h"
 #include "server/server.h"
+#include "server_fixture.h"
 #include "test_client.h"
 
 namespace weft::test {
@@ -99,31 +100,12 @@ TEST(AuthTest, RefusesForgedExpiredAndMalformedTokens) {
 
 // ---- a server per test -----------------------------------------------------------------
 
-class SecurityTest : public ::testing::Test {
+class SecurityTest : public server_fixture {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("weft-sec-" + std::to_string(std::random_device{}()) + "-" + std::to_string(::getpid()));
+    server_fixture::SetUp();
     config_.auth_secret = kSecret;
   }
-  void TearDown() override {
-    srv_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  result<std::unique_ptr<server::server>> try_start() {
-    server::server_config c = config_;
-    c.port = 0;
-    c.data_dir = dir_.string();
-    c.threads = 2;
-    c.level = std::getenv("WEFT_TEST_LOG") ? server::log_level::debug : server::log_level::error;
-    return server::server::start(c);
-  }
-  void start() {
-    auto s = try_start();
-    ASSERT_TRUE(s.ok()) << s.error().to_string();
-    srv_ = std::move(s.value());
-  }
-  std::uint16_t port() const { return srv_->port(); }
   /// A connected client that said hello with `tok` and got welcome.
   std::unique_ptr<test_client> authed(const std::string& tok) {
     auto c = std::make_unique<test_client>(port());
@@ -131,10 +113,6 @@ class SecurityTest : public ::testing::Test {
     EXPECT_TRUE(r && r->type == "welcome") << (r ? r->raw : "no reply");
     return c;
   }
-
-  server::server_config config_;
-  std::filesystem::path dir_;
-  std::unique_ptr<server::server> srv_;
 };
 
 TEST_F(SecurityTest, AConnectionWithoutATokenIsRefused) {

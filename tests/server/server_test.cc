@@ -8,6 +8,7 @@
 
 #include "protocol/messages.h"
 #include "server/server.h"
+#include "server_fixture.h"
 #include "test_client.h"
 
 namespace weft::test {
@@ -15,36 +16,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class ServerTest : public ::testing::Test {
+class ServerTest : public server_fixture {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("weft-test-" + std::to_string(std::random_device{}()) + "-" + std::to_string(::getpid()));
+    server_fixture::SetUp();
     start();
   }
-  void TearDown() override {
-    srv_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  void start() {
-    server::server_config c = config_;
-    c.port = 0;
-    c.data_dir = dir_.string();
-    c.threads = 2;
-    c.level = std::getenv("WEFT_TEST_LOG") ? server::log_level::debug : server::log_level::warn;
-    auto s = server::server::start(c);
-    ASSERT_TRUE(s.ok()) << s.error().to_string();
-    srv_ = std::move(s.value());
-  }
-  void restart() {
-    srv_.reset();
-    start();
-  }
-  std::uint16_t port() const { return srv_->port(); }
-
-  server::server_config config_;
-  std::filesystem::path dir_;
-  std::unique_ptr<server::server> srv_;
 };
 
 TEST_F(ServerTest, HealthAndMetrics) {
