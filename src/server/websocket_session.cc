@@ -127,8 +127,14 @@ websocket_session::~websocket_session() {
 }
 
 void websocket_session::on_accept(beast::error_code ec) {
+  accepted_ = true;
   if (ec) {
     log(log_level::debug, "session {}: upgrade failed: {}", id_, ec.message());
+    closed_ = true;
+    return;
+  }
+  if (closing_) {  // shut down during the handshake: close now that it is done
+    close_with(close_code_, close_reason_);
     return;
   }
   log(log_level::debug, "session {} connected from {}", id_, slot_.address());
@@ -339,6 +345,8 @@ void websocket_session::close_with(websocket::close_code code, std::string reaso
     close_code_ = code;
     close_reason_ = std::move(reason);
   }
+  // The handshake's own write must finish first: on_accept() comes back here.
+  if (!accepted_) return;
   if (writing_) return;  // on_write() comes back here
   if (!queue_.empty()) {
     do_write();

@@ -105,6 +105,7 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
   std::unique_ptr<token_claims> claims_;  // null: not authenticated (or auth off)
   rate_limiter rate_;
   std::deque<std::shared_ptr<const std::string>> queue_;
+  bool accepted_ = false;  // the upgrade handshake has completed
   bool writing_ = false;
   bool closing_ = false;
   bool closed_ = false;
