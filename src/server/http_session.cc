@@ -58,6 +58,13 @@ std::string_view bearer_token(const http::request<http::string_body>& req) {
   return v.substr(scheme.size());
 }
 
+/// A 401 answer that names the scheme (RFC 6750).
+response unauthorized(unsigned version, bool keep_alive, std::string detail) {
+  auto res = make(http::status::unauthorized, version, keep_alive, std::move(detail) + "\n", "text/plain");
+  res.set(http::field::www_authenticate, "Bearer");
+  return res;
+}
+
 template <class Stream>
 class http_session : public std::enable_shared_from_this<http_session<Stream>> {
  public:
@@ -79,6 +86,8 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
   void upgrade(http::request<http::string_body> req);
   void serve_file(const http::request<http::string_body>& req, std::string_view target);
   void shutdown();
+  /// Verifies an Authorization header's token; counts refusals.
+  result<token_claims> verify_bearer(std::string_view token);
 
   Stream stream_;
   beast::flat_buffer buffer_;
@@ -132,6 +141,13 @@ void http_session<Stream>::shutdown() {
 }
 
 template <class Stream>
+result<token_claims> http_session<Stream>::verify_bearer(std::string_view token) {
+  auto claims = ctx_.auth->verify(token, unix_now());
+  if (!claims.ok()) ++ctx_.stats.auth_failures;
+  return claims;
+}
+
+template <class Stream>
 void http_session<Stream>::on_read(beast::error_code ec, std::size_t) {
   if (ec == http::error::end_of_stream) {
     shutdown();
@@ -177,13 +193,10 @@ void http_session<Stream>::upgrade(http::request<http::string_body> req) {
   if (ctx_.auth) {
     std::string_view token = bearer_token(req);
     if (!token.empty()) {
-      auto claims = ctx_.auth->verify(token, unix_now());
+      auto claims = verify_bearer(token);
       if (!claims.ok()) {
-        ++ctx_.stats.auth_failures;
         log(log_level::info, "refused a WebSocket from {}: {}", slot_.address(), claims.error().detail());
-        auto res = make(http::status::unauthorized, v, false, claims.error().detail() + "\n", "text/plain");
-        res.set(http::field::www_authenticate, "Bearer");
-        respond(std::move(res));
+        respond(unauthorized(v, false, claims.error().detail()));
         return;
       }
       info.claims = std::make_unique<token_claims>(std::move(claims.value()));
@@ -243,15 +256,12 @@ void http_session<Stream>::handle(http::request<http::string_body> req) {
       std::string_view token = bearer_token(req);
       if (token.empty()) {
         ++ctx_.stats.auth_failures;
-        auto res = make(http::status::unauthorized, v, ka, "send Authorization: Bearer TOKEN\n", "text/plain");
-        res.set(http::field::www_authenticate, "Bearer");
-        respond(std::move(res));
+        respond(unauthorized(v, ka, "send Authorization: Bearer TOKEN"));
         return;
       }
-      auto claims = ctx_.auth->verify(token, unix_now());
+      auto claims = verify_bearer(token);
       if (!claims.ok()) {
-        ++ctx_.stats.auth_failures;
-        respond(make(http::status::unauthorized, v, ka, claims.error().detail() + "\n", "text/plain"));
+        respond(unauthorized(v, ka, claims.error().detail()));
         return;
       }
       if (claims.value().rights_for(id) == access::none) {

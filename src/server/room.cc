@@ -164,11 +164,11 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
   }
   // One connection may not fill the document's causal buffer for everyone:
   // past its share, its ops are refused until the buffer drains.
-  std::size_t& parked = parked_by_[s->session_id()];
-  if (parked >= ctx_.config.max_pending_per_connection) {
+  auto parked = parked_by_.find(s->session_id());  // find: no map node per keystroke
+  if (parked != parked_by_.end() && parked->second >= ctx_.config.max_pending_per_connection) {
     send_to(s, protocol::encode_error(
                    error_kind::limit,
-                   std::to_string(parked) + " of your ops are waiting for operations that never arrived; "
+                   std::to_string(parked->second) + " of your ops are waiting for operations that never arrived; "
                    "these ops were refused. Reopen the document to resync",
                    id_));
     return;

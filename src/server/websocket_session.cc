@@ -172,9 +172,9 @@ void websocket_session::on_read(beast::error_code ec, std::size_t) {
   if (!closing_) read_message();
 }
 
-bool websocket_session::authorised(const std::string& hello_token, bool is_hello) {
+bool websocket_session::authorised(const std::string& hello_token) {
   if (!ctx_.auth) return true;
-  if (is_hello && !hello_token.empty()) {
+  if (!hello_token.empty()) {
     auto r = ctx_.auth->verify(hello_token, unix_now());
     if (!r.ok()) {
       ++ctx_.stats.auth_failures;
@@ -228,7 +228,7 @@ void websocket_session::handle(std::string_view frame) {
                 std::to_string(h->protocol));
       return;
     }
-    if (!authorised(h->token, true)) return;
+    if (!authorised(h->token)) return;
     hello_ = true;
     reply(protocol::encode_welcome(server_name, ctx_.config.max_message_bytes));
     return;
@@ -241,7 +241,7 @@ void websocket_session::handle(std::string_view frame) {
     error(error_kind::not_hello, "send {\"type\":\"hello\",\"protocol\":1} first");
     return;
   }
-  if (!authorised({}, false)) return;  // the token may have expired since hello
+  if (!authorised()) return;  // the token may have expired since hello
   if (auto* o = std::get_if<protocol::open_msg>(&msg)) {
     if (claims_ && claims_->rights_for(o->doc) == access::none) {
       error(error_kind::forbidden, "your token gives no access to this document", o->doc);

@@ -88,8 +88,10 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
 
  private:
   void handle(std::string_view frame);
-  /// Checks the token of a hello (or the one from the upgrade) and the time; false: closed.
-  bool authorised(const std::string& hello_token, bool is_hello);
+  /// With auth on: verifies `hello_token` when given (it replaces the upgrade
+  /// header's), then requires a token and checks it has not expired.
+  /// False: the connection is being closed with the reason.
+  bool authorised(const std::string& hello_token = {});
   void reply(std::string message);
   void enqueue(std::shared_ptr<const std::string> message);
   void do_write();

@@ -106,6 +106,18 @@ class SecurityTest : public server_fixture {
     server_fixture::SetUp();
     config_.auth_secret = kSecret;
   }
+  /// Stores `text` as document `doc` (acknowledged, so on disk), then stops the server.
+  void store_then_stop(const std::string& doc, const std::string& text) {
+    start();
+    {
+      test_client c(port());
+      c.hello();
+      c.open(doc);
+      c.insert(doc, 0, text);
+      ASSERT_TRUE(c.wait_acked(doc));
+    }
+    srv_.reset();
+  }
   /// A connected client that said hello with `tok` and got welcome.
   std::unique_ptr<test_client> authed(const std::string& tok) {
     auto c = std::make_unique<test_client>(port());
@@ -359,15 +371,7 @@ void sql(const std::filesystem::path& db, const std::string& statement) {
 
 TEST_F(SecurityTest, ACorruptBatchIsReportedAndNeverServed) {
   config_.auth_secret.clear();
-  start();
-  {
-    test_client c(port());
-    c.hello();
-    c.open("fragile");
-    c.insert("fragile", 0, "precious words");
-    ASSERT_TRUE(c.wait_acked("fragile"));
-  }
-  srv_.reset();
+  ASSERT_NO_FATAL_FAILURE(store_then_stop("fragile", "precious words"));
   // Flip one byte in the middle of the stored batch: its checksum no longer matches.
   sql(dir_ / "weft.db",
       "UPDATE ops SET batch = substr(batch, 1, 10) || char((unicode(substr(batch, 11, 1)) + 1) % 128) || "
@@ -389,15 +393,7 @@ TEST_F(SecurityTest, ACorruptBatchIsReportedAndNeverServed) {
 
 TEST_F(SecurityTest, ADamagedDatabaseFileStopsTheServerFromStarting) {
   config_.auth_secret.clear();
-  start();
-  {
-    test_client c(port());
-    c.hello();
-    c.open("x");
-    c.insert("x", 0, "some text to store");
-    ASSERT_TRUE(c.wait_acked("x"));
-  }
-  srv_.reset();
+  ASSERT_NO_FATAL_FAILURE(store_then_stop("x", "some text to store"));
   {
     std::fstream f(dir_ / "weft.db", std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(0);
