@@ -74,7 +74,9 @@ struct client_handlers {
 class client {
  public:
   client(network& net, client_options options, client_handlers handlers = {});
-  /// Stops and waits until the client no longer runs anything.
+  /// Stops and waits until the client no longer runs anything. edit() and
+  /// read() work still queued then (for instance asked for by a handler while
+  /// the client stopped) is dropped, never run after this returns.
   ~client();
   client(const client&) = delete;
   client& operator=(const client&) = delete;

@@ -78,6 +78,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   bool writing = false;
   bool running = false;
   bool welcomed = false;
+  bool retired = false;  // ~client() has returned: queued work is dropped
   unsigned attempt = 0;
   std::uint64_t generation = 0;  // connection attempt, so stale handlers are ignored
   std::map<std::string, doc_state> docs;
@@ -87,9 +88,14 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   mutable std::mutex acked_mu;
   std::map<std::string, std::uint64_t> acked;  // guarded by acked_mu
 
+  // Work queued after the client was destroyed (e.g. a read() a handler
+  // asked for while the client stopped) would reach the caller's objects
+  // after ~client() returned: it is dropped.
   template <class F>
   void post(F&& f) {
-    net::post(strand, [self = shared_from_this(), f = std::forward<F>(f)]() mutable { f(*self); });
+    net::post(strand, [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
+      if (!self->retired) f(*self);
+    });
   }
 
   void set_state(connection_state s) {
@@ -315,10 +321,14 @@ client::client(network& net, client_options options, client_handlers handlers)
 client::~client() {
   stop();
   // Wait until the executor has run everything queued before: after this no
-  // handler of ours runs any more (stale completions check `running`).
+  // handler of ours runs any more (stale completions check `running`), and
+  // nothing queued later runs (post() checks `retired`).
   std::promise<void> done;
   auto f = done.get_future();
-  p_->post([&done](impl&) { done.set_value(); });
+  p_->post([&done](impl& c) {
+    c.retired = true;
+    done.set_value();
+  });
   f.wait();
 }
 

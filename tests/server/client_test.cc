@@ -246,5 +246,29 @@ TEST_F(ClientTest, UiThreadsHandOverThroughTheExecutor) {
   EXPECT_TRUE(eventually([&] { return editor.acked("ui") == kThreads * kEdits; }));
 }
 
+// A handler that asks for more work while the client stops (an editor
+// refreshing its view on the "stopped" state) must not have that work run
+// after ~client() returned: it would reach objects already destroyed.
+TEST_F(ClientTest, WorkQueuedWhileStoppingNeverRunsAfterDestruction) {
+  network net(1);
+  std::atomic<int> reads{0};
+  client* self = nullptr;
+  client_handlers h;
+  h.on_state = [&](connection_state s) {
+    if (s == connection_state::stopped) self->read("d", [&reads](const document&) { ++reads; });
+  };
+  int at_destruction = 0;
+  {
+    client c(net, opts(), h);
+    self = &c;
+    c.open("d");
+    c.start();
+    ASSERT_TRUE(eventually([&] { return text_of(c, "d").empty(); }));
+  }
+  at_destruction = reads.load();
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(reads.load(), at_destruction);
+}
+
 }  // namespace
 }  // namespace weft::test
