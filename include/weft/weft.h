@@ -105,6 +105,9 @@ weft_status weft_version_new(weft_version** out);
 void weft_version_free(weft_version* version);
 /** Highest counter of `replica` (0 if none). */
 uint64_t weft_version_get(const weft_version* version, uint64_t replica);
+/** Sets the counter of `replica` (0 removes it), e.g. to lower your own entry
+ * in the server's version to your last ack before weft_doc_ops_since(). */
+weft_status weft_version_set(weft_version* version, uint64_t replica, uint64_t counter);
 /** Number of replicas with a non-zero counter. */
 size_t weft_version_count(const weft_version* version);
 /** The `index`-th entry (sorted by replica id). Errors: INVALID_ARGUMENT

@@ -189,6 +189,14 @@ uint64_t weft_version_get(const weft_version* version, uint64_t replica) {
   return version ? version->v.get(replica) : 0;
 }
 
+weft_status weft_version_set(weft_version* version, uint64_t replica, uint64_t counter) {
+  if (!version) return null_argument("version");
+  return guarded([&] {
+    version->v.set(replica, counter);
+    return ok();
+  });
+}
+
 size_t weft_version_count(const weft_version* version) { return version ? version->v.entries().size() : 0; }
 
 weft_status weft_version_entry(const weft_version* version, size_t index, uint64_t* replica, uint64_t* counter) {

@@ -243,6 +243,14 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
             std::uint64_t r = 0, c = 0;
             if (!entry.at(0).get_uint64().get(r) && !entry.at(1).get_uint64().get(c)) server.set(r, c);
           }
+        // Our own ops are counted from the last ack, not from the server's
+        // version: if the server stored them but its ack was lost (it crashed
+        // right after the commit), resending them is what earns the ack.
+        {
+          std::lock_guard<std::mutex> lock(acked_mu);
+          const std::uint64_t a = acked[it->first];
+          if (server.get(opts.replica) > a) server.set(opts.replica, a);
+        }
         auto missing = d.replica.ops_since(server);
         if (!missing.empty()) send(protocol::encode_ops_message(it->first, missing));
         d.synced = true;

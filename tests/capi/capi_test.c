@@ -255,6 +255,24 @@ static void test_sync_by_version(void) {
   CHECK(weft_ops_count(upload) == 1);
   CHECK_OK(weft_doc_apply(server, upload, NULL));
 
+  /* Lowering our entry to our last ack (here: none) resends our ops the
+   * server holds but never acknowledged; it takes them as duplicates. */
+  weft_version_free(sv);
+  sv = NULL;
+  CHECK_OK(weft_doc_version(server, &sv));
+  CHECK(weft_version_get(sv, 200) == 8);
+  CHECK_OK(weft_version_set(sv, 200, 0));
+  CHECK(weft_version_get(sv, 200) == 0 && weft_version_get(sv, 100) == 11);
+  weft_ops_clear(upload);
+  CHECK_OK(weft_doc_ops_since(editor, sv, upload));
+  CHECK(weft_ops_count(upload) == 1);
+  weft_ops* applied = NULL;
+  CHECK_OK(weft_ops_new(&applied));
+  CHECK_OK(weft_doc_apply(server, upload, applied));
+  CHECK(weft_ops_count(applied) == 0);
+  weft_ops_free(applied);
+  CHECK(weft_version_set(NULL, 1, 1) == WEFT_ERR_INVALID_ARGUMENT);
+
   char *t1 = NULL, *t2 = NULL;
   CHECK_OK(weft_doc_text(server, &t1, NULL));
   CHECK_OK(weft_doc_text(editor, &t2, NULL));

@@ -195,7 +195,15 @@ TEST(CrashTest, AcknowledgedEditsSurviveSigkill) {
     }
     if (!settled) std::this_thread::sleep_for(50ms);
   }
-  EXPECT_TRUE(settled) << "replicas did not converge with the server after the last restart";
+  std::string state;
+  if (!settled)
+    for (std::size_t i = 0; i < bots.size(); ++i) {
+      std::string server_text = http_get(port, "/api/docs/" + bots[i].doc + "/text").second;
+      state += "\n  bot " + std::to_string(i) + " (" + bots[i].doc + "): acked " +
+               std::to_string(bots[i].c->acked(bots[i].doc)) + " of " + std::to_string(own_counter(bots[i])) +
+               ", text " + (text_of(bots[i]) == server_text ? "equals" : "differs from") + " the server's";
+    }
+  EXPECT_TRUE(settled) << "replicas did not converge with the server after the last restart:" << state;
   std::uint64_t total_ids = 0;
   for (auto& b : bots) total_ids += own_counter(b);
   std::printf("crash test: %d SIGKILL cycles, %llu acknowledged ids checked after kills, %llu ids typed in all\n",

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "server/server.h"
+#include "test_client.h"
 #include "weft/client.h"
 
 namespace weft::test {
@@ -268,6 +269,30 @@ TEST_F(ClientTest, WorkQueuedWhileStoppingNeverRunsAfterDestruction) {
   at_destruction = reads.load();
   std::this_thread::sleep_for(100ms);
   EXPECT_EQ(reads.load(), at_destruction);
+}
+
+// The server may store a client's ops and crash before the ack goes out;
+// after reconnecting the server's version already covers them, yet the client
+// must still get its ack (it resends ops it has no ack for, which the server
+// acknowledges as duplicates).
+TEST_F(ClientTest, OpsStoredButNeverAcknowledgedGetTheirAckAfterReconnecting) {
+  network net(1);
+  client_options o = opts();
+  o.replica = 4711;
+  client a(net, o);
+  a.open("lost-ack");
+  type(a, "lost-ack", 0, "hello");  // offline: kept locally
+  // The same ops reach the server by another path (as if stored just before a crash).
+  std::promise<std::vector<operation>> ops;
+  a.read("lost-ack", [&ops](const document& d) { ops.set_value(d.ops_since({})); });
+  test_client relay(srv_->port());
+  relay.hello();
+  relay.open("lost-ack");
+  relay.send_ops("lost-ack", ops.get_future().get());
+  ASSERT_TRUE(relay.expect("ack"));
+  EXPECT_EQ(http_get(srv_->port(), "/api/docs/lost-ack/text").second, "hello");
+  a.start();
+  EXPECT_TRUE(eventually([&] { return a.acked("lost-ack") == 5; })) << "acked " << a.acked("lost-ack");
 }
 
 }  // namespace
