@@ -23,9 +23,12 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 struct server::impl {
-  // Teardown order matters: leftover handlers in the io_context own rooms and
-  // sessions, whose destructors touch the metrics, the session list and the
-  // context, so the io_context is destroyed first (see ~impl).
+  // Teardown order matters: leftover handlers in the io_context and the
+  // storage thread's pending requests own rooms and sessions, whose
+  // destructors touch the metrics, the session list, the context and the
+  // io_context's strands. So the storage thread is joined first (its
+  // completions only post into the stopped io_context), then the io_context
+  // is destroyed, and the context last (see ~impl).
   server_config config;
   metrics stats;
   session_list sessions;
@@ -42,6 +45,7 @@ struct server::impl {
   ~impl() {
     if (ctx) ctx->rooms.clear();
     acceptor.reset();
+    store.reset();
     io_owner.reset();
     ctx.reset();
   }
