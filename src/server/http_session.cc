@@ -204,7 +204,13 @@ void http_session<Stream>::upgrade(http::request<http::string_body> req) {
   }
   tcp().expires_never();
   info.slot = std::move(slot_);
-  start_websocket_session(std::move(stream_), std::move(req), ctx_, sessions_, std::move(info));
+  if constexpr (is_tls(static_cast<Stream*>(nullptr))) {
+    start_websocket_session(std::move(stream_), std::move(req), ctx_, sessions_, std::move(info));
+  } else {
+    // The WebSocket keeps its own timeouts; the bare socket spares every
+    // connection tcp_stream's timer state.
+    start_websocket_session(stream_.release_socket(), std::move(req), ctx_, sessions_, std::move(info));
+  }
 }
 
 template <class Stream>

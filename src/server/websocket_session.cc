@@ -75,7 +75,17 @@ class websocket_transport final : public websocket_session {
   }
   void post(std::function<void()> f) override { net::post(ws_.get_executor(), std::move(f)); }
   void read_message() override {
-    ws_.async_read(buffer_, [self = self()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
+    // Waiting for a client's next message holds the buffer it will land in
+    // for as long as the client stays quiet, and most connections are quiet:
+    // wait with a small buffer, which fits a keystroke, and read the rest of a
+    // longer message only once it is arriving.
+    ws_.async_read_some(buffer_, idle_read_bytes, [self = self()](beast::error_code ec, std::size_t n) {
+      if (ec || self->ws_.is_message_done()) {
+        self->on_read(ec, n);
+        return;
+      }
+      self->ws_.async_read(self->buffer_, [self, n](beast::error_code ec, std::size_t more) { self->on_read(ec, n + more); });
+    });
   }
   bool got_text() const override { return ws_.got_text(); }
   void write_message(const std::string& message) override {
@@ -102,8 +112,9 @@ void start_websocket_session(Stream&& stream, beast::http::request<beast::http::
   s->run(std::move(req));
 }
 
-template void start_websocket_session<beast::tcp_stream>(beast::tcp_stream&&, beast::http::request<beast::http::string_body>,
-                                                         server_context&, session_list&, upgrade_info);
+template void start_websocket_session<net::ip::tcp::socket>(net::ip::tcp::socket&&,
+                                                            beast::http::request<beast::http::string_body>,
+                                                            server_context&, session_list&, upgrade_info);
 template void start_websocket_session<beast::ssl_stream<beast::tcp_stream>>(
     beast::ssl_stream<beast::tcp_stream>&&, beast::http::request<beast::http::string_body>, server_context&,
     session_list&, upgrade_info);
@@ -169,6 +180,9 @@ void websocket_session::on_read(beast::error_code ec, std::size_t) {
     handle(std::string_view(static_cast<const char*>(data.data()), data.size()));
   }
   buffer_.consume(buffer_.size());
+  // A long message (a sync, a paste) grew the buffer: give that back rather
+  // than hold it while the connection idles.
+  if (buffer_.capacity() > 4 * idle_read_bytes) buffer_.shrink_to_fit();
   if (!closing_) read_message();
 }
 
@@ -337,7 +351,7 @@ void websocket_session::close_with(websocket::close_code code, std::string reaso
     // say why, then close.
     const std::size_t keep = writing_ ? 1 : 0;
     ctx_.stats.send_queue_depth -= static_cast<std::int64_t>(queue_.size() - keep);
-    queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(keep), queue_.end());
+    queue_.keep_first(keep);
     if (!last_message.empty()) {
       queue_.push_back(std::make_shared<const std::string>(std::move(last_message)));
       ++ctx_.stats.send_queue_depth;

@@ -13,7 +13,6 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -23,6 +22,7 @@
 
 #include "server/auth.h"
 #include "server/limits.h"
+#include "server/send_queue.h"
 #include "server/subscriber.h"
 
 namespace weft::server {
@@ -50,7 +50,7 @@ struct upgrade_info {
   std::unique_ptr<token_claims> claims;  ///< from an Authorization header; null if none
 };
 
-/// Upgrades `stream` (a beast::tcp_stream, or an ssl_stream over one) with
+/// Upgrades `stream` (a TCP socket, or a beast::ssl_stream over a tcp_stream) with
 /// `req` and runs the session until the connection ends.
 template <class Stream>
 void start_websocket_session(Stream&& stream, boost::beast::http::request<boost::beast::http::string_body> req,
@@ -83,6 +83,9 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
   void on_read(boost::beast::error_code ec, std::size_t bytes);
   void on_write(boost::beast::error_code ec, std::size_t bytes);
 
+  /// How much buffer a connection holds while waiting for its next message.
+  static constexpr std::size_t idle_read_bytes = 256;
+
   server_context& ctx_;
   boost::beast::flat_buffer buffer_;
 
@@ -106,7 +109,7 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
   connection_slot slot_;
   std::unique_ptr<token_claims> claims_;  // null: not authenticated (or auth off)
   rate_limiter rate_;
-  std::deque<std::shared_ptr<const std::string>> queue_;
+  send_queue queue_;
   bool accepted_ = false;  // the upgrade handshake has completed
   bool writing_ = false;
   bool closing_ = false;

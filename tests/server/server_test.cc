@@ -364,6 +364,36 @@ TEST_F(ServerTest, GracefulShutdownClosesWithAReason) {
   EXPECT_EQ(a.close_reason().code, boost::beast::websocket::close_code::going_away);
 }
 
+// The server waits for each message with a small buffer and reads longer ones
+// in more steps: messages of every size, whole or in many frames, between
+// keystrokes, arrive intact and in order.
+TEST_F(ServerTest, MessagesOfEverySizeAndFragmentationArriveIntact) {
+  test_client a(port()), b(port());
+  a.hello();
+  b.hello();
+  a.open("sizes");
+  b.open("sizes");
+  std::string expected;
+  auto type = [&](const std::string& text) {
+    a.insert("sizes", expected.size(), text);
+    expected += text;
+  };
+  type("k");
+  type(std::string(200, 'a'));   // about the waiting buffer's size
+  type(std::string(300, 'b'));   // just over it
+  type(std::string(5000, 'c'));  // a paste
+  type("e");
+  // A 40 KB paste sent as 41 frames of 1,000 bytes.
+  auto paste = a.replica("sizes").insert(expected.size(), std::string(40000, 'd'));
+  ASSERT_TRUE(paste.ok());
+  expected += std::string(40000, 'd');
+  a.send_fragmented(protocol::encode_ops_message("sizes", {paste.value()}), 1000);
+  type("!");
+  ASSERT_TRUE(b.wait_text("sizes", expected));
+  EXPECT_TRUE(a.wait_acked("sizes"));
+  EXPECT_EQ(http_get(port(), "/api/docs/sizes/text").second, expected);
+}
+
 // Stopping while writes wait in the commit window: the storage thread may hold
 // the last reference to a room when the server is torn down. The room must not
 // outlive what its destructor touches (found by ASan in CI as a flaky

@@ -36,6 +36,14 @@ void test_client::send(const std::string& text) {
   ws_.write(net::buffer(text));
 }
 
+void test_client::send_fragmented(const std::string& text, std::size_t fragment_bytes) {
+  ws_.text(true);
+  for (std::size_t at = 0; at < text.size(); at += fragment_bytes) {
+    const std::size_t n = std::min(fragment_bytes, text.size() - at);
+    ws_.write_some(at + n == text.size(), net::buffer(text.data() + at, n));
+  }
+}
+
 std::optional<message> test_client::recv(std::chrono::milliseconds timeout) {
   if (!backlog_.empty()) {
     message m = std::move(backlog_.front());

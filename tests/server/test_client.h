@@ -37,6 +37,8 @@ class test_client {
 
   /// Sends a text frame.
   void send(const std::string& text);
+  /// Sends `text` as one message split into frames of `fragment_bytes`.
+  void send_fragmented(const std::string& text, std::size_t fragment_bytes);
   /// Next message, or nullopt after `timeout` (or when the connection closed).
   std::optional<message> recv(std::chrono::milliseconds timeout = std::chrono::seconds(5));
   /// Next message of `type`, applying "ops"/"sync" messages for replicas on

@@ -1,0 +1,58 @@
+// The FIFO of frames waiting to be written to one connection.
+//
+// Why not std::deque: libstdc++'s deque allocates ~600 bytes on construction
+// even when empty, and most connections are idle with nothing queued. This
+// queue holds no memory while empty beyond a few slots, and gives back what a
+// burst made it grow to once it drains.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace weft::server {
+
+/// A FIFO of shared frames. Not thread-safe: used on one connection's strand.
+class send_queue {
+ public:
+  using frame = std::shared_ptr<const std::string>;
+
+  bool empty() const noexcept { return head_ == items_.size(); }
+  std::size_t size() const noexcept { return items_.size() - head_; }
+  /// The oldest frame. Precondition: !empty().
+  const frame& front() const noexcept { return items_[head_]; }
+  void push_back(frame f) { items_.push_back(std::move(f)); }
+  /// Removes the oldest frame. Precondition: !empty().
+  void pop_front() {
+    items_[head_++].reset();
+    if (empty()) {
+      clear();
+    } else if (head_ >= 32 && head_ * 2 >= items_.size()) {
+      // A connection that never drains must not grow the vector forever:
+      // drop the sent slots (amortised O(1): at least half are sent ones).
+      items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+  /// Keeps the `n` oldest frames and drops the rest.
+  void keep_first(std::size_t n) {
+    if (n < size()) items_.resize(head_ + n);
+    if (empty()) clear();
+  }
+
+ private:
+  // Slots kept after draining; more than this was a burst, given back.
+  static constexpr std::size_t kept_capacity = 4;
+
+  void clear() {
+    items_.clear();
+    head_ = 0;
+    if (items_.capacity() > kept_capacity) items_.shrink_to_fit();
+  }
+
+  std::vector<frame> items_;
+  std::size_t head_ = 0;  // items_[0, head_) are already sent (and reset)
+};
+
+}  // namespace weft::server
