@@ -4,7 +4,10 @@
 #include <boost/beast/ssl.hpp>
 #include <simdjson.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <type_traits>
 
 #include "protocol/messages.h"
 #include "server/context.h"
@@ -99,17 +102,43 @@ class websocket_transport final : public websocket_session {
     });
   }
 
-  websocket::stream<Stream> ws_;
+  websocket::stream<Stream, false> ws_;  // no permessage-deflate: keystrokes are tiny
 };
 
+}  // namespace
+
+namespace {
+// A socket whose executor is the connection's strand by type, not behind
+// any_io_executor's type erasure: every pending operation of an idle
+// connection carries copies of its executor, and this one is two pointers.
+using strand_type = net::strand<net::io_context::executor_type>;
+using strand_socket = net::basic_stream_socket<net::ip::tcp, strand_type>;
 }  // namespace
 
 template <class Stream>
 void start_websocket_session(Stream&& stream, beast::http::request<beast::http::string_body> req, server_context& ctx,
                              session_list& list, upgrade_info info) {
-  auto s = std::make_shared<websocket_transport<Stream>>(std::move(stream), ctx, list, std::move(info));
-  list.add(s);
-  s->run(std::move(req));
+  if constexpr (std::is_same_v<Stream, net::ip::tcp::socket>) {
+    const strand_type* strand = stream.get_executor().template target<strand_type>();
+    beast::error_code ec;
+    auto protocol = stream.local_endpoint(ec).protocol();
+    if (!strand || ec) return;  // connection already gone (or not on a strand: never happens)
+    const auto fd = stream.release(ec);
+    if (ec) return;
+    strand_socket socket(*strand);
+    socket.assign(protocol, fd, ec);
+    if (ec) {
+      ::close(fd);
+      return;
+    }
+    auto s = std::make_shared<websocket_transport<strand_socket>>(std::move(socket), ctx, list, std::move(info));
+    list.add(s);
+    s->run(std::move(req));
+  } else {
+    auto s = std::make_shared<websocket_transport<Stream>>(std::move(stream), ctx, list, std::move(info));
+    list.add(s);
+    s->run(std::move(req));
+  }
 }
 
 template void start_websocket_session<net::ip::tcp::socket>(net::ip::tcp::socket&&,
