@@ -37,6 +37,7 @@ std::string metrics::render() const {
   counter("weft_connections_refused_total", "Connections refused: too many from one address, or a foreign Origin.",
           connections_refused.load());
   counter("weft_rate_limited_total", "Connections closed for sending messages too fast.", rate_limited.load());
+  counter("weft_idle_timeouts_total", "Connections closed for staying silent through a ping.", idle_timeouts.load());
   gauge("weft_send_queue_depth", "Messages waiting in all send queues.", send_queue_depth.load());
   gauge("weft_pending_ops", "Operations waiting in causal buffers for their dependencies.", pending_ops.load());
   std::lock_guard<std::mutex> lock(mu_);

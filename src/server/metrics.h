@@ -26,6 +26,7 @@ class metrics {
   std::atomic<std::uint64_t> auth_failures{0};     // refused tokens and missing ones
   std::atomic<std::uint64_t> connections_refused{0};  // over the per-address limit, bad Origin
   std::atomic<std::uint64_t> rate_limited{0};      // connections closed for their message rate
+  std::atomic<std::uint64_t> idle_timeouts{0};     // connections closed for not answering a ping
 
   /// Records one group commit of `writes` requests that took `seconds`.
   void observe_commit(double seconds, std::size_t writes);

@@ -2,8 +2,7 @@
 //
 // Why not std::deque: libstdc++'s deque allocates ~600 bytes on construction
 // even when empty, and most connections are idle with nothing queued. This
-// queue holds no memory while empty beyond a few slots, and gives back what a
-// burst made it grow to once it drains.
+// queue holds no memory while empty.
 #pragma once
 
 #include <cstddef>
@@ -42,13 +41,11 @@ class send_queue {
   }
 
  private:
-  // Slots kept after draining; more than this was a burst, given back.
-  static constexpr std::size_t kept_capacity = 4;
-
+  // Drained: give the slots back. An idle connection then holds nothing; a
+  // busy one pays one small allocation per burst.
   void clear() {
-    items_.clear();
+    std::vector<frame>().swap(items_);
     head_ = 0;
-    if (items_.capacity() > kept_capacity) items_.shrink_to_fit();
   }
 
   std::vector<frame> items_;

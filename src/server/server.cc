@@ -37,6 +37,9 @@ struct server::impl {
   net::io_context& io = *io_owner;
   std::unique_ptr<server_context> ctx;
   std::optional<tcp::acceptor> acceptor;
+  // Drives the sessions' liveness rounds; touched only on its own strand.
+  std::optional<net::steady_timer> liveness;
+  bool liveness_stopped = false;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::vector<std::thread> threads;
   std::uint16_t port = 0;
@@ -45,9 +48,20 @@ struct server::impl {
   ~impl() {
     if (ctx) ctx->rooms.clear();
     acceptor.reset();
+    liveness.reset();
     store.reset();
     io_owner.reset();
     ctx.reset();
+  }
+
+  /// Every half idle timeout, each session checks its peer is still there.
+  void schedule_liveness() {
+    liveness->expires_after(std::chrono::milliseconds(std::max(1u, config.ws_idle_timeout_ms / 2)));
+    liveness->async_wait([this](boost::system::error_code ec) {
+      if (ec || liveness_stopped) return;
+      sessions.check_all_alive();
+      schedule_liveness();
+    });
   }
 
   void do_accept() {
@@ -116,6 +130,8 @@ result<std::unique_ptr<server>> server::start(server_config config) {
   p->port = p->acceptor->local_endpoint().port();
   p->work.emplace(p->io.get_executor());
   p->do_accept();
+  p->liveness.emplace(net::make_strand(p->io));
+  p->schedule_liveness();
   unsigned n = p->config.threads ? p->config.threads : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) p->threads.emplace_back([io = &p->io] { io->run(); });
   log(log_level::info, "weft-server listening on {}:{} (data {}, {} threads{}{}{})", p->config.bind, p->port,
@@ -133,6 +149,10 @@ void server::stop() {
   net::post(p_->io, [p = p_.get()] {
     boost::system::error_code ec;
     p->acceptor->close(ec);
+  });
+  net::post(p_->liveness->get_executor(), [p = p_.get()] {
+    p->liveness_stopped = true;
+    p->liveness->cancel();
   });
   p_->sessions.close_all("server shutting down");
   // Give sessions a moment to send their close frames.

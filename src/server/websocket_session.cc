@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <type_traits>
 
@@ -28,26 +29,43 @@ constexpr const char* server_name = "weft 0.1.0";
 
 // ---- session_list -----------------------------------------------------------
 
-void session_list::add(const std::shared_ptr<websocket_session>& s) {
+void session_list::add(websocket_session& s) {
   std::lock_guard<std::mutex> lock(mu_);
-  sessions_[s->session_id()] = s;
+  s.prev_ = nullptr;
+  s.next_ = head_;
+  if (head_) head_->prev_ = &s;
+  head_ = &s;
+  ++size_;
 }
-void session_list::remove(std::uint64_t id) {
+void session_list::remove(websocket_session& s) {
   std::lock_guard<std::mutex> lock(mu_);
-  sessions_.erase(id);
+  if (s.prev_) s.prev_->next_ = s.next_;
+  else if (head_ == &s) head_ = s.next_;
+  else return;  // never added
+  if (s.next_) s.next_->prev_ = s.prev_;
+  s.prev_ = s.next_ = nullptr;
+  --size_;
+}
+std::vector<std::shared_ptr<websocket_session>> session_list::live() {
+  std::vector<std::shared_ptr<websocket_session>> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  out.reserve(size_);
+  // A session whose last reference is gone but whose destructor has not yet
+  // unlinked it is still valid memory here (remove() waits for mu_); its weak
+  // reference has expired, so it is skipped.
+  for (websocket_session* s = head_; s; s = s->next_)
+    if (auto p = s->weak_from_this().lock()) out.push_back(std::move(p));
+  return out;
 }
 void session_list::close_all(const std::string& reason) {
-  std::vector<std::shared_ptr<websocket_session>> live;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [id, w] : sessions_)
-      if (auto s = w.lock()) live.push_back(std::move(s));
-  }
-  for (auto& s : live) s->shutdown(reason);
+  for (auto& s : live()) s->shutdown(reason);
+}
+void session_list::check_all_alive() {
+  for (auto& s : live()) s->check_alive();
 }
 std::size_t session_list::size() {
   std::lock_guard<std::mutex> lock(mu_);
-  return sessions_.size();
+  return size_;
 }
 
 // ---- transports ------------------------------------------------------------------
@@ -62,10 +80,16 @@ class websocket_transport final : public websocket_session {
       : websocket_session(ctx, list, std::move(info)), ws_(std::move(stream)) {}
 
   void run(beast::http::request<beast::http::string_body> req) {
+    // Beast times the opening and closing handshakes; idle connections are
+    // checked by the server's liveness rounds (check_alive), so that no
+    // connection keeps a timer wait pending while it idles.
     websocket::stream_base::timeout t = websocket::stream_base::timeout::suggested(beast::role_type::server);
-    t.idle_timeout = std::chrono::milliseconds(ctx_.config.ws_idle_timeout_ms);
-    t.keep_alive_pings = true;
+    t.idle_timeout = websocket::stream_base::none();
+    t.keep_alive_pings = false;
     ws_.set_option(t);
+    // Pongs (and pings, closes) count as signs of life. The stream lives
+    // inside this session and calls back only from its own reads.
+    ws_.control_callback([this](websocket::frame_type, beast::string_view) { heard_from_peer(); });
     ws_.set_option(websocket::stream_base::decorator(
         [](websocket::response_type& res) { res.set(beast::http::field::server, server_name); }));
     ws_.read_message_max(ctx_.config.max_message_bytes);
@@ -82,7 +106,10 @@ class websocket_transport final : public websocket_session {
     // for as long as the client stays quiet, and most connections are quiet:
     // wait with a small buffer, which fits a keystroke, and read the rest of a
     // longer message only once it is arriving.
-    ws_.async_read_some(buffer_, idle_read_bytes, [self = self()](beast::error_code ec, std::size_t n) {
+    // (The plain-buffer overload: the dynamic-buffer one wraps the pending
+    // operation in one more layer of state.)
+    ws_.async_read_some(buffer_.prepare(idle_read_bytes), [self = self()](beast::error_code ec, std::size_t n) {
+      self->buffer_.commit(n);
       if (ec || self->ws_.is_message_done()) {
         self->on_read(ec, n);
         return;
@@ -100,6 +127,13 @@ class websocket_transport final : public websocket_session {
     ws_.async_close(websocket::close_reason(code, reason), [self = shared_from_this(), id = session_id()](beast::error_code ec) {
       log(log_level::debug, "session {}: close done: {}", id, ec.message());
     });
+  }
+
+  void send_ping() override {
+    ws_.async_ping({}, [self = self()](beast::error_code) { self->on_ping_sent(); });
+  }
+  void abort_transport() override {
+    beast::close_socket(beast::get_lowest_layer(ws_));
   }
 
   websocket::stream<Stream, false> ws_;  // no permessage-deflate: keystrokes are tiny
@@ -132,11 +166,11 @@ void start_websocket_session(Stream&& stream, beast::http::request<beast::http::
       return;
     }
     auto s = std::make_shared<websocket_transport<strand_socket>>(std::move(socket), ctx, list, std::move(info));
-    list.add(s);
+    list.add(*s);
     s->run(std::move(req));
   } else {
     auto s = std::make_shared<websocket_transport<Stream>>(std::move(stream), ctx, list, std::move(info));
-    list.add(s);
+    list.add(*s);
     s->run(std::move(req));
   }
 }
@@ -163,7 +197,7 @@ websocket_session::websocket_session(server_context& ctx, session_list& list, up
 websocket_session::~websocket_session() {
   --ctx_.stats.connections;
   ctx_.stats.send_queue_depth -= static_cast<std::int64_t>(queue_.size());
-  list_.remove(id_);
+  list_.remove(*this);
 }
 
 void websocket_session::on_accept(beast::error_code ec) {
@@ -182,6 +216,7 @@ void websocket_session::on_accept(beast::error_code ec) {
 }
 
 void websocket_session::on_read(beast::error_code ec, std::size_t) {
+  heard_ = true;
   if (ec) {
     if (ec == websocket::error::message_too_big)
       log(log_level::info, "session {}: closed: message over {} bytes", id_, ctx_.config.max_message_bytes);
@@ -290,18 +325,20 @@ void websocket_session::handle(std::string_view frame) {
       error(error_kind::forbidden, "your token gives no access to this document", o->doc);
       return;
     }
-    if (!docs_.count(o->doc) && docs_.size() >= ctx_.config.max_docs_per_connection) {
+    const bool already_open = is_open(o->doc);
+    if (!already_open && docs_.size() >= ctx_.config.max_docs_per_connection) {
       error(error_kind::limit,
             "a connection may open at most " + std::to_string(ctx_.config.max_docs_per_connection) + " documents",
             o->doc);
       return;
     }
-    docs_.insert(o->doc);
+    if (!already_open) docs_.push_back(o->doc);
     ctx_.rooms.acquire(o->doc)->join(self, std::move(o->version));
     return;
   }
   if (auto* c = std::get_if<protocol::close_msg>(&msg)) {
-    if (docs_.erase(c->doc)) {
+    if (auto it = std::find(docs_.begin(), docs_.end(), c->doc); it != docs_.end()) {
+      docs_.erase(it);
       if (auto room = ctx_.rooms.find(c->doc)) room->leave(id_);
     }
     reply(protocol::encode_closed(c->doc));
@@ -317,7 +354,7 @@ void websocket_session::handle(std::string_view frame) {
         }
       },
       msg);
-  if (!docs_.count(doc)) {
+  if (!is_open(doc)) {
     error(error_kind::not_open, "open the document before sending to it", doc);
     return;
   }
@@ -399,6 +436,33 @@ void websocket_session::close_with(websocket::close_code code, std::string reaso
   leave_all();
   log(log_level::debug, "session {}: closing ({})", id_, close_reason_);
   close_transport(close_code_, close_reason_);
+}
+
+void websocket_session::check_alive() {
+  post([self = shared_from_this()] {
+    // Before the upgrade completes Beast's handshake timeout applies; once
+    // closing, its close timeout does.
+    if (!self->accepted_ || self->closing_ || self->closed_) return;
+    if (self->heard_) {
+      self->heard_ = false;
+      self->pinged_ = false;
+      return;
+    }
+    if (!self->pinged_) {
+      self->pinged_ = true;
+      if (!self->ping_in_flight_) {
+        self->ping_in_flight_ = true;
+        self->send_ping();
+      }
+      return;
+    }
+    ++self->ctx_.stats.idle_timeouts;
+    log(log_level::info, "session {} ({}): no answer to a ping for {} ms: closing", self->id_, self->slot_.address(),
+        self->ctx_.config.ws_idle_timeout_ms / 2);
+    self->closed_ = true;
+    self->leave_all();
+    self->abort_transport();
+  });
 }
 
 void websocket_session::shutdown(std::string reason) {

@@ -13,12 +13,12 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
-#include <unordered_map>
+#include <vector>
 
 #include "server/auth.h"
 #include "server/limits.h"
@@ -30,18 +30,28 @@ namespace weft::server {
 struct server_context;
 class websocket_session;
 
-/// The live sessions, so that shutdown can close them. Thread-safe.
+/// The live sessions, so that shutdown can close them and liveness rounds
+/// reach them. Thread-safe. Intrusive (the links live in the sessions): a
+/// map node per connection would cost every idle connection ~50 bytes more.
 class session_list {
  public:
-  void add(const std::shared_ptr<websocket_session>& s);
-  void remove(std::uint64_t id);
+  /// Links `s`; it unlinks itself in its destructor.
+  void add(websocket_session& s);
+  void remove(websocket_session& s);
   /// Asks every session to close with `reason`.
   void close_all(const std::string& reason);
+  /// Asks every session to check that its peer is still there (see
+  /// websocket_session::check_alive).
+  void check_all_alive();
   std::size_t size();
 
  private:
+  /// The sessions not yet being destroyed.
+  std::vector<std::shared_ptr<websocket_session>> live();
+
   std::mutex mu_;
-  std::unordered_map<std::uint64_t, std::weak_ptr<websocket_session>> sessions_;  // guarded by mu_
+  websocket_session* head_ = nullptr;  // guarded by mu_, as are the sessions' links
+  std::size_t size_ = 0;               // guarded by mu_
 };
 
 /// What the HTTP side learned before the upgrade.
@@ -63,6 +73,12 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
   void send(std::shared_ptr<const std::string> message) override;
   /// Closes the connection with close code 1001 (going away) and `reason`.
   void shutdown(std::string reason);
+  /// One round of liveness checking; the server calls it on every session
+  /// every half --ws-idle-timeout-ms. A round with nothing heard from the
+  /// peer sends a ping; a second one closes the connection. One server-wide
+  /// timer instead of a pending timer per connection keeps idle connections
+  /// small. Thread-safe (posts onto the connection's strand).
+  void check_alive();
 
  protected:
   websocket_session(server_context& ctx, session_list& list, upgrade_info info);
@@ -78,13 +94,21 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
   virtual void write_message(const std::string& message) = 0;
   /// Sends a close frame with `code` and `reason`.
   virtual void close_transport(boost::beast::websocket::close_code code, const std::string& reason) = 0;
+  /// Sends a ping; completes with on_ping_sent().
+  virtual void send_ping() = 0;
+  /// Closes the socket at once, without a close handshake (the peer is gone).
+  virtual void abort_transport() = 0;
 
   void on_accept(boost::beast::error_code ec);
   void on_read(boost::beast::error_code ec, std::size_t bytes);
   void on_write(boost::beast::error_code ec, std::size_t bytes);
+  void on_ping_sent() { ping_in_flight_ = false; }
+  /// Called by the transport for anything received, control frames included.
+  void heard_from_peer() { heard_ = true; }
 
   /// How much buffer a connection holds while waiting for its next message.
-  static constexpr std::size_t idle_read_bytes = 256;
+  /// (192: a keystroke's ops message is ~150 bytes.)
+  static constexpr std::size_t idle_read_bytes = 192;
 
   server_context& ctx_;
   boost::beast::flat_buffer buffer_;
@@ -102,8 +126,12 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
   /// (e.g. an error saying why); anything else queued is dropped.
   void close_with(boost::beast::websocket::close_code code, std::string reason, std::string last_message = {});
   void leave_all();
+  bool is_open(const std::string& doc) const { return std::find(docs_.begin(), docs_.end(), doc) != docs_.end(); }
 
   session_list& list_;
+  friend class session_list;
+  websocket_session* prev_ = nullptr;  // links in list_, guarded by its mutex
+  websocket_session* next_ = nullptr;
   const std::uint64_t id_;
   // Touched only on the connection's strand:
   connection_slot slot_;
@@ -115,9 +143,14 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
   bool closing_ = false;
   bool closed_ = false;
   bool hello_ = false;
+  bool heard_ = true;             // something arrived since the last liveness round
+  bool pinged_ = false;           // a liveness round found silence and pinged
+  bool ping_in_flight_ = false;   // Beast allows one ping at a time
   boost::beast::websocket::close_code close_code_ = boost::beast::websocket::close_code::normal;
   std::string close_reason_;
-  std::set<std::string> docs_;
+  // Documents this connection has open. Few per connection (at most
+  // --max-docs-per-connection): a vector is smaller than a set.
+  std::vector<std::string> docs_;
 };
 
 }  // namespace weft::server

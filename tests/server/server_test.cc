@@ -378,9 +378,9 @@ TEST_F(ServerTest, MessagesOfEverySizeAndFragmentationArriveIntact) {
     a.insert("sizes", expected.size(), text);
     expected += text;
   };
-  type("k");
-  type(std::string(200, 'a'));   // about the waiting buffer's size
-  type(std::string(300, 'b'));   // just over it
+  type("k");                     // fits the waiting buffer
+  type(std::string(40, 'a'));    // about its size
+  type(std::string(300, 'b'));   // over it
   type(std::string(5000, 'c'));  // a paste
   type("e");
   // A 40 KB paste sent as 41 frames of 1,000 bytes.
@@ -392,6 +392,33 @@ TEST_F(ServerTest, MessagesOfEverySizeAndFragmentationArriveIntact) {
   ASSERT_TRUE(b.wait_text("sizes", expected));
   EXPECT_TRUE(a.wait_acked("sizes"));
   EXPECT_EQ(http_get(port(), "/api/docs/sizes/text").second, expected);
+}
+
+// Liveness: a peer that stops answering pings is disconnected after about the
+// idle timeout; one that answers them stays, however long it says nothing.
+TEST_F(ServerTest, SilentPeersAreDisconnectedAndLiveOnesStay) {
+  config_.ws_idle_timeout_ms = 400;
+  restart();
+  test_client gone(port()), alive(port());
+  gone.hello();
+  alive.hello();
+  gone.open("liveness");
+  alive.open("liveness");
+  // `alive` keeps reading (its WebSocket answers pings) but sends nothing;
+  // `gone` reads nothing for the same time, as a vanished peer would.
+  const auto until = std::chrono::steady_clock::now() + 1500ms;
+  while (std::chrono::steady_clock::now() < until) (void)alive.recv(50ms);
+  EXPECT_FALSE(alive.closed());
+  alive.send(R"({"type":"ping"})");
+  EXPECT_TRUE(alive.expect("pong"));
+  while (gone.recv(1s)) {
+  }
+  EXPECT_TRUE(gone.closed());
+  auto [st, metrics] = http_get(port(), "/metrics");
+  EXPECT_NE(metrics.find("weft_idle_timeouts_total 1\n"), std::string::npos) << metrics;
+  // The one that left no longer counts as a reader of the document.
+  alive.insert("liveness", 0, "still here");
+  EXPECT_TRUE(alive.wait_acked("liveness"));
 }
 
 // Stopping while writes wait in the commit window: the storage thread may hold
