@@ -43,7 +43,7 @@ struct server_config {
   unsigned idle_unload_ms = 30000;        ///< --idle-unload-ms: unload a document this long after its last subscriber left
   unsigned presence_ttl_ms = 60000;       ///< --presence-ttl-ms: forget presence not refreshed for this long
   std::size_t snapshot_every_ops = 10000; ///< --snapshot-every: ops between snapshots
-  unsigned ws_idle_timeout_ms = 60000;    ///< --ws-idle-timeout-ms: close connections silent this long (pings keep them alive)
+  unsigned ws_idle_timeout_ms = 60000;    ///< --ws-idle-timeout-ms: silent connections are pinged after N/2, closed after N (answering pings keeps them)
 };
 
 /// Parses argv. Returns the config, or a message to print (help text or an
