@@ -7,7 +7,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
-#include <simdjson.h>
 
 #include <algorithm>
 #include <atomic>
@@ -23,7 +22,7 @@
 
 #include "machine_info.h"
 #include "protocol/json_writer.h"
-#include "protocol/messages.h"
+#include "weft/protocol.h"
 #include "server/server.h"
 #include "weft/document.h"
 
@@ -58,23 +57,34 @@ void run_client(std::uint16_t port, const std::string& doc, weft::replica_id id,
   beast::get_lowest_layer(ws).socket().set_option(tcp::no_delay(true));
   ws.handshake("127.0.0.1", "/");
   ws.text(true);
-  simdjson::dom::parser parser;
+  namespace protocol = weft::protocol;
+  protocol::decoder decoder;
   beast::flat_buffer buf;
   weft::document replica(id);
-  auto read_one = [&]() -> simdjson::dom::element {
+  // Decodes what is in buf; an undecodable message fails the run.
+  auto decode = [&]() -> protocol::server_message {
+    auto r = decoder.server(std::string_view(static_cast<const char*>(buf.data().data()), buf.size()),
+                            protocol::decode_limits{1u << 30, 1u << 20, 1u << 30});
+    if (auto* m = std::get_if<protocol::server_message>(&r)) return std::move(*m);
+    out->ok = false;
+    return protocol::pong_msg{};
+  };
+  auto read_one = [&]() -> protocol::server_message {
     buf.consume(buf.size());
     ws.read(buf);
-    simdjson::dom::element e;
-    if (parser.parse(static_cast<const char*>(buf.data().data()), buf.size()).get(e)) out->ok = false;
-    return e;
+    return decode();
   };
-  ws.write(net::buffer(std::string(R"({"type":"hello","protocol":1,"client":"bench"})")));
+  ws.write(net::buffer(protocol::encode_hello({protocol::protocol_version, "bench", {}})));
   read_one();
-  ws.write(net::buffer(std::string(R"({"type":"open","doc":")") + doc + "\"}"));
+  ws.write(net::buffer(protocol::encode_open(doc, {})));
   for (;;) {
-    auto e = read_one();
-    std::string_view type;
-    if (!e["type"].get_string().get(type) && type == "sync") break;
+    auto m = read_one();
+    if (auto* s = std::get_if<protocol::sync_msg>(&m)) {
+      for (const auto& op : s->ops) (void)replica.apply(op);
+      break;
+    }
+    if (auto* o = std::get_if<protocol::ops_msg>(&m))
+      for (const auto& op : o->ops) (void)replica.apply(op);
   }
   ++*ready;
   while (ready->load() < total_clients) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -83,27 +93,18 @@ void run_client(std::uint16_t port, const std::string& doc, weft::replica_id id,
   std::uint64_t acked = 0;
   int sent = 0;
   std::uint64_t my_end = 0;  // where this client types (its own characters)
-  auto handle = [&](simdjson::dom::element e) {
-    std::string_view type;
-    if (e["type"].get_string().get(type)) return;
-    if (type == "ops") {
-      auto ops = weft::protocol::parse_ops_array(e["ops"].value_unsafe());
-      if (auto* list = std::get_if<std::vector<weft::operation>>(&ops))
-        for (const auto& op : *list) (void)replica.apply(op);
-    } else if (type == "ack") {
-      simdjson::dom::array v;
-      if (e["version"].get_array().get(v)) return;
-      for (auto entry : v) {
-        if (entry.at(0).get_uint64().value_unsafe() != id) continue;
-        std::uint64_t c = entry.at(1).get_uint64().value_unsafe();
-        auto now = clock_type::now();
-        while (!sent_at.empty() && sent_at.begin()->first <= c) {
-          out->ack_ms.push_back(std::chrono::duration<double, std::milli>(now - sent_at.begin()->second).count());
-          sent_at.erase(sent_at.begin());
-        }
-        acked = std::max(acked, c);
+  auto handle = [&](const protocol::server_message& m) {
+    if (auto* o = std::get_if<protocol::ops_msg>(&m)) {
+      for (const auto& op : o->ops) (void)replica.apply(op);
+    } else if (auto* a = std::get_if<protocol::ack_msg>(&m)) {
+      std::uint64_t c = a->version.get(id);
+      auto now = clock_type::now();
+      while (!sent_at.empty() && sent_at.begin()->first <= c) {
+        out->ack_ms.push_back(std::chrono::duration<double, std::milli>(now - sent_at.begin()->second).count());
+        sent_at.erase(sent_at.begin());
       }
-    } else if (type == "error") {
+      acked = std::max(acked, c);
+    } else if (std::holds_alternative<protocol::error_msg>(m)) {
       out->ok = false;
     }
   };
@@ -113,7 +114,7 @@ void run_client(std::uint16_t port, const std::string& doc, weft::replica_id id,
       std::uint64_t pos = std::min<std::uint64_t>(my_end, replica.length());
       auto op = replica.insert(pos, std::string(1, static_cast<char>('a' + sent % 26))).value();
       my_end = pos + 1;
-      std::string msg = weft::protocol::encode_ops_message(doc, {op});
+      std::string msg = protocol::encode_ops(doc, std::span<const weft::operation>(&op, 1));
       sent_at[op.id.counter] = clock_type::now();
       ws.write(net::buffer(msg));
       ++sent;
@@ -143,8 +144,7 @@ void run_client(std::uint16_t port, const std::string& doc, weft::replica_id id,
       break;
     }
     if (rec) break;
-    simdjson::dom::element e;
-    if (!parser.parse(static_cast<const char*>(buf.data().data()), buf.size()).get(e)) handle(e);
+    handle(decode());
   }
   out->text = replica.text();
 }

@@ -8,7 +8,6 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
-#include <simdjson.h>
 
 #include <cmath>
 #include <deque>
@@ -20,7 +19,7 @@
 #include <thread>
 
 #include "protocol/json_writer.h"
-#include "protocol/messages.h"
+#include "weft/protocol.h"
 
 namespace weft {
 
@@ -83,7 +82,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   std::uint64_t generation = 0;  // connection attempt, so stale handlers are ignored
   std::map<std::string, doc_state> docs;
   std::map<std::string, std::string> presence;  // our presence per doc, resent after reconnect
-  simdjson::dom::parser parser;
+  protocol::decoder decoder;
   // Read from any thread:
   mutable std::mutex acked_mu;
   std::map<std::string, std::uint64_t> acked;  // guarded by acked_mu
@@ -162,14 +161,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     ws->async_handshake(opts.host, "/", [self = shared_from_this(), gen = generation](beast::error_code ec) {
       if (gen != self->generation) return;
       if (ec) return self->lost();
-      std::string hello = R"({"type":"hello","protocol":1,"client":)";
-      protocol::append_json_string(hello, self->opts.name);
-      if (!self->opts.token.empty()) {
-        hello += R"(,"token":)";
-        protocol::append_json_string(hello, self->opts.token);
-      }
-      hello += "}";
-      self->send_raw(std::move(hello));
+      self->send_raw(protocol::encode_hello({protocol::protocol_version, self->opts.name, self->opts.token}));
       self->read();
     });
   }
@@ -178,122 +170,104 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     ws->async_read(buffer, [self = shared_from_this(), gen = generation](beast::error_code ec, std::size_t) {
       if (gen != self->generation) return;
       if (ec) return self->lost();
+      const std::size_t size = self->buffer.size();
+      self->buffer.prepare(protocol::decoder::padding);  // parsed in place, not copied
       auto data = self->buffer.data();
-      self->handle(std::string_view(static_cast<const char*>(data.data()), data.size()));
+      self->handle(std::string_view(static_cast<const char*>(data.data()), size), size + protocol::decoder::padding);
       self->buffer.consume(self->buffer.size());
       if (gen == self->generation) self->read();
     });
   }
 
   void send_open(const std::string& id) {
-    std::string msg = R"({"type":"open","doc":)";
-    protocol::append_json_string(msg, id);
-    msg += ",\"version\":";
-    protocol::append_version(msg, doc(id).replica.version());
-    msg += "}";
-    send(std::move(msg));
+    send(protocol::encode_open(id, doc(id).replica.version()));
   }
 
-  void handle(std::string_view frame) {
-    simdjson::dom::element e;
-    if (parser.parse(frame.data(), frame.size()).get(e)) return;
-    std::string_view type;
-    if (e["type"].get_string().get(type)) return;
-    if (type == "welcome") {
-      welcomed = true;
-      attempt = 0;
-      set_state(connection_state::syncing);
-      for (auto& [id, d] : docs) {
-        d.synced = false;
-        send_open(id);
-      }
-      if (docs.empty()) {
-        set_state(connection_state::online);
-        if (handlers.on_synced) handlers.on_synced();
-      }
+  // A message from the server. Frames it sends are trusted to be well
+  // formed; one that is not is reported through on_error and skipped.
+  void handle(std::string_view frame, std::size_t readable) {
+    static const protocol::decode_limits limits{1u << 30, 1u << 20, 1u << 30};
+    auto decoded = decoder.server(frame, limits, readable);
+    if (auto* e = std::get_if<protocol::decode_error>(&decoded)) {
+      if (handlers.on_error) handlers.on_error("bad_message", "undecodable message from the server: " + e->message);
       return;
     }
-    if (type == "error") {
-      std::string_view code, message;
-      if (e["code"].get_string().get(code)) code = "internal";
-      if (e["message"].get_string().get(message)) message = {};
-      if (handlers.on_error) handlers.on_error(std::string(code), std::string(message));
-      return;
+    std::visit([this](auto& m) { on_message(m); }, std::get<protocol::server_message>(decoded));
+  }
+
+  void on_message(protocol::welcome_msg&) {
+    welcomed = true;
+    attempt = 0;
+    set_state(connection_state::syncing);
+    for (auto& [id, d] : docs) {
+      d.synced = false;
+      send_open(id);
     }
-    std::string_view doc_id;
-    if (e["doc"].get_string().get(doc_id)) return;
-    auto it = docs.find(std::string(doc_id));
+    if (docs.empty()) {
+      set_state(connection_state::online);
+      if (handlers.on_synced) handlers.on_synced();
+    }
+  }
+  void on_message(protocol::error_msg& m) {
+    if (handlers.on_error) handlers.on_error(m.code, m.message);
+  }
+  void on_message(protocol::pong_msg&) {}
+  void on_message(protocol::closed_msg&) {}
+
+  // Applies remote ops and tells the handler about them.
+  void apply_remote(const std::string& id, doc_state& d, const std::vector<operation>& ops) {
+    std::vector<text_change> changes;
+    for (const auto& op : ops) (void)d.replica.apply(op, &changes);
+    if (handlers.on_remote && !ops.empty()) handlers.on_remote(id, ops, changes);
+  }
+  void on_message(protocol::ops_msg& m) {
+    auto it = docs.find(m.doc);
+    if (it != docs.end()) apply_remote(it->first, it->second, m.ops);
+  }
+  void on_message(protocol::sync_msg& m) {
+    auto it = docs.find(m.doc);
     if (it == docs.end()) return;
     doc_state& d = it->second;
-    if (type == "ops" || type == "sync") {
-      simdjson::dom::element ops_e;
-      if (e["ops"].get(ops_e)) return;
-      auto parsed = protocol::parse_ops_array(ops_e);
-      auto* ops = std::get_if<std::vector<operation>>(&parsed);
-      if (!ops) return;
-      std::vector<text_change> changes;
-      for (const auto& op : *ops) (void)d.replica.apply(op, &changes);
-      if (handlers.on_remote && (!ops->empty())) handlers.on_remote(it->first, *ops, changes);
-      if (type == "sync") {
-        // Give the server what it lacks: our edits made offline or never acknowledged.
-        version_vector server;
-        simdjson::dom::array v;
-        if (!e["version"].get_array().get(v))
-          for (auto entry : v) {
-            std::uint64_t r = 0, c = 0;
-            if (!entry.at(0).get_uint64().get(r) && !entry.at(1).get_uint64().get(c)) server.set(r, c);
-          }
-        // Our own ops are counted from the last ack, not from the server's
-        // version: if the server stored them but its ack was lost (it crashed
-        // right after the commit), resending them is what earns the ack.
-        {
-          std::lock_guard<std::mutex> lock(acked_mu);
-          const std::uint64_t a = acked[it->first];
-          if (server.get(opts.replica) > a) server.set(opts.replica, a);
-        }
-        auto missing = d.replica.ops_since(server);
-        if (!missing.empty()) send(protocol::encode_ops_message(it->first, missing));
-        d.synced = true;
-        bool all = true;
-        for (auto& [id, x] : docs) all &= x.synced;
-        if (all) {
-          set_state(connection_state::online);
-          for (auto& [pid, state] : presence) send_presence(pid, state);
-          if (handlers.on_synced) handlers.on_synced();
-        }
-      }
-      return;
+    apply_remote(it->first, d, m.ops);
+    // Give the server what it lacks: our edits made offline or never acknowledged.
+    version_vector server = m.version;
+    // Our own ops are counted from the last ack, not from the server's
+    // version: if the server stored them but its ack was lost (it crashed
+    // right after the commit), resending them is what earns the ack.
+    {
+      std::lock_guard<std::mutex> lock(acked_mu);
+      const std::uint64_t a = acked[it->first];
+      if (server.get(opts.replica) > a) server.set(opts.replica, a);
     }
-    if (type == "ack") {
-      simdjson::dom::array v;
-      if (e["version"].get_array().get(v)) return;
-      for (auto entry : v) {
-        std::uint64_t r = 0, c = 0;
-        if (entry.at(0).get_uint64().get(r) || entry.at(1).get_uint64().get(c) || r != opts.replica) continue;
-        {
-          std::lock_guard<std::mutex> lock(acked_mu);
-          auto& a = acked[it->first];
-          if (c <= a) continue;
-          a = c;
-        }
-        if (handlers.on_ack) handlers.on_ack(it->first, c);
-      }
-      return;
+    auto missing = d.replica.ops_since(server);
+    if (!missing.empty()) send(protocol::encode_ops(it->first, missing));
+    d.synced = true;
+    bool all = true;
+    for (auto& [id, x] : docs) all &= x.synced;
+    if (all) {
+      set_state(connection_state::online);
+      for (auto& [pid, state] : presence) send_presence(pid, state);
+      if (handlers.on_synced) handlers.on_synced();
     }
-    if (type == "presence" && handlers.on_presence) {
-      std::uint64_t session = 0;
-      if (e["session"].get_uint64().get(session)) return;
-      simdjson::dom::element st;
-      std::string state = e["state"].get(st) ? "null" : simdjson::minify(st);
-      handlers.on_presence(it->first, session, state);
+  }
+  void on_message(protocol::ack_msg& m) {
+    auto it = docs.find(m.doc);
+    if (it == docs.end()) return;
+    const std::uint64_t c = m.version.get(opts.replica);
+    {
+      std::lock_guard<std::mutex> lock(acked_mu);
+      auto& a = acked[it->first];
+      if (c <= a) return;
+      a = c;
     }
+    if (handlers.on_ack) handlers.on_ack(it->first, c);
+  }
+  void on_message(protocol::peer_presence_msg& m) {
+    if (handlers.on_presence && docs.count(m.doc)) handlers.on_presence(m.doc, m.session, m.state_json);
   }
 
   void send_presence(const std::string& id, const std::string& state) {
-    std::string msg = R"({"type":"presence","doc":)";
-    protocol::append_json_string(msg, id);
-    msg += ",\"state\":" + state + "}";
-    send(std::move(msg));
+    send(protocol::encode_presence(id, state));
   }
 
   void lost() {
@@ -379,7 +353,7 @@ void client::edit(const std::string& doc, std::function<void(document&, std::vec
     std::vector<operation> ops;
     f(d.replica, ops);
     // Not yet synced: the sync answer's "what the server lacks" carries them.
-    if (!ops.empty() && d.synced) c.send(protocol::encode_ops_message(doc, ops));
+    if (!ops.empty() && d.synced) c.send(protocol::encode_ops(doc, ops));
   });
 }
 

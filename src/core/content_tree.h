@@ -76,7 +76,8 @@ class content_tree {
   void insert_local(std::uint64_t p, run& nr, std::string_view text);
   /// Integrates a remote insert run (its origins set). Returns false, changing
   /// nothing, when the origins are not characters or are out of order.
-  /// On success *visible_pos is where the text appeared.
+  /// On success *visible_pos (when not null) is where the text appeared;
+  /// pass null when nobody needs it: it costs a walk over the blocks before.
   bool integrate(run nr, std::string_view text, std::uint64_t* visible_pos);
 
   /// Deletes `n` visible characters at visible position p; appends the ids
@@ -84,10 +85,12 @@ class content_tree {
   struct span_ref { std::uint32_t replica, counter, length; };
   void erase_visible(std::uint64_t p, std::uint64_t n, std::vector<span_ref>* out);
   /// Marks characters (replica, counter..counter+n-1) deleted. Calls
-  /// on_erase(visible_pos, count) for each piece that was visible. Returns false
-  /// if some id is not a character (nothing is changed then).
+  /// on_erase(visible_pos, count) for each piece that was visible; the
+  /// position costs a walk over the blocks before it, so it is computed only
+  /// when `want_positions` (else 0 is passed). Returns false if some id is not
+  /// a character (nothing is changed then).
   template <class F>
-  bool erase_ids(ref first, std::uint32_t n, F&& on_erase);
+  bool erase_ids(ref first, std::uint32_t n, bool want_positions, F&& on_erase);
   /// True when no id of the span is a character (yet).
   bool ids_free(ref first, std::uint32_t n) const;
   /// Extends the id index of `replica` to `n` ids, the new ones non-characters.
@@ -162,7 +165,7 @@ class content_tree {
 };
 
 template <class F>
-bool content_tree::erase_ids(ref first, std::uint32_t n, F&& on_erase) {
+bool content_tree::erase_ids(ref first, std::uint32_t n, bool want_positions, F&& on_erase) {
   if (!all_characters(first, n)) return false;
   while (n > 0) {
     cursor c = locate(first);
@@ -170,7 +173,7 @@ bool content_tree::erase_ids(ref first, std::uint32_t n, F&& on_erase) {
     std::uint32_t k = r.length - c.offset;
     if (k > n) k = n;
     if (!r.deleted) {
-      std::uint64_t pos = visible_pos(c);
+      std::uint64_t pos = want_positions ? visible_pos(c) : 0;
       erase_in_run(c, k);
       on_erase(pos, k);
     }

@@ -247,7 +247,7 @@ status apply_ready(sequence_state& s, const operation& op, std::vector<text_chan
     nr.right = op.origin_right ? s.to_ref(*op.origin_right) : ref{};
     nr.replica = s.intern(op.id.replica);
     std::uint64_t pos = 0;
-    if (!s.tree_.integrate(nr, op.text, &pos))
+    if (!s.tree_.integrate(nr, op.text, changes ? &pos : nullptr))
       return invalid(cat({"insert ", id_str(op.id), " has origins that are not characters of this document, or are out of order"}));
     s.vv_.set(op.id.replica, op.id.counter + len - 1);
     s.log_.append_insert(nr.replica, nr.counter, nr.length);
@@ -263,7 +263,7 @@ status apply_ready(sequence_state& s, const operation& op, std::vector<text_chan
   s.log_.begin_erase(r, static_cast<std::uint32_t>(op.id.counter));
   for (const auto& t : op.targets) {
     ref first = s.to_ref(op_id{t.replica, t.counter});
-    s.tree_.erase_ids(first, static_cast<std::uint32_t>(t.length), [&](std::uint64_t pos, std::uint32_t k) {
+    s.tree_.erase_ids(first, static_cast<std::uint32_t>(t.length), changes != nullptr, [&](std::uint64_t pos, std::uint32_t k) {
       if (changes) changes->push_back(text_change{text_change::kind::erase, pos, k, {}});
     });
     s.log_.add_erase_target(first.replica, first.counter, static_cast<std::uint32_t>(t.length));
@@ -282,7 +282,7 @@ enum class step { applied, buffered, duplicate };
 void mark_deleted_early(sequence_state& s, op_id first, std::uint64_t n, std::vector<text_change>* changes) {
   ref r = s.to_ref(first);
   if (r.none() || !s.tree_.all_characters(r, static_cast<std::uint32_t>(n))) return;
-  s.tree_.erase_ids(r, static_cast<std::uint32_t>(n), [&](std::uint64_t pos, std::uint32_t k) {
+  s.tree_.erase_ids(r, static_cast<std::uint32_t>(n), changes != nullptr, [&](std::uint64_t pos, std::uint32_t k) {
     if (changes) changes->push_back(text_change{text_change::kind::erase, pos, k, {}});
   });
 }

@@ -4,13 +4,11 @@
 
 namespace weft::protocol {
 
-namespace {
 void append_uint(std::string& out, std::uint64_t v) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   out.append(buf, end);
 }
-}  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
   static const char hex[] = "0123456789abcdef";

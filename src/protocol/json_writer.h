@@ -12,6 +12,8 @@
 
 namespace weft::protocol {
 
+/// Appends `v` in decimal.
+void append_uint(std::string& out, std::uint64_t v);
 /// Appends `s` as a JSON string literal (with quotes).
 void append_json_string(std::string& out, std::string_view s);
 /// Appends [replica,counter].

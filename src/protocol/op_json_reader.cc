@@ -41,7 +41,8 @@ class scanner {
     ws();
     std::uint64_t v = 0;
     auto [end, ec] = std::from_chars(s_.data() + p_, s_.data() + s_.size(), v);
-    if (ec != std::errc() || end == s_.data() + p_) {
+    // JSON has no leading zeros ("007"): refuse them as every JSON parser does.
+    if (ec != std::errc() || end == s_.data() + p_ || (s_[p_] == '0' && end - (s_.data() + p_) > 1)) {
       fail();
       return 0;
     }
@@ -173,11 +174,21 @@ status read_ops(std::string_view json, std::vector<operation>* out) {
     std::string_view kind;
     std::string kind_buf;
     bool has_id = false, has_text = false, has_count = false, has_targets = false;
+    unsigned seen = 0;  // one bit per known key: a key given twice is an error
+    auto first_time = [&seen](unsigned bit) {
+      if (seen & bit) return false;
+      seen |= bit;
+      return true;
+    };
     if (!sc.peek('}')) {
       do {
         std::string_view key = sc.str(key_buf);
         sc.expect(':');
         if (sc.failed()) return bad(sc, "malformed operation");
+        const unsigned bit = key == "kind" ? 1u : key == "id" ? 2u : key == "left" ? 4u : key == "right" ? 8u
+                           : key == "text" ? 16u : key == "count" ? 32u : key == "targets" ? 64u : 0u;
+        if (bit && !first_time(bit))
+          return bad(sc, ("field \"" + std::string(key) + "\" given twice in an operation").c_str());
         if (key == "kind") {
           kind = sc.str(kind_buf);
           if (kind.data() == kind_buf.data()) kind_buf = std::string(kind), kind = kind_buf;
@@ -230,10 +241,11 @@ status read_ops(std::string_view json, std::vector<operation>* out) {
         return bad(sc, "insert needs non-empty UTF-8 \"text\" and nothing else");
     } else if (kind == "tombstone") {
       op.kind = op_kind::tombstone;
-      if (!has_count || has_text || has_targets || op.count == 0) return bad(sc, "tombstone needs a positive \"count\"");
+      if (!has_count || has_text || has_targets || op.count == 0 || op.count > max_counter)
+        return bad(sc, "tombstone needs a \"count\" in range and nothing else");
     } else if (kind == "erase") {
       op.kind = op_kind::erase;
-      if (!has_targets || has_text || has_count || op.targets.empty() || op.origin_left || op.origin_right)
+      if (!has_targets || has_text || has_count || op.targets.empty() || (seen & (4u | 8u)))
         return bad(sc, "erase needs non-empty \"targets\" and nothing else");
     } else {
       return bad(sc, "unknown or missing operation kind");
@@ -257,6 +269,7 @@ status read_version(std::string_view json, version_vector* out) {
     do {
       op_id e;
       if (!read_id(sc, &e)) return bad(sc, "a version must be [[replica, counter], ...]");
+      if (out->get(e.replica) != 0) return bad(sc, "a replica is listed twice in a version");
       out->set(e.replica, e.counter);
     } while (sc.eat(','));
   }

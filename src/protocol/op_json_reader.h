@@ -17,7 +17,8 @@ namespace weft::protocol {
 /// Appends the ops of `json` (an array) to `out`. Errors: invalid_argument.
 status read_ops(std::string_view json, std::vector<operation>* out);
 
-/// Reads a version vector [[replica, counter], ...]. Errors: invalid_argument.
+/// Reads a version vector [[replica, counter], ...] into `out` (empty on entry).
+/// Errors: invalid_argument (also for a replica listed twice).
 status read_version(std::string_view json, version_vector* out);
 
 }  // namespace weft::protocol

@@ -7,7 +7,7 @@
 
 #include <optional>
 
-#include "server/auth.h"
+#include "auth/auth.h"
 #include "server/config.h"
 #include "server/limits.h"
 #include "server/metrics.h"

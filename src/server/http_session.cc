@@ -10,7 +10,7 @@
 #include <optional>
 #include <sstream>
 
-#include "protocol/messages.h"
+#include "weft/protocol.h"
 #include "server/context.h"
 #include "server/log.h"
 #include "server/room.h"
@@ -275,7 +275,9 @@ void http_session<Stream>::handle(http::request<http::string_body> req) {
         return;
       }
     }
-    ctx_.rooms.acquire(id)->read_text([self = this->shared_from_this(), v, ka](result<std::string> text) {
+    auto room = ctx_.rooms.acquire(id);  // pinned while the text is read
+    room->read_text([self = this->shared_from_this(), room, v, ka](result<std::string> text) {
+      self->ctx_.rooms.release(room);
       net::post(self->stream_.get_executor(), [self, v, ka, text = std::move(text)]() mutable {
         if (text.ok())
           self->respond(make(http::status::ok, v, ka, std::move(text.value()), "text/plain; charset=utf-8"));

@@ -8,25 +8,40 @@ std::shared_ptr<document_room> room_registry::acquire(const std::string& doc) {
   std::shared_ptr<document_room> room;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto& slot = rooms_[doc];
-    if (slot) return slot;
-    slot = std::make_shared<document_room>(ctx_, doc);
-    room = slot;
+    auto& e = rooms_[doc];
+    ++e.pins;
+    if (e.room) return e.room;
+    e.room = std::make_shared<document_room>(ctx_, doc);
+    room = e.room;
   }
   room->start();
   return room;
 }
 
-std::shared_ptr<document_room> room_registry::find(const std::string& doc) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = rooms_.find(doc);
-  return it == rooms_.end() ? nullptr : it->second;
+void room_registry::release(const std::shared_ptr<document_room>& room) {
+  if (!room) return;
+  bool idle = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = rooms_.find(room->id());
+    if (it == rooms_.end() || it->second.room != room || it->second.pins == 0) return;
+    idle = --it->second.pins == 0;
+  }
+  if (idle) room->unpinned();
 }
 
-void room_registry::remove(const std::string& doc, const document_room* room) {
+bool room_registry::remove_if_unpinned(const document_room* room) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = rooms_.find(doc);
-  if (it != rooms_.end() && it->second.get() == room) rooms_.erase(it);
+  auto it = rooms_.find(room->id());
+  if (it == rooms_.end() || it->second.room.get() != room) return true;  // already gone (teardown)
+  if (it->second.pins != 0) return false;
+  rooms_.erase(it);
+  return true;
+}
+
+std::size_t room_registry::size() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return rooms_.size();
 }
 
 void room_registry::clear() {

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "protocol/messages.h"
+#include "weft/protocol.h"
 #include "server/context.h"
 #include "server/log.h"
 #include "weft/encoding.h"
@@ -128,11 +128,6 @@ void document_room::join(std::shared_ptr<subscriber> s, version_vector client_ve
 }
 
 void document_room::do_join(std::shared_ptr<subscriber> s, version_vector client_version) {
-  if (state_ == state::closed) {
-    // Unloaded between the registry lookup and now: go to the new room.
-    ctx_.rooms.acquire(id_)->join(std::move(s), std::move(client_version));
-    return;
-  }
   if (state_ == state::broken) {
     send_to(s, protocol::encode_error(error_kind::storage, broken_reason_, id_));
     return;
@@ -144,7 +139,7 @@ void document_room::do_join(std::shared_ptr<subscriber> s, version_vector client
   for (auto& m : protocol::encode_sync_chunked(id_, doc_.ops_since(client_version), doc_.version(), budget))
     send_to(s, std::move(m));
   for (const auto& [sid, p] : presence_)
-    if (sid != s->session_id()) send_to(s, protocol::encode_presence(id_, sid, p.state));
+    if (sid != s->session_id()) send_to(s, protocol::encode_peer_presence(id_, sid, p.state));
 }
 
 void document_room::submit(std::shared_ptr<subscriber> s, std::vector<operation> ops) {
@@ -154,10 +149,6 @@ void document_room::submit(std::shared_ptr<subscriber> s, std::vector<operation>
 }
 
 void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operation> ops) {
-  if (state_ == state::closed) {  // raced with unloading: the join went to the new room too
-    ctx_.rooms.acquire(id_)->submit(std::move(s), std::move(ops));
-    return;
-  }
   if (state_ == state::broken) {
     send_to(s, protocol::encode_error(error_kind::storage, broken_reason_, id_));
     return;
@@ -181,13 +172,14 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
   for (const operation& op : ops) {
     if (std::find(author_replicas.begin(), author_replicas.end(), op.id.replica) == author_replicas.end())
       author_replicas.push_back(op.id.replica);
-    std::uint64_t last = op.id.counter + op.length() - 1;
-    if (last > waiter.wanted.get(op.id.replica)) waiter.wanted.set(op.id.replica, last);
     auto r = doc_.apply(op, nullptr, &applied);
     if (!r.ok()) {
       error_kind k = r.code() == error_code::pending_buffer_full ? error_kind::limit : error_kind::invalid_op;
       send_to(s, protocol::encode_error(k, r.error().to_string(), id_));
+      continue;  // a refused op earns no ack: nobody waits for one
     }
+    std::uint64_t last = op.id.counter + op.length() - 1;
+    if (last > waiter.wanted.get(op.id.replica)) waiter.wanted.set(op.id.replica, last);
   }
   update_pending_metric();
   if (doc_.pending_ops() == 0)
@@ -195,26 +187,23 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
   else if (doc_.pending_ops() > pending_before)
     parked_by_[s->session_id()] += doc_.pending_ops() - pending_before;
   if (applied.empty()) {
-    // Only duplicates or buffered ops: acknowledge what is already durable
-    // (buffered ops are acknowledged once a later batch makes them durable).
-    version_vector ack;
-    for (replica_id r : author_replicas)
-      if (durable_.get(r)) ack.set(r, durable_.get(r));
-    send_to(s, protocol::encode_ack(id_, ack));
-    waiter.told.merge(ack);
+    // Only duplicates or buffered ops: acknowledge what of them is already
+    // durable, unless this connection was told so before (buffered ops are
+    // acknowledged once a later batch makes them durable).
+    send_acks();
     return;
   }
   ctx_.stats.ops_applied += applied.size();
   // Rebroadcast in application order (a causal order) before durability: a
   // crash before the commit loses nothing acknowledged, and clients give the
   // server back anything it lacks when they resync (docs/protocol.md).
-  auto msg = std::make_shared<const std::string>(protocol::encode_ops_message(id_, applied));
+  auto msg = std::make_shared<const std::string>(protocol::encode_ops(id_, applied));
   broadcast(msg, s->session_id());
   std::vector<operation> unblocked;
   for (const auto& op : applied)
     if (std::find(author_replicas.begin(), author_replicas.end(), op.id.replica) == author_replicas.end())
       unblocked.push_back(op);
-  if (!unblocked.empty()) send_to(s, protocol::encode_ops_message(id_, unblocked));
+  if (!unblocked.empty()) send_to(s, protocol::encode_ops(id_, unblocked));
 
   std::uint64_t seq = next_seq_++;
   ops_since_snapshot_ += applied.size();
@@ -239,7 +228,14 @@ void document_room::durable(status st, version_vector applied_version) {
   }
   if (state_ == state::broken) return;
   durable_.merge(applied_version);
-  send_acks();
+  // One group commit may hold several of this room's batches, each reported
+  // on its own: acknowledge once for all of them.
+  if (acks_scheduled_) return;
+  acks_scheduled_ = true;
+  net::post(strand_, [self = shared_from_this()] {
+    self->acks_scheduled_ = false;
+    self->send_acks();
+  });
 }
 
 void document_room::send_acks() {
@@ -254,14 +250,17 @@ void document_room::send_acks() {
       if (d > w.told.get(r)) news = true;
       if (d < want) complete = false;
     }
+    // An ack is sent only when it tells this connection something new.
     if (s && news) {
       send_to(s, protocol::encode_ack(id_, ack));
       w.told.merge(ack);
     }
-    if (!s || complete)
+    if (!s) {
       it = ack_waiters_.erase(it);
-    else
+    } else {
+      if (complete) w.wanted = version_vector{};  // keep `told`: it stops repeats
       ++it;
+    }
   }
 }
 
@@ -279,16 +278,12 @@ void document_room::maybe_snapshot(bool force) {
 void document_room::presence(std::shared_ptr<subscriber> s, std::string state_json) {
   on_strand([this, s = std::move(s), st = std::move(state_json)]() mutable {
     when_ready([this, s = std::move(s), st = std::move(st)]() mutable {
-      if (state_ == state::closed) {
-        ctx_.rooms.acquire(id_)->presence(std::move(s), std::move(st));
-        return;
-      }
       if (state_ != state::ready || !subscribers_.count(s->session_id())) return;
       if (st == "null")
         presence_.erase(s->session_id());
       else
         presence_[s->session_id()] = presence_entry{st, std::chrono::steady_clock::now()};
-      broadcast(std::make_shared<const std::string>(protocol::encode_presence(id_, s->session_id(), st)),
+      broadcast(std::make_shared<const std::string>(protocol::encode_peer_presence(id_, s->session_id(), st)),
                 s->session_id());
       schedule_presence_expiry();
     });
@@ -305,7 +300,7 @@ void document_room::schedule_presence_expiry() {
     auto cutoff = std::chrono::steady_clock::now() - std::chrono::milliseconds(self->ctx_.config.presence_ttl_ms);
     for (auto it = self->presence_.begin(); it != self->presence_.end();) {
       if (it->second.updated < cutoff) {
-        self->broadcast(std::make_shared<const std::string>(protocol::encode_presence(self->id_, it->first, "null")),
+        self->broadcast(std::make_shared<const std::string>(protocol::encode_peer_presence(self->id_, it->first, "null")),
                         it->first);
         it = self->presence_.erase(it);
       } else {
@@ -322,7 +317,12 @@ void document_room::leave(std::uint64_t session_id) {
     ack_waiters_.erase(session_id);
     parked_by_.erase(session_id);
     if (presence_.erase(session_id))
-      broadcast(std::make_shared<const std::string>(protocol::encode_presence(id_, session_id, "null")), session_id);
+      broadcast(std::make_shared<const std::string>(protocol::encode_peer_presence(id_, session_id, "null")), session_id);
+  });
+}
+
+void document_room::unpinned() {
+  on_strand([this] {
     if (subscribers_.empty()) schedule_unload();
   });
 }
@@ -332,12 +332,14 @@ void document_room::schedule_unload() {
   unload_timer_.expires_after(std::chrono::milliseconds(ctx_.config.idle_unload_ms));
   unload_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (ec || !self->subscribers_.empty() || self->state_ == state::closed) return;
+    // The snapshot is queued before the room leaves the registry: storage is
+    // FIFO, so a room created for this id afterwards loads after it.
     self->maybe_snapshot(true);
+    // Someone may have pinned the room since the timer started: then it stays
+    // (its last release schedules another try).
+    if (!self->ctx_.rooms.remove_if_unpinned(self.get())) return;
     self->state_ = state::closed;
     self->presence_timer_.cancel();
-    // Storage is FIFO: a room created for this id from now on loads after
-    // everything this one queued.
-    self->ctx_.rooms.remove(self->id_, self.get());
     log(log_level::debug, "document {} unloaded", self->id_);
   });
 }
@@ -349,12 +351,7 @@ void document_room::read_text(std::function<void(result<std::string>)> cb) {
         cb(status(error_code::corrupt_data, broken_reason_));
         return;
       }
-      if (state_ == state::closed) {
-        ctx_.rooms.acquire(id_)->read_text(cb);
-        return;
-      }
       cb(doc_.text());
-      if (subscribers_.empty()) schedule_unload();
     });
   });
 }

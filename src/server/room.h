@@ -3,6 +3,9 @@
 // document are applied in one order with no locks; different documents run
 // in parallel on the I/O threads.
 //
+// Rooms are pinned by whoever holds them (registry.h): every entry point
+// below runs on a room that is not unloaded, without a registry lookup.
+//
 // Flow of a client's ops: apply to the replica (the core buffers what is not
 // yet causally ready) -> rebroadcast what was applied, in application order,
 // encoded once -> append to storage (group commit) -> ack the author once the
@@ -49,6 +52,9 @@ class document_room : public std::enable_shared_from_this<document_room> {
   void leave(std::uint64_t session_id);
   /// Calls `cb` with the current text (on the room's strand).
   void read_text(std::function<void(result<std::string>)> cb);
+  /// The registry's word that nobody pins the room any more: it unloads
+  /// once it has had no subscribers for --idle-unload-ms.
+  void unpinned();
 
  private:
   enum class state { loading, ready, broken, closed };
@@ -96,7 +102,8 @@ class document_room : public std::enable_shared_from_this<document_room> {
     version_vector wanted;
     version_vector told;
   };
-  std::map<std::uint64_t, ack_waiter> ack_waiters_;
+  std::map<std::uint64_t, ack_waiter> ack_waiters_;  // until the connection leaves
+  bool acks_scheduled_ = false;  // a send_acks() is posted
   std::int64_t pending_reported_ = 0;    // our share of metrics::pending_ops
   // Per connection, ops it sent that went into the causal buffer (an upper
   // bound: cleared when the buffer empties).

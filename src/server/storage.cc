@@ -13,11 +13,20 @@ namespace weft::server {
 
 namespace {
 
-// RAII prepared statement.
+// RAII prepared statement: owned (finalized at the end), or borrowed from
+// the storage's cache (reset and unbound at the end, kept for the next use).
 class stmt {
  public:
   stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
-  ~stmt() { sqlite3_finalize(s_); }
+  explicit stmt(sqlite3_stmt* cached) : s_(cached), rc_(cached ? SQLITE_OK : SQLITE_ERROR), owned_(false) {}
+  ~stmt() {
+    if (owned_) {
+      sqlite3_finalize(s_);
+    } else if (s_) {
+      sqlite3_reset(s_);
+      sqlite3_clear_bindings(s_);
+    }
+  }
   stmt(const stmt&) = delete;
   stmt& operator=(const stmt&) = delete;
   bool ok() const { return rc_ == SQLITE_OK; }
@@ -39,6 +48,7 @@ class stmt {
  private:
   sqlite3_stmt* s_ = nullptr;
   int rc_;
+  bool owned_ = true;
 };
 
 status db_error(sqlite3* db, const char* what) {
@@ -101,7 +111,26 @@ storage::~storage() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  for (auto& [sql, st] : prepared_) sqlite3_finalize(st);
   sqlite3_close(db_);
+}
+
+sqlite3_stmt* storage::prepared(const char* sql) {
+  auto it = prepared_.find(sql);
+  if (it != prepared_.end()) return it->second;
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db_, sql, -1, &st, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(st);
+    return nullptr;
+  }
+  prepared_.emplace(sql, st);
+  return st;
+}
+
+status storage::exec_prepared(const char* sql) {
+  stmt s(prepared(sql));
+  if (!s.ok() || s.step() != SQLITE_DONE) return db_error(db_, sql);
+  return {};
 }
 
 status storage::exec(const char* sql) {
@@ -151,7 +180,7 @@ void storage::flush() {
 
 status storage::write(const request& r) {
   if (r.type == request::kind::append) {
-    stmt s(db_, "INSERT OR REPLACE INTO ops(doc, seq, batch) VALUES(?1, ?2, ?3)");
+    stmt s(prepared("INSERT OR REPLACE INTO ops(doc, seq, batch) VALUES(?1, ?2, ?3)"));
     if (!s.ok()) return db_error(db_, "prepare insert");
     s.text(1, r.doc);
     s.integer(2, r.seq);
@@ -159,13 +188,13 @@ status storage::write(const request& r) {
     if (s.step() != SQLITE_DONE) return db_error(db_, "insert op batch");
     return {};
   }
-  stmt s(db_, "INSERT OR REPLACE INTO snapshots(doc, seq, data) VALUES(?1, ?2, ?3)");
+  stmt s(prepared("INSERT OR REPLACE INTO snapshots(doc, seq, data) VALUES(?1, ?2, ?3)"));
   if (!s.ok()) return db_error(db_, "prepare snapshot");
   s.text(1, r.doc);
   s.integer(2, r.seq);
   s.blob(3, r.data);
   if (s.step() != SQLITE_DONE) return db_error(db_, "write snapshot");
-  stmt d(db_, "DELETE FROM ops WHERE doc = ?1 AND seq <= ?2");
+  stmt d(prepared("DELETE FROM ops WHERE doc = ?1 AND seq <= ?2"));
   if (!d.ok()) return db_error(db_, "prepare delete");
   d.text(1, r.doc);
   d.integer(2, r.seq);
@@ -175,7 +204,7 @@ status storage::write(const request& r) {
 
 result<stored_document> storage::read(const std::string& doc) {
   stored_document out;
-  stmt s(db_, "SELECT seq, data FROM snapshots WHERE doc = ?1");
+  stmt s(prepared("SELECT seq, data FROM snapshots WHERE doc = ?1"));
   if (!s.ok()) return db_error(db_, "prepare snapshot read");
   s.text(1, doc);
   int rc = s.step();
@@ -185,7 +214,7 @@ result<stored_document> storage::read(const std::string& doc) {
   } else if (rc != SQLITE_DONE) {
     return db_error(db_, "read snapshot");
   }
-  stmt o(db_, "SELECT seq, batch FROM ops WHERE doc = ?1 AND seq > ?2 ORDER BY seq");
+  stmt o(prepared("SELECT seq, batch FROM ops WHERE doc = ?1 AND seq > ?2 ORDER BY seq"));
   if (!o.ok()) return db_error(db_, "prepare ops read");
   o.text(1, doc);
   o.integer(2, out.snapshot_seq);
@@ -221,7 +250,7 @@ void storage::run() {
       std::size_t j = i;
       while (j < work.size() && work[j].type != request::kind::load) ++j;
       auto t0 = std::chrono::steady_clock::now();
-      status st = exec("BEGIN IMMEDIATE");
+      status st = exec_prepared("BEGIN IMMEDIATE");
       std::size_t writes = 0;
       for (std::size_t k = i; k < j && st.ok(); ++k) {
         if (work[k].type == request::kind::barrier) continue;
@@ -229,9 +258,9 @@ void storage::run() {
         ++writes;
       }
       if (st.ok()) {
-        st = exec("COMMIT");
+        st = exec_prepared("COMMIT");
       }
-      if (!st.ok()) (void)exec("ROLLBACK");
+      if (!st.ok() && !sqlite3_get_autocommit(db_)) (void)exec("ROLLBACK");
       auto dt = std::chrono::steady_clock::now() - t0;
       if (metrics_ && writes > 0) metrics_->observe_commit(std::chrono::duration<double>(dt).count(), writes);
       for (std::size_t k = i; k < j; ++k)

@@ -12,6 +12,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -20,6 +21,7 @@
 #include "weft/status.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace weft::server {
 
@@ -78,10 +80,16 @@ class storage {
   void enqueue(request r);
   void run();
   status exec(const char* sql);
+  /// The statement for `sql` (a string literal: cached by address), prepared
+  /// once and kept; null when it cannot be prepared. Storage thread only.
+  sqlite3_stmt* prepared(const char* sql);
+  /// Runs a cached statement that returns no rows.
+  status exec_prepared(const char* sql);
   status write(const request& r);
   result<stored_document> read(const std::string& doc);
 
   sqlite3* db_;
+  std::map<const char*, sqlite3_stmt*> prepared_;  // storage thread only (and the destructor)
   metrics* metrics_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -2,7 +2,6 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/beast/ssl.hpp>
-#include <simdjson.h>
 
 #include <unistd.h>
 
@@ -10,7 +9,7 @@
 #include <atomic>
 #include <type_traits>
 
-#include "protocol/messages.h"
+#include "weft/protocol.h"
 #include "server/context.h"
 #include "server/log.h"
 #include "server/room.h"
@@ -101,6 +100,12 @@ class websocket_transport final : public websocket_session {
     return std::static_pointer_cast<websocket_transport>(shared_from_this());
   }
   void post(std::function<void()> f) override { net::post(ws_.get_executor(), std::move(f)); }
+  // The broadcast path: straight onto the strand, without a std::function
+  // (Asio recycles the handler's memory, so a keystroke's fan-out does not
+  // allocate per recipient).
+  void send(std::shared_ptr<const std::string> message) override {
+    net::post(ws_.get_executor(), [self = self(), m = std::move(message)]() mutable { self->enqueue(std::move(m)); });
+  }
   void read_message() override {
     // Waiting for a client's next message holds the buffer it will land in
     // for as long as the client stays quiet, and most connections are quiet:
@@ -240,8 +245,12 @@ void websocket_session::on_read(beast::error_code ec, std::size_t) {
   if (!got_text()) {
     reply(protocol::encode_error(error_kind::bad_message, "binary frames are not part of the protocol; send JSON text"));
   } else {
+    // Room after the message lets the decoder parse it where it lies,
+    // without a copy (the bytes there are never read as JSON).
+    const std::size_t size = buffer_.size();
+    buffer_.prepare(protocol::decoder::padding);
     auto data = buffer_.data();
-    handle(std::string_view(static_cast<const char*>(data.data()), data.size()));
+    handle(std::string_view(static_cast<const char*>(data.data()), size), size + protocol::decoder::padding);
   }
   buffer_.consume(buffer_.size());
   // A long message (a sync, a paste) grew the buffer: give that back rather
@@ -281,14 +290,14 @@ bool websocket_session::authorised(const std::string& hello_token) {
 
 void websocket_session::reply(std::string message) { enqueue(std::make_shared<const std::string>(std::move(message))); }
 
-void websocket_session::handle(std::string_view frame) {
-  static const protocol::parse_limits limits{};
-  // One parser per I/O thread, not per connection: a simdjson parser keeps
+void websocket_session::handle(std::string_view frame, std::size_t readable) {
+  static const protocol::decode_limits limits{};
+  // One decoder per I/O thread, not per connection: its parser keeps
   // ~9 KiB of buffers, which idle connections would otherwise each hold.
-  // Parsed messages own their data, so nothing outlives this call.
-  static thread_local simdjson::dom::parser parser;
-  auto parsed = protocol::parse_client_message(parser, frame, limits);
-  if (auto* e = std::get_if<protocol::parse_error>(&parsed)) {
+  // Decoded messages own their data, so nothing outlives this call.
+  static thread_local protocol::decoder decoder;
+  auto parsed = decoder.client(frame, limits, readable);
+  if (auto* e = std::get_if<protocol::decode_error>(&parsed)) {
     ++ctx_.stats.errors_sent;
     reply(protocol::encode_error(e->kind, e->message, e->doc));
     return;
@@ -325,21 +334,26 @@ void websocket_session::handle(std::string_view frame) {
       error(error_kind::forbidden, "your token gives no access to this document", o->doc);
       return;
     }
-    const bool already_open = is_open(o->doc);
-    if (!already_open && docs_.size() >= ctx_.config.max_docs_per_connection) {
+    document_room* room = room_of(o->doc);
+    if (!room && docs_.size() >= ctx_.config.max_docs_per_connection) {
       error(error_kind::limit,
             "a connection may open at most " + std::to_string(ctx_.config.max_docs_per_connection) + " documents",
             o->doc);
       return;
     }
-    if (!already_open) docs_.push_back(o->doc);
-    ctx_.rooms.acquire(o->doc)->join(self, std::move(o->version));
+    if (!room) {
+      docs_.push_back(open_doc{o->doc, ctx_.rooms.acquire(o->doc)});  // pinned until close or disconnect
+      room = docs_.back().room.get();
+    }
+    room->join(self, std::move(o->version));
     return;
   }
   if (auto* c = std::get_if<protocol::close_msg>(&msg)) {
-    if (auto it = std::find(docs_.begin(), docs_.end(), c->doc); it != docs_.end()) {
+    auto it = std::find_if(docs_.begin(), docs_.end(), [&](const open_doc& d) { return d.id == c->doc; });
+    if (it != docs_.end()) {
+      it->room->leave(id_);
+      ctx_.rooms.release(it->room);
       docs_.erase(it);
-      if (auto room = ctx_.rooms.find(c->doc)) room->leave(id_);
     }
     reply(protocol::encode_closed(c->doc));
     return;
@@ -354,7 +368,8 @@ void websocket_session::handle(std::string_view frame) {
         }
       },
       msg);
-  if (!is_open(doc)) {
+  document_room* room = room_of(doc);
+  if (!room) {
     error(error_kind::not_open, "open the document before sending to it", doc);
     return;
   }
@@ -363,14 +378,10 @@ void websocket_session::handle(std::string_view frame) {
       error(error_kind::forbidden, "read-only access: your token does not allow editing this document", doc);
       return;
     }
-    ctx_.rooms.acquire(doc)->submit(self, std::move(ops->ops));
+    room->submit(self, std::move(ops->ops));
   } else if (auto* p = std::get_if<protocol::presence_msg>(&msg)) {
-    ctx_.rooms.acquire(doc)->presence(self, std::move(p->state_json));
+    room->presence(self, std::move(p->state_json));
   }
-}
-
-void websocket_session::send(std::shared_ptr<const std::string> message) {
-  post([self = shared_from_this(), m = std::move(message)]() mutable { self->enqueue(std::move(m)); });
 }
 
 void websocket_session::enqueue(std::shared_ptr<const std::string> message) {
@@ -472,8 +483,10 @@ void websocket_session::shutdown(std::string reason) {
 }
 
 void websocket_session::leave_all() {
-  for (const auto& d : docs_)
-    if (auto room = ctx_.rooms.find(d)) room->leave(id_);
+  for (const auto& d : docs_) {
+    d.room->leave(id_);
+    ctx_.rooms.release(d.room);
+  }
   docs_.clear();
 }
 

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "server/auth.h"
+#include "auth/auth.h"
 #include "server/limits.h"
 #include "server/send_queue.h"
 #include "server/subscriber.h"
@@ -29,6 +29,7 @@ namespace weft::server {
 
 struct server_context;
 class websocket_session;
+class document_room;
 
 /// The live sessions, so that shutdown can close them and liveness rounds
 /// reach them. Thread-safe. Intrusive (the links live in the sessions): a
@@ -70,7 +71,6 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
  public:
   ~websocket_session() override;
   std::uint64_t session_id() const noexcept override { return id_; }
-  void send(std::shared_ptr<const std::string> message) override;
   /// Closes the connection with close code 1001 (going away) and `reason`.
   void shutdown(std::string reason);
   /// One round of liveness checking; the server calls it on every session
@@ -99,6 +99,8 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
   /// Closes the socket at once, without a close handshake (the peer is gone).
   virtual void abort_transport() = 0;
 
+  /// Queues a frame; on the connection's strand.
+  void enqueue(std::shared_ptr<const std::string> message);
   void on_accept(boost::beast::error_code ec);
   void on_read(boost::beast::error_code ec, std::size_t bytes);
   void on_write(boost::beast::error_code ec, std::size_t bytes);
@@ -114,19 +116,24 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
   boost::beast::flat_buffer buffer_;
 
  private:
-  void handle(std::string_view frame);
+  /// Handles one text frame; `readable` bytes from frame.data() may be read.
+  void handle(std::string_view frame, std::size_t readable);
   /// With auth on: verifies `hello_token` when given (it replaces the upgrade
   /// header's), then requires a token and checks it has not expired.
   /// False: the connection is being closed with the reason.
   bool authorised(const std::string& hello_token = {});
   void reply(std::string message);
-  void enqueue(std::shared_ptr<const std::string> message);
   void do_write();
   /// Closes with `code`/`reason` after the frame in flight and `last_message`
   /// (e.g. an error saying why); anything else queued is dropped.
   void close_with(boost::beast::websocket::close_code code, std::string reason, std::string last_message = {});
   void leave_all();
-  bool is_open(const std::string& doc) const { return std::find(docs_.begin(), docs_.end(), doc) != docs_.end(); }
+  /// The room of `doc` when this connection has it open, else null.
+  document_room* room_of(std::string_view doc) const {
+    for (const auto& d : docs_)
+      if (d.id == doc) return d.room.get();
+    return nullptr;
+  }
 
   session_list& list_;
   friend class session_list;
@@ -148,9 +155,14 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
   bool ping_in_flight_ = false;   // Beast allows one ping at a time
   boost::beast::websocket::close_code close_code_ = boost::beast::websocket::close_code::normal;
   std::string close_reason_;
-  // Documents this connection has open. Few per connection (at most
-  // --max-docs-per-connection): a vector is smaller than a set.
-  std::vector<std::string> docs_;
+  // Documents this connection has open, with their rooms (pinned: see
+  // registry.h), so a message needs no registry lookup. Few per connection
+  // (at most --max-docs-per-connection): a vector is smaller than a set.
+  struct open_doc {
+    std::string id;
+    std::shared_ptr<document_room> room;
+  };
+  std::vector<open_doc> docs_;
 };
 
 }  // namespace weft::server

@@ -1,19 +1,44 @@
-// libFuzzer target: the wire protocol's message parser on arbitrary frames.
+// libFuzzer target: the same bytes go to every protocol decoder that remains,
+// and they must agree.
+//   - the codec's client-message decoder (what weft-server runs) against an
+//     independent DOM-based decoder (reference_decoder.h): same verdict on
+//     valid JSON, same value when both accept, and never an accepted frame
+//     that is not JSON;
+//   - the codec's server-message decoder (what clients run) on the same bytes;
+//   - whatever a decoder accepts re-encodes to a frame that decodes to the
+//     same value;
+//   - accepted ops keep a document's invariants.
 #include <cstdint>
 #include <string_view>
 
-#include "protocol/messages.h"
+#include "reference_decoder.h"
 #include "weft/document.h"
+#include "weft/protocol.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static simdjson::dom::parser parser;
-  auto r = weft::protocol::parse_client_message(parser, std::string_view(reinterpret_cast<const char*>(data), size));
-  if (auto* m = std::get_if<weft::protocol::client_message>(&r)) {
-    if (auto* ops = std::get_if<weft::protocol::ops_msg>(m)) {
+  using namespace weft::protocol;
+  static decoder codec;
+  const std::string_view frame(reinterpret_cast<const char*>(data), size);
+  auto got = codec.client(frame);
+  auto want = weft::fuzz::reference_decode(frame);
+  auto* m = std::get_if<client_message>(&got);
+  if (m) {
+    if (!want) __builtin_trap();  // accepted what the reference refuses
+    if (!(*m == *want)) __builtin_trap();
+    auto again = codec.client(encode(*m));
+    if (!std::holds_alternative<client_message>(again) || !(std::get<client_message>(again) == *m)) __builtin_trap();
+    if (auto* ops = std::get_if<ops_msg>(m)) {
       weft::document doc(1);
       for (const auto& op : ops->ops) (void)doc.apply(op);
       if (!doc.check_invariants().empty()) __builtin_trap();
     }
+  } else if (want) {
+    __builtin_trap();  // refused what the reference accepts
+  }
+  auto s = codec.server(frame);
+  if (auto* sm = std::get_if<server_message>(&s)) {
+    auto again = codec.server(encode(*sm));
+    if (!std::holds_alternative<server_message>(again) || !(std::get<server_message>(again) == *sm)) __builtin_trap();
   }
   return 0;
 }

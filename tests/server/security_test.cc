@@ -15,7 +15,7 @@
 #include <random>
 #include <thread>
 
-#include "server/auth.h"
+#include "auth/auth.h"
 #include "server/server.h"
 #include "server_fixture.h"
 #include "test_client.h"

@@ -6,7 +6,7 @@
 #include <random>
 #include <thread>
 
-#include "protocol/messages.h"
+#include "weft/protocol.h"
 #include "server/server.h"
 #include "server_fixture.h"
 #include "test_client.h"
@@ -79,8 +79,7 @@ TEST_F(ServerTest, OutOfOrderOpsAreAppliedAndRebroadcastInCausalOrder) {
   auto op1 = local.insert(0, "ab").value();
   auto op2 = local.insert(2, "cd").value();
   a.send_ops("d", {op2});  // n+1 first: the server buffers it
-  auto ack = a.expect("ack");
-  ASSERT_TRUE(ack);
+  a.barrier("d");
   a.send_ops("d", {op1});
   ASSERT_TRUE(b.wait_text("d", "abcd"));
   const auto& got = b.received("d");
@@ -101,11 +100,35 @@ TEST_F(ServerTest, BufferedOpsAreAcknowledgedOnceTheirDependenciesArrive) {
   auto base = ra.insert(0, "base").value();
   (void)rb.apply(base);
   b.insert("dep", 4, "+more");     // the server cannot apply this yet
-  ASSERT_TRUE(b.expect("ack"));    // acknowledges nothing new
+  b.barrier("dep");
+  EXPECT_EQ(b.acks_seen("dep"), 0);  // nothing is durable: no ack at all (not an empty one)
   EXPECT_EQ(b.acked("dep"), 0u);
   a.send_ops("dep", {base});       // now both apply
   EXPECT_TRUE(b.wait_acked("dep"));
   EXPECT_EQ(http_get(port(), "/api/docs/dep/text").second, "base+more");
+}
+
+TEST_F(ServerTest, AnAckNeverRepeatsWhatTheConnectionWasTold) {
+  test_client a(port(), 31);
+  a.hello();
+  a.open("once");
+  auto op = a.insert("once", 0, "hi");
+  ASSERT_TRUE(a.wait_acked("once"));
+  EXPECT_EQ(a.acks_seen("once"), 1);
+  for (int i = 0; i < 3; ++i) a.send_ops("once", {op});  // duplicates of durable ops
+  a.barrier("once");
+  EXPECT_EQ(a.acks_seen("once"), 1);
+  // A new connection resending them (the recovery path) is told once.
+  test_client b(port(), 31);
+  b.hello();
+  b.send(protocol::encode_open("once", version_vector{}));
+  ASSERT_TRUE(b.expect("sync"));
+  b.send_ops("once", {op});
+  b.send_ops("once", {op});
+  ASSERT_TRUE(b.expect("ack"));
+  b.barrier("once");
+  EXPECT_EQ(b.acks_seen("once"), 1);
+  EXPECT_EQ(b.acked("once"), op.id.counter + 1);
 }
 
 TEST_F(ServerTest, ReconnectGetsExactlyTheMissingOps) {
@@ -132,9 +155,7 @@ TEST_F(ServerTest, ReconnectGetsExactlyTheMissingOps) {
   EXPECT_EQ(rb.text(), "xxxxxxxxxx");
   // Exactly the six missing characters came, no more.
   std::uint64_t ids = 0;
-  simdjson::dom::parser p;
-  auto ops = protocol::parse_ops_array(p.parse(sync->raw)["ops"].value_unsafe());
-  for (const auto& op : std::get<std::vector<operation>>(ops)) ids += op.length();
+  for (const auto& op : std::get<protocol::sync_msg>(sync->decoded).ops) ids += op.length();
   EXPECT_EQ(ids, 6u);
 }
 
@@ -387,7 +408,7 @@ TEST_F(ServerTest, MessagesOfEverySizeAndFragmentationArriveIntact) {
   auto paste = a.replica("sizes").insert(expected.size(), std::string(40000, 'd'));
   ASSERT_TRUE(paste.ok());
   expected += std::string(40000, 'd');
-  a.send_fragmented(protocol::encode_ops_message("sizes", {paste.value()}), 1000);
+  a.send_fragmented(protocol::encode_ops("sizes", std::vector<operation>{paste.value()}), 1000);
   type("!");
   ASSERT_TRUE(b.wait_text("sizes", expected));
   EXPECT_TRUE(a.wait_acked("sizes"));

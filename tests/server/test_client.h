@@ -6,7 +6,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
-#include <simdjson.h>
 
 #include <chrono>
 #include <deque>
@@ -17,13 +16,15 @@
 #include <vector>
 
 #include "weft/document.h"
+#include "weft/protocol.h"
 
 namespace weft::test {
 
-/// A parsed server message (owns its JSON).
+/// A server message: its JSON and what the protocol codec decoded from it.
 struct message {
   std::string raw;
   std::string type;
+  protocol::server_message decoded;
   bool absorbed = false;  // ops/sync/ack already applied to the replicas
 };
 
@@ -70,6 +71,11 @@ class test_client {
   /// Ops received in "ops" messages for `doc`, in arrival order.
   const std::vector<operation>& received(const std::string& doc) { return received_[doc]; }
   std::uint64_t acked(const std::string& doc) { return acked_[doc]; }
+  /// How many ack messages for `doc` went through expect() so far.
+  int acks_seen(const std::string& doc) { return acks_seen_[doc]; }
+  /// Re-sends open for `doc` and waits for its sync: everything the server
+  /// had to say about `doc` before (acks, ops) has then been read.
+  void barrier(const std::string& doc);
 
  private:
   void absorb(const message& m);
@@ -81,11 +87,12 @@ class test_client {
   bool closed_ = false;
   boost::beast::error_code read_ec_;
   std::deque<message> backlog_;
-  simdjson::dom::parser parser_;
+  protocol::decoder decoder_;
   replica_id replica_;
   std::map<std::string, document> docs_;
   std::map<std::string, std::vector<operation>> received_;
   std::map<std::string, std::uint64_t> acked_;
+  std::map<std::string, int> acks_seen_;
 };
 
 /// GET http://127.0.0.1:port/target; returns (status, body).

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "protocol/json_writer.h"
-#include "server/auth.h"
+#include "auth/auth.h"
 
 namespace {
 

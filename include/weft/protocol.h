@@ -1,0 +1,210 @@
+// weft — the wire protocol codec (docs/protocol.md): every message in both
+// directions, as C++ values, encoded to and decoded from JSON text frames.
+//
+// One codec for every side: weft-server, weft::client, the test client, the
+// benchmarks, the bots and the terminal editor all speak through it, and the
+// C API and the WebAssembly build read ops with the same op parser. It does
+// no I/O and holds no sockets, so any transport can carry it.
+//
+// Decoding is strict: malformed JSON, unknown fields, duplicate fields, wrong
+// types and out-of-range ids are errors with a machine-readable kind. The
+// decoder never throws and never reads past the bytes it is given.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "weft/operation.h"
+#include "weft/types.h"
+
+namespace weft::protocol {
+
+/// Version of the protocol this build speaks; sent in hello/welcome.
+inline constexpr std::uint64_t protocol_version = 1;
+
+/// Machine-readable error codes sent in "error" messages. Never rename one:
+/// clients match on them.
+enum class error_kind {
+  bad_json,          // the frame is not JSON
+  bad_message,       // JSON, but a field is missing, of the wrong type, or unknown
+  unknown_type,      // "type" names no message
+  protocol_version,  // hello asked for a protocol version we do not speak
+  not_hello,         // the first message was not hello
+  bad_doc_id,        // a document id that is empty, too long or has other characters
+  not_open,          // a message names a document this connection has not opened
+  invalid_op,        // an operation the document rejects
+  too_large,         // frame, text or list over a limit
+  limit,             // another limit (documents per connection, pending ops, queue)
+  storage,           // the server could not store the ops (they are not acknowledged)
+  internal,          // a bug; the server stays up
+  unauthorized,      // no valid token (missing, forged, expired); the connection is closed
+  forbidden,         // the token does not allow this on this document
+  rate_limited,      // too many messages; the connection is closed
+};
+/// The wire name of `k` ("bad_json", ...).
+const char* error_kind_name(error_kind k) noexcept;
+/// The kind named `name`; false when no kind has that name (a newer server's
+/// code: treat it like `internal`).
+bool error_kind_from_name(std::string_view name, error_kind* out) noexcept;
+
+/// True when `id` is a valid document id: 1-128 of [A-Za-z0-9._~-].
+bool valid_doc_id(std::string_view id) noexcept;
+
+// ---- client -> server ---------------------------------------------------------
+
+struct hello_msg {
+  std::uint64_t protocol = protocol_version;
+  std::string client;  // free text, optional (the server keeps at most 200 bytes)
+  std::string token;   // access token when the server requires one; never logged
+  bool operator==(const hello_msg&) const = default;
+};
+struct open_msg {
+  std::string doc;
+  version_vector version;
+  bool operator==(const open_msg&) const = default;
+};
+/// "ops" in either direction.
+struct ops_msg {
+  std::string doc;
+  std::vector<operation> ops;
+  bool operator==(const ops_msg&) const = default;
+};
+struct presence_msg {
+  std::string doc;
+  std::string state_json;  // a JSON object (compact) or "null"
+  bool operator==(const presence_msg&) const = default;
+};
+struct close_msg {
+  std::string doc;
+  bool operator==(const close_msg&) const = default;
+};
+struct ping_msg {
+  bool operator==(const ping_msg&) const = default;
+};
+
+using client_message = std::variant<hello_msg, open_msg, ops_msg, presence_msg, close_msg, ping_msg>;
+
+// ---- server -> client ---------------------------------------------------------
+
+struct welcome_msg {
+  std::uint64_t protocol = protocol_version;
+  std::string server;
+  std::uint64_t max_message_bytes = 0;
+  bool operator==(const welcome_msg&) const = default;
+};
+/// The end of the answer to "open": the last ops the client lacked and the
+/// server's version vector.
+struct sync_msg {
+  std::string doc;
+  std::vector<operation> ops;
+  version_vector version;
+  bool operator==(const sync_msg&) const = default;
+};
+/// Every id (replica, 1..counter) of each entry is durable on the server.
+struct ack_msg {
+  std::string doc;
+  version_vector version;
+  bool operator==(const ack_msg&) const = default;
+};
+/// Another connection's presence.
+struct peer_presence_msg {
+  std::string doc;
+  std::uint64_t session = 0;
+  std::string state_json;  // a JSON object (compact) or "null"
+  bool operator==(const peer_presence_msg&) const = default;
+};
+struct closed_msg {
+  std::string doc;
+  bool operator==(const closed_msg&) const = default;
+};
+struct pong_msg {
+  bool operator==(const pong_msg&) const = default;
+};
+struct error_msg {
+  error_kind kind = error_kind::internal;
+  std::string code;  // the wire name; kept as sent when it names no known kind
+  std::string message;
+  std::string doc;  // empty when the error concerns no document
+  bool operator==(const error_msg&) const = default;
+};
+
+using server_message =
+    std::variant<welcome_msg, sync_msg, ops_msg, ack_msg, peer_presence_msg, closed_msg, pong_msg, error_msg>;
+
+// ---- decoding -----------------------------------------------------------------
+
+struct decode_error {
+  error_kind kind = error_kind::bad_message;
+  std::string message;
+  std::string doc;  // the document concerned, when known
+};
+
+/// Bounds applied while decoding (the frame size itself is the transport's).
+struct decode_limits {
+  std::size_t max_ops_per_message = 10000;
+  std::size_t max_presence_bytes = 4096;
+  std::size_t max_version_entries = 100000;
+};
+
+/// Decodes frames. Holds the JSON parser's buffers, reused from frame to
+/// frame. Not thread-safe: one per thread (or per connection). Never throws.
+class decoder {
+ public:
+  /// Bytes that must be readable (allocated; any content) after a frame for
+  /// the decoder to parse it in place. Shorter frames are copied first.
+  static constexpr std::size_t padding = 64;
+
+  decoder();
+  ~decoder();
+  decoder(decoder&&) noexcept;
+  decoder& operator=(decoder&&) noexcept;
+
+  /// A client's message (what a server receives). `readable` is how many
+  /// bytes from frame.data() may be read (>= frame.size()); with at least
+  /// frame.size() + padding the frame is parsed without a copy.
+  std::variant<client_message, decode_error> client(std::string_view frame, const decode_limits& limits = {},
+                                                    std::size_t readable = 0);
+  /// A server's message (what a client receives). Limits as above; a client
+  /// usually passes large ones, as it trusts its server.
+  std::variant<server_message, decode_error> server(std::string_view frame, const decode_limits& limits = {},
+                                                    std::size_t readable = 0);
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> p_;
+};
+
+// ---- encoding -----------------------------------------------------------------
+// Every encoder returns one compact JSON text frame. Thread-safe (pure).
+
+std::string encode(const client_message& m);
+std::string encode(const server_message& m);
+
+std::string encode_hello(const hello_msg& m);
+std::string encode_open(std::string_view doc, const version_vector& version);
+std::string encode_ops(std::string_view doc, std::span<const operation> ops);
+/// A client's presence: `state_json` must be a JSON object or "null".
+std::string encode_presence(std::string_view doc, std::string_view state_json);
+std::string encode_close(std::string_view doc);
+std::string encode_ping();
+
+std::string encode_welcome(std::string_view server_name, std::uint64_t max_message_bytes);
+std::string encode_sync(std::string_view doc, std::span<const operation> ops, const version_vector& server_version);
+/// The answer to "open" for any amount of history: "ops" messages of at most
+/// about `budget` bytes each (inserts larger than that are split), then the
+/// final "sync" with the rest and the server's version.
+std::vector<std::string> encode_sync_chunked(std::string_view doc, std::span<const operation> ops,
+                                             const version_vector& server_version, std::size_t budget);
+std::string encode_ack(std::string_view doc, const version_vector& durable);
+/// Another connection's presence, relayed.
+std::string encode_peer_presence(std::string_view doc, std::uint64_t session, std::string_view state_json);
+std::string encode_closed(std::string_view doc);
+std::string encode_pong();
+std::string encode_error(error_kind kind, std::string_view message, std::string_view doc = {});
+
+}  // namespace weft::protocol

@@ -1,0 +1,300 @@
+// Encoding of protocol frames (include/weft/protocol.h): compact JSON text,
+// built by appending into one string (no JSON tree, no formatting library in
+// the hot path: a broadcast keystroke is encoded once per rebroadcast).
+#include <algorithm>
+#include <optional>
+
+#include "protocol/json_writer.h"
+#include "weft/protocol.h"
+#include "weft/unicode.h"
+
+namespace weft::protocol {
+
+namespace {
+constexpr const char* kind_names[] = {"bad_json",  "bad_message", "unknown_type", "protocol_version", "not_hello",
+                                      "bad_doc_id", "not_open",   "invalid_op",   "too_large",        "limit",
+                                      "storage",   "internal",    "unauthorized", "forbidden",        "rate_limited"};
+constexpr std::size_t kind_count = sizeof(kind_names) / sizeof(kind_names[0]);
+static_assert(kind_count == static_cast<std::size_t>(error_kind::rate_limited) + 1);
+}  // namespace
+
+const char* error_kind_name(error_kind k) noexcept {
+  auto i = static_cast<std::size_t>(k);
+  return i < kind_count ? kind_names[i] : "internal";
+}
+
+bool error_kind_from_name(std::string_view name, error_kind* out) noexcept {
+  for (std::size_t i = 0; i < kind_count; ++i)
+    if (name == kind_names[i]) {
+      *out = static_cast<error_kind>(i);
+      return true;
+    }
+  return false;
+}
+
+bool valid_doc_id(std::string_view id) noexcept {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-' || c == '~';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+namespace {
+void append_ops(std::string& out, std::span<const operation> ops) {
+  out += "\"ops\":[";
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    if (i) out.push_back(',');
+    append_op(out, ops[i]);
+  }
+  out.push_back(']');
+}
+// {"type":"TYPE","doc":"DOC",   (the caller appends the rest)
+void append_doc_head(std::string& out, std::string_view type, std::string_view doc) {
+  out += "{\"type\":\"";
+  out += type;
+  out += "\",\"doc\":";
+  append_json_string(out, doc);
+  out.push_back(',');
+}
+
+// Splits an insert whose text is over `max_bytes` into consecutive inserts
+// (character k > 0 of an insert has the previous character as left origin).
+void split_insert(const operation& op, std::size_t max_bytes, std::vector<operation>* out) {
+  std::size_t start = 0;
+  std::uint64_t counter = op.id.counter;
+  std::optional<op_id> left = op.origin_left;
+  while (start < op.text.size()) {
+    std::size_t end = std::min(op.text.size(), start + max_bytes);
+    while (end < op.text.size() && (static_cast<unsigned char>(op.text[end]) & 0xC0) == 0x80) --end;
+    operation piece;
+    piece.kind = op_kind::insert;
+    piece.id = op_id{op.id.replica, counter};
+    piece.origin_left = left;
+    piece.origin_right = op.origin_right;
+    piece.text = op.text.substr(start, end - start);
+    std::uint64_t n = count_code_points(piece.text);
+    left = op_id{op.id.replica, counter + n - 1};
+    counter += n;
+    out->push_back(std::move(piece));
+    start = end;
+  }
+}
+}  // namespace
+
+// ---- client -> server ---------------------------------------------------------
+
+std::string encode_hello(const hello_msg& m) {
+  std::string out = "{\"type\":\"hello\",\"protocol\":";
+  append_uint(out, m.protocol);
+  if (!m.client.empty()) {
+    out += ",\"client\":";
+    append_json_string(out, m.client);
+  }
+  if (!m.token.empty()) {
+    out += ",\"token\":";
+    append_json_string(out, m.token);
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::string encode_open(std::string_view doc, const version_vector& version) {
+  std::string out;
+  append_doc_head(out, "open", doc);
+  out += "\"version\":";
+  append_version(out, version);
+  out.push_back('}');
+  return out;
+}
+
+std::string encode_ops(std::string_view doc, std::span<const operation> ops) {
+  std::string out;
+  out.reserve(64 + 64 * ops.size());
+  append_doc_head(out, "ops", doc);
+  append_ops(out, ops);
+  out.push_back('}');
+  return out;
+}
+
+std::string encode_presence(std::string_view doc, std::string_view state_json) {
+  std::string out;
+  append_doc_head(out, "presence", doc);
+  out += "\"state\":";
+  out += state_json.empty() ? std::string_view("null") : state_json;
+  out.push_back('}');
+  return out;
+}
+
+std::string encode_close(std::string_view doc) {
+  std::string out;
+  append_doc_head(out, "close", doc);
+  out.back() = '}';
+  return out;
+}
+
+std::string encode_ping() { return "{\"type\":\"ping\"}"; }
+
+// ---- server -> client ---------------------------------------------------------
+
+std::string encode_welcome(std::string_view server_name, std::uint64_t max_message_bytes) {
+  std::string out = "{\"type\":\"welcome\",\"protocol\":";
+  append_uint(out, protocol_version);
+  out += ",\"server\":";
+  append_json_string(out, server_name);
+  out += ",\"max_message_bytes\":";
+  append_uint(out, max_message_bytes);
+  out.push_back('}');
+  return out;
+}
+
+std::string encode_sync(std::string_view doc, std::span<const operation> ops, const version_vector& server_version) {
+  std::string out;
+  append_doc_head(out, "sync", doc);
+  append_ops(out, ops);
+  out += ",\"version\":";
+  append_version(out, server_version);
+  out.push_back('}');
+  return out;
+}
+
+std::vector<std::string> encode_sync_chunked(std::string_view doc, std::span<const operation> ops,
+                                             const version_vector& server_version, std::size_t budget) {
+  std::vector<std::string> messages;
+  std::string body, one;
+  auto flush_ops = [&] {
+    std::string m;
+    append_doc_head(m, "ops", doc);
+    m += "\"ops\":[";
+    m += body;
+    m += "]}";
+    messages.push_back(std::move(m));
+    body.clear();
+  };
+  auto add = [&](const operation& op) {
+    one.clear();
+    append_op(one, op);
+    if (!body.empty() && body.size() + one.size() + 1 > budget) flush_ops();
+    if (!body.empty()) body.push_back(',');
+    body += one;
+  };
+  std::vector<operation> pieces;
+  for (const operation& op : ops) {
+    if (op.kind == op_kind::insert && op.text.size() > budget / 8) {
+      pieces.clear();
+      split_insert(op, std::max<std::size_t>(budget / 8, 4), &pieces);
+      for (const auto& p : pieces) add(p);
+    } else {
+      add(op);
+    }
+  }
+  std::string last;
+  append_doc_head(last, "sync", doc);
+  last += "\"ops\":[";
+  last += body;
+  last += "],\"version\":";
+  append_version(last, server_version);
+  last.push_back('}');
+  messages.push_back(std::move(last));
+  return messages;
+}
+
+std::string encode_ack(std::string_view doc, const version_vector& durable) {
+  std::string out;
+  append_doc_head(out, "ack", doc);
+  out += "\"version\":";
+  append_version(out, durable);
+  out.push_back('}');
+  return out;
+}
+
+std::string encode_peer_presence(std::string_view doc, std::uint64_t session, std::string_view state_json) {
+  std::string out;
+  append_doc_head(out, "presence", doc);
+  out += "\"session\":";
+  append_uint(out, session);
+  out += ",\"state\":";
+  out += state_json.empty() ? std::string_view("null") : state_json;
+  out.push_back('}');
+  return out;
+}
+
+std::string encode_closed(std::string_view doc) {
+  std::string out;
+  append_doc_head(out, "closed", doc);
+  out.back() = '}';
+  return out;
+}
+
+std::string encode_pong() { return "{\"type\":\"pong\"}"; }
+
+std::string encode_error(error_kind kind, std::string_view message, std::string_view doc) {
+  std::string out = "{\"type\":\"error\",\"code\":\"";
+  out += error_kind_name(kind);
+  out += "\",\"message\":";
+  append_json_string(out, message);
+  if (!doc.empty()) {
+    out += ",\"doc\":";
+    append_json_string(out, doc);
+  }
+  out.push_back('}');
+  return out;
+}
+
+// ---- any message --------------------------------------------------------------
+
+std::string encode(const client_message& m) {
+  struct visitor {
+    std::string operator()(const hello_msg& x) const { return encode_hello(x); }
+    std::string operator()(const open_msg& x) const { return encode_open(x.doc, x.version); }
+    std::string operator()(const ops_msg& x) const { return encode_ops(x.doc, x.ops); }
+    std::string operator()(const presence_msg& x) const { return encode_presence(x.doc, x.state_json); }
+    std::string operator()(const close_msg& x) const { return encode_close(x.doc); }
+    std::string operator()(const ping_msg&) const { return encode_ping(); }
+  };
+  return std::visit(visitor{}, m);
+}
+
+std::string encode(const server_message& m) {
+  struct visitor {
+    std::string operator()(const welcome_msg& x) const {
+      std::string out = "{\"type\":\"welcome\",\"protocol\":";
+      append_uint(out, x.protocol);
+      out += ",\"server\":";
+      append_json_string(out, x.server);
+      out += ",\"max_message_bytes\":";
+      append_uint(out, x.max_message_bytes);
+      out.push_back('}');
+      return out;
+    }
+    std::string operator()(const sync_msg& x) const { return encode_sync(x.doc, x.ops, x.version); }
+    std::string operator()(const ops_msg& x) const { return encode_ops(x.doc, x.ops); }
+    std::string operator()(const ack_msg& x) const { return encode_ack(x.doc, x.version); }
+    std::string operator()(const peer_presence_msg& x) const {
+      return encode_peer_presence(x.doc, x.session, x.state_json);
+    }
+    std::string operator()(const closed_msg& x) const { return encode_closed(x.doc); }
+    std::string operator()(const pong_msg&) const { return encode_pong(); }
+    std::string operator()(const error_msg& x) const {
+      error_kind k;
+      if (!x.code.empty() && !error_kind_from_name(x.code, &k)) {  // keep a code this build does not know
+        std::string out = "{\"type\":\"error\",\"code\":";
+        append_json_string(out, x.code);
+        out += ",\"message\":";
+        append_json_string(out, x.message);
+        if (!x.doc.empty()) {
+          out += ",\"doc\":";
+          append_json_string(out, x.doc);
+        }
+        out.push_back('}');
+        return out;
+      }
+      return encode_error(x.kind, x.message, x.doc);
+    }
+  };
+  return std::visit(visitor{}, m);
+}
+
+}  // namespace weft::protocol

@@ -1,0 +1,249 @@
+// The protocol codec (include/weft/protocol.h) without sockets: every message
+// in both directions round-trips, bad frames get the right error kind, and
+// the op parser is as strict as JSON.
+#include <gtest/gtest.h>
+
+#include "protocol/op_json_reader.h"
+#include "weft/document.h"
+#include "weft/protocol.h"
+
+namespace weft::test {
+namespace {
+
+using namespace protocol;
+
+client_message must_decode(std::string_view s) {
+  decoder d;
+  auto r = d.client(s);
+  if (auto* e = std::get_if<decode_error>(&r)) {
+    ADD_FAILURE() << s << " -> " << e->message;
+    return ping_msg{};
+  }
+  return std::get<client_message>(r);
+}
+
+server_message must_decode_server(std::string_view s) {
+  decoder d;
+  auto r = d.server(s);
+  if (auto* e = std::get_if<decode_error>(&r)) {
+    ADD_FAILURE() << s << " -> " << e->message;
+    return pong_msg{};
+  }
+  return std::get<server_message>(r);
+}
+
+error_kind must_fail(std::string_view s) {
+  decoder d;
+  auto r = d.client(s);
+  EXPECT_TRUE(std::holds_alternative<decode_error>(r)) << s;
+  return std::holds_alternative<decode_error>(r) ? std::get<decode_error>(r).kind : error_kind::internal;
+}
+
+std::vector<operation> sample_ops() {
+  document a(1), b(2);
+  std::vector<operation> ops;
+  ops.push_back(a.insert(0, "héllo \"quoted\"\n\t😀\\/").value());
+  (void)b.apply(ops.back());
+  ops.push_back(b.insert(3, "x").value());
+  (void)a.apply(ops.back());
+  ops.push_back(a.erase(1, 3).value());
+  for (const auto& op : a.ops_since(version_vector{})) ops.push_back(op);  // includes a tombstone
+  return ops;
+}
+
+TEST(Codec, OpsRoundTripThroughJson) {
+  auto ops = sample_ops();
+  std::string wire = encode_ops("doc", ops);
+  auto m = must_decode(wire);
+  ASSERT_TRUE(std::holds_alternative<ops_msg>(m));
+  EXPECT_EQ(std::get<ops_msg>(m).ops, ops);
+  EXPECT_EQ(std::get<ops_msg>(m).doc, "doc");
+}
+
+TEST(Codec, EveryClientMessageRoundTrips) {
+  version_vector v;
+  v.set(5, 3);
+  v.set((std::uint64_t{1} << 53) - 1, 4294967294u);
+  const std::vector<client_message> all = {
+      hello_msg{1, "my editor \"2\"", "tok.en"}, hello_msg{1, {}, {}}, open_msg{"a-b_c.d~1", v}, open_msg{"x", {}},
+      ops_msg{"d", sample_ops()}, presence_msg{"d", R"({"cursor":4,"name":"Ada"})"}, presence_msg{"d", "null"},
+      close_msg{"d"}, ping_msg{}};
+  for (const auto& m : all) {
+    std::string wire = encode(m);
+    EXPECT_EQ(must_decode(wire), m) << wire;
+  }
+}
+
+TEST(Codec, EveryServerMessageRoundTrips) {
+  version_vector v;
+  v.set(7, 12);
+  v.set(3, 44);
+  const std::vector<server_message> all = {
+      welcome_msg{1, "weft 0.1.0", 1048576},
+      sync_msg{"notes", sample_ops(), v},
+      sync_msg{"notes", {}, {}},
+      ops_msg{"notes", sample_ops()},
+      ack_msg{"notes", v},
+      peer_presence_msg{"notes", 17, R"({"name":"Ada","anchor":4})"},
+      peer_presence_msg{"notes", 17, "null"},
+      closed_msg{"notes"},
+      pong_msg{},
+      error_msg{error_kind::not_open, "not_open", "say \"open\"", "d"},
+      error_msg{error_kind::internal, "some_future_code", "from a newer server", ""},
+  };
+  for (const auto& m : all) {
+    std::string wire = encode(m);
+    EXPECT_EQ(must_decode_server(wire), m) << wire;
+  }
+}
+
+TEST(Codec, ParsesEveryClientMessage) {
+  EXPECT_EQ(std::get<hello_msg>(must_decode(R"({"type":"hello","protocol":1,"client":"x"})")).protocol, 1u);
+  auto o = std::get<open_msg>(must_decode(R"({"type":"open","doc":"a-b_c.d~1","version":[[5,3],[7,1]]})"));
+  EXPECT_EQ(o.version.get(5), 3u);
+  EXPECT_EQ(o.version.get(7), 1u);
+  EXPECT_TRUE(std::get<open_msg>(must_decode(R"({"type":"open","doc":"a","version":null})")).version.empty());
+  auto p = std::get<presence_msg>(must_decode(R"({"type":"presence","doc":"a","state":{"cursor": 4}})"));
+  EXPECT_EQ(p.state_json, R"({"cursor":4})");
+  EXPECT_EQ(std::get<presence_msg>(must_decode(R"({"type":"presence","doc":"a","state":null})")).state_json, "null");
+  EXPECT_EQ(std::get<close_msg>(must_decode(R"({ "doc" : "a" , "type" : "close" })")).doc, "a");
+  EXPECT_TRUE(std::holds_alternative<ping_msg>(must_decode(R"({"type":"ping"})")));
+  EXPECT_TRUE(std::holds_alternative<ping_msg>(must_decode(R"({"type":"ping","id":[1,{"a":2}]})")));
+  // Insert and tombstone origins may be null (start / end of the document).
+  auto ops = std::get<ops_msg>(
+      must_decode(R"({"type":"ops","doc":"a","ops":[{"kind":"insert","id":[1,1],"left":null,"right":null,"text":"x"}]})"));
+  ASSERT_EQ(ops.ops.size(), 1u);
+  EXPECT_FALSE(ops.ops[0].origin_left);
+}
+
+TEST(Codec, RejectsBadMessagesWithTheRightCode) {
+  EXPECT_EQ(must_fail("nope"), error_kind::bad_json);
+  EXPECT_EQ(must_fail(""), error_kind::bad_json);
+  EXPECT_EQ(must_fail(R"({"type":"ping"} {})"), error_kind::bad_json);
+  EXPECT_EQ(must_fail("[1]"), error_kind::bad_message);
+  EXPECT_EQ(must_fail("{}"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"open"})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"open","doc":""})"), error_kind::bad_doc_id);
+  EXPECT_EQ(must_fail(R"({"type":"open","doc":"a b"})"), error_kind::bad_doc_id);
+  EXPECT_EQ(must_fail(R"({"type":"fly","doc":"a"})"), error_kind::unknown_type);
+  EXPECT_EQ(must_fail(R"({"type":"open","doc":"a","extra":1})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"open","doc":"a","doc":"b"})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"open","doc":"a","":1})"), error_kind::bad_message);  // found by fuzz_protocol
+  EXPECT_EQ(must_fail(R"({"type":"hello","protocol":"1"})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"hello","protocol":1,"client":5})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"hello"})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a"})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":{}})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":[{"kind":"insert","id":[1,1],"text":"x","extra":1}]})"),
+            error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":[{"kind":"insert","id":[1,1.5],"text":"x"}]})"),
+            error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":[{"kind":"insert","id":[1,01],"text":"x"}]})"),
+            error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":[{"kind":"insert","id":[1,1],"id":[1,2],"text":"x"}]})"),
+            error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":[{"kind":"insert","id":[1,1],"text":""}]})"),
+            error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":[{"kind":"erase","id":[1,1],"targets":[]}]})"),
+            error_kind::bad_message);
+  // An erase has no origins: not even null ones (the two parsers once disagreed here).
+  EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":[{"kind":"erase","id":[1,2],"left":null,"targets":[[1,1,1]]}]})"),
+            error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":[{"kind":"tombstone","id":[1,1],"count":4294967295}]})"),
+            error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":[{"kind":"insert","id":[9007199254740992,1],"text":"x"}]})"),
+            error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"presence","doc":"a","state":[1]})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"presence","doc":"a"})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"open","doc":"a","version":[[1,1],[1,2]]})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"open","doc":"a","version":[[1,0]]})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail("{\"type\":\"open\",\"doc\":\"a\xff\"}"), error_kind::bad_json);
+}
+
+TEST(Codec, LimitsGiveTooLarge) {
+  decoder d;
+  decode_limits small;
+  small.max_ops_per_message = 1;
+  small.max_presence_bytes = 10;
+  auto two = encode_ops("a", std::vector<operation>(2, sample_ops()[1]));
+  EXPECT_EQ(std::get<decode_error>(d.client(two, small)).kind, error_kind::too_large);
+  EXPECT_EQ(std::get<decode_error>(d.client(R"({"type":"presence","doc":"a","state":{"name":"Ada Lovelace"}})", small)).kind,
+            error_kind::too_large);
+}
+
+TEST(Codec, ErrorsNameTheDocument) {
+  decoder d;
+  auto r = d.client(R"({"type":"ops","doc":"notes","ops":[{"kind":"nope"}]})");
+  ASSERT_TRUE(std::holds_alternative<decode_error>(r));
+  EXPECT_EQ(std::get<decode_error>(r).doc, "notes");
+}
+
+TEST(Codec, ParsesInPlaceWhenPaddedAndCopiesOtherwise) {
+  std::string wire = encode_ops("doc", sample_ops());
+  std::string padded = wire + std::string(decoder::padding, 'x');  // garbage after the frame is never read as JSON
+  decoder d;
+  auto a = d.client(std::string_view(padded.data(), wire.size()), {}, padded.size());
+  auto b = d.client(wire);
+  ASSERT_TRUE(std::holds_alternative<client_message>(a));
+  ASSERT_TRUE(std::holds_alternative<client_message>(b));
+  EXPECT_EQ(std::get<client_message>(a), std::get<client_message>(b));
+}
+
+TEST(Codec, ServerMessagesFromANewerServerKeepWorking) {
+  // Unknown fields in server messages are ignored (a client must not break
+  // when the server adds one); known fields are still checked.
+  auto m = must_decode_server(R"({"type":"ack","doc":"d","version":[[3,9]],"region":"eu"})");
+  EXPECT_EQ(std::get<ack_msg>(m).version.get(3), 9u);
+  decoder d;
+  EXPECT_TRUE(std::holds_alternative<decode_error>(d.server(R"({"type":"ack","doc":"d","version":5})")));
+  EXPECT_TRUE(std::holds_alternative<decode_error>(d.server(R"({"type":"sync","doc":"d","ops":[]})")));
+}
+
+TEST(Codec, LargeSyncIsChunkedBelowTheBudget) {
+  document a(1);
+  for (int i = 0; i < 50; ++i) (void)a.insert(a.length(), std::string(3000, static_cast<char>('a' + i % 26)) + "é😀");
+  (void)a.erase(10, 20000);
+  auto msgs = encode_sync_chunked("d", a.ops_since(version_vector{}), a.version(), 8192);
+  ASSERT_GT(msgs.size(), 5u);
+  document b(2);
+  decoder d;
+  for (std::size_t i = 0; i < msgs.size(); ++i) {
+    EXPECT_LE(msgs[i].size(), 8192u + 2048u);
+    auto parsed = d.server(msgs[i]);
+    ASSERT_TRUE(std::holds_alternative<server_message>(parsed));
+    auto& m = std::get<server_message>(parsed);
+    const std::vector<operation>& ops =
+        i + 1 < msgs.size() ? std::get<ops_msg>(m).ops : std::get<sync_msg>(m).ops;
+    for (const auto& op : ops) ASSERT_TRUE(b.apply(op).ok());
+    if (i + 1 == msgs.size()) {
+      EXPECT_EQ(std::get<sync_msg>(m).version, a.version());
+    }
+  }
+  EXPECT_EQ(b.text(), a.text());
+  EXPECT_EQ(b.version(), a.version());
+}
+
+TEST(Codec, EncodesServerMessagesExactly) {
+  EXPECT_EQ(encode_error(error_kind::not_open, "say \"open\"", "d"),
+            R"({"type":"error","code":"not_open","message":"say \"open\"","doc":"d"})");
+  EXPECT_EQ(encode_closed("d"), R"({"type":"closed","doc":"d"})");
+  version_vector v;
+  v.set(3, 9);
+  EXPECT_EQ(encode_ack("d", v), R"({"type":"ack","doc":"d","version":[[3,9]]})");
+  EXPECT_EQ(encode_peer_presence("d", 4, "null"), R"({"type":"presence","doc":"d","session":4,"state":null})");
+  EXPECT_EQ(encode_welcome("weft", 10), R"({"type":"welcome","protocol":1,"server":"weft","max_message_bytes":10})");
+  EXPECT_EQ(encode_open("n\"x", v), R"({"type":"open","doc":"n\"x","version":[[3,9]]})");  // escaped
+}
+
+TEST(Codec, ErrorKindNamesRoundTrip) {
+  for (int i = 0; i <= static_cast<int>(error_kind::rate_limited); ++i) {
+    error_kind k = static_cast<error_kind>(i), back;
+    ASSERT_TRUE(error_kind_from_name(error_kind_name(k), &back));
+    EXPECT_EQ(back, k);
+  }
+  error_kind k;
+  EXPECT_FALSE(error_kind_from_name("nope", &k));
+}
+
+}  // namespace
+}  // namespace weft::test
