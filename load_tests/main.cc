@@ -20,9 +20,22 @@ const char* usage =
     "usage: weft-bots [flags]\n"
     "\n"
     "Runs bot typists (each a full weft replica over its own WebSocket) against a\n"
-    "weft-server, reports end-to-end latency (a bot's edit until every other bot of\n"
-    "the document has applied it), throughput, errors and reconnects, and checks that\n"
-    "every replica ends equal to the server's text (exit 1 if not).\n"
+    "weft-server and reports:\n"
+    "  - latency of every op: from the time its keystroke was scheduled until every\n"
+    "    other bot of the document has applied it (and per delivery, until one other\n"
+    "    bot has). Each bot types on a schedule drawn from --seed in advance (Poisson\n"
+    "    at --rate); a bot that falls behind sends its overdue keystrokes at once and\n"
+    "    their latency still counts from their scheduled times (no coordinated\n"
+    "    omission). How far behind schedule the bots fell is reported (max lag).\n"
+    "    Ops are matched by their ids, however the server splits, merges or resends\n"
+    "    them: ops sent, ops with a complete latency sample and ops that never\n"
+    "    arrived (must be 0) are counted;\n"
+    "  - throughput, errors and reconnects;\n"
+    "  - server CPU (utime+stime from /proc/PID/stat of --server-pid) and the bots'\n"
+    "    own CPU (this process), each in us per keystroke and % of a core, over the\n"
+    "    typing phase;\n"
+    "and checks that every replica ends equal to the server's text. Exits 1 if not,\n"
+    "on server errors, or if an op never reached every other bot of its document.\n"
     "\n"
     "  --url ws://HOST:PORT/   server (default ws://127.0.0.1:8080/)\n"
     "  --docs D                documents (default 1)\n"
@@ -31,17 +44,20 @@ const char* usage =
     "  --duration S            seconds of typing (default 10)\n"
     "  --ramp S                spread the connections over S seconds (default 1)\n"
     "  --idle                  connect and sync only; no typing\n"
-    "  --seed N                random seed (default 1)\n"
+    "  --seed N                random seed: documents, replicas, actions, schedule (default 1)\n"
     "  --server-pid PID        sample that process's CPU time and RSS from /proc\n"
     "  --threads T             network threads of the bots (default 2)\n"
-    "  --quiet S               wait at most S seconds for convergence (default 3)\n"
-    "  --storm                 after typing, drop every connection at once; all must resync\n"
+    "  --quiet S               after typing, wait at most S seconds for convergence and\n"
+    "                          for every op to reach every bot (default 3)\n"
+    "  --storm                 after typing, drop every connection at once; all must resync,\n"
+    "                          then each bot types 3 more keystrokes over 3/rate seconds\n"
     "  --json FILE             also write the report as JSON\n"
     "  --soak ROUNDS           soak: the run above ROUNDS times, each on fresh documents, pausing\n"
     "                          --soak-pause S (default 3) after each so the server unloads them\n"
     "                          (run it with a shorter --idle-unload-ms), sampling its RSS\n"
     "                          (--server-pid required). Fails if RSS keeps growing\n"
-    "  --table FILE --label L  also append a markdown table row labelled L to FILE\n"
+    "  --table FILE --label L  also append a markdown table row labelled L to FILE (and the\n"
+    "                          table's header first when FILE is empty)\n"
     "  --no-progress           no progress line\n";
 
 bool number(const char* s, double& out) {
@@ -66,7 +82,7 @@ int soak(weft::load::swarm_options o, int rounds, double pause_s, const std::str
     o.seed = o.seed + 1;  // fresh document names every round
     auto r = weft::load::run_swarm(o);
     keystrokes += r.keystrokes;
-    all_converged = all_converged && r.converged && r.errors == 0;
+    all_converged = all_converged && r.converged && r.errors == 0 && r.ops_never_arrived == 0;
     std::this_thread::sleep_for(std::chrono::duration<double>(pause_s));
     rss.push_back(weft::load::process_rss_mib(o.server_pid));
     fmt::print("soak round {:3}/{}: {} keystrokes, converged {}, server RSS {:.1f} MiB\n", round + 1, rounds,
@@ -151,6 +167,11 @@ int main(int argc, char** argv) {
   auto r = weft::load::run_swarm(o);
   std::fputs(weft::load::summary(o, r).c_str(), stdout);
   if (!json_file.empty()) std::ofstream(json_file) << weft::load::to_json(o, r) << "\n";
-  if (!table_file.empty()) std::ofstream(table_file, std::ios::app) << weft::load::markdown_row(label, o, r);
-  return r.converged && r.errors == 0 ? 0 : 1;
+  if (!table_file.empty()) {
+    const bool empty = std::ifstream(table_file, std::ios::ate).tellg() <= 0;
+    std::ofstream table(table_file, std::ios::app);
+    if (empty) table << weft::load::markdown_header();
+    table << weft::load::markdown_row(label, o, r);
+  }
+  return r.converged && r.errors == 0 && r.ops_never_arrived == 0 ? 0 : 1;
 }

@@ -19,8 +19,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <queue>
 #include <random>
+#include <sstream>
 #include <thread>
 #include <unordered_map>
 
@@ -32,41 +32,132 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-struct id_hash {
-  std::size_t operator()(const op_id& id) const noexcept { return std::hash<std::uint64_t>()(id.replica * 1000003u ^ id.counter); }
-};
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
 
-// Edit -> applied by every other bot of the document.
+double ms_between(clock_type::time_point from, clock_type::time_point to) {
+  return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
+// Latency of every op: from its keystroke's scheduled time until every other
+// bot of the document has applied all of its ids.
+//
+// Ops are matched by ids, not by op: an op of k ids uses (replica, counter ..
+// counter+k-1), and what a receiver gets may carry those ids split (the
+// server rebroadcasts what it applied, trimmed to the part it lacked),
+// merged with neighbours (a sync answer after a reconnect), or twice. A
+// replica's ids are applied in counter order (version vectors rely on it), so
+// per receiver and sender the tracker keeps the contiguous prefix of the
+// sender's counters received so far (ids that arrive ahead of a gap wait
+// until it closes); an op counts as applied by a receiver once that prefix
+// reaches its last id.
 class latency_tracker {
  public:
-  void sent(op_id id, int receivers) {
-    if (receivers <= 0) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    pending_[id] = entry{clock_type::now(), receivers};
+  latency_tracker(int docs, int per_doc) : per_doc_(per_doc) {
+    for (int d = 0; d < docs; ++d) docs_.push_back(std::make_unique<doc_state>());
   }
-  void received(op_id id) {
-    auto now = clock_type::now();
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = pending_.find(id);
-    if (it == pending_.end()) return;
-    if (--it->second.remaining == 0) {
-      samples_.push_back(std::chrono::duration<double, std::milli>(now - it->second.sent).count());
-      pending_.erase(it);
+  // Before any traffic: which bot (global index) uses replica `r`.
+  void add_replica(replica_id r, int bot) { who_[r] = bot; }
+
+  // Bot `sender`'s keystroke scheduled at `scheduled` ran at `ran` (on its
+  // executor) and made `ops` (possibly none: a click elsewhere).
+  void made(int sender, const std::vector<operation>& ops, clock_type::time_point scheduled, clock_type::time_point ran) {
+    doc_state& d = *docs_[static_cast<std::size_t>(sender / per_doc_)];
+    std::lock_guard<std::mutex> lock(d.mu);
+    d.lags.push_back(std::max(0.0, ms_between(scheduled, ran)));
+    if (per_doc_ < 2) return;  // nobody to receive it
+    if (d.sent.empty()) {
+      d.sent.resize(static_cast<std::size_t>(per_doc_));
+      d.links.resize(static_cast<std::size_t>(per_doc_) * static_cast<std::size_t>(per_doc_));
+    }
+    auto& mine = d.sent[static_cast<std::size_t>(sender % per_doc_)];
+    for (const auto& op : ops) {
+      const std::uint64_t n = op.length();
+      if (n == 0) continue;
+      mine.push_back(pending_op{scheduled, op.id.counter + n - 1, per_doc_ - 1});
+      ++d.ops;
     }
   }
-  std::vector<double> samples() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return samples_;
+
+  // Bot `receiver` applied `ops` (its on_remote handler, at `now`).
+  void received(int receiver, const std::vector<operation>& ops, clock_type::time_point now) {
+    doc_state& d = *docs_[static_cast<std::size_t>(receiver / per_doc_)];
+    std::lock_guard<std::mutex> lock(d.mu);
+    if (d.sent.empty()) return;
+    for (const auto& op : ops) {
+      auto w = who_.find(op.id.replica);
+      const std::uint64_t n = op.length();
+      if (w == who_.end() || n == 0) continue;
+      const int sender = w->second;
+      if (sender == receiver || sender / per_doc_ != receiver / per_doc_) continue;
+      const auto s = static_cast<std::size_t>(sender % per_doc_);
+      link& l = d.links[static_cast<std::size_t>(receiver % per_doc_) * static_cast<std::size_t>(per_doc_) + s];
+      const std::uint64_t first = op.id.counter, last = op.id.counter + n - 1;
+      if (first > l.prefix + 1) {  // ahead of a gap: wait for it to close
+        auto& e = l.ahead[first];
+        e = std::max(e, last);
+        continue;
+      }
+      l.prefix = std::max(l.prefix, last);
+      while (!l.ahead.empty() && l.ahead.begin()->first <= l.prefix + 1) {
+        l.prefix = std::max(l.prefix, l.ahead.begin()->second);
+        l.ahead.erase(l.ahead.begin());
+      }
+      auto& theirs = d.sent[s];
+      while (l.credited < theirs.size() && theirs[l.credited].last <= l.prefix) {
+        pending_op& p = theirs[l.credited++];
+        const double ms = ms_between(p.scheduled, now);
+        d.delivery.push_back(ms);
+        if (--p.remaining == 0) d.samples.push_back(ms);
+      }
+    }
+  }
+
+  struct totals {
+    std::vector<double> samples, delivery, lags;  // filled by collect(true) only
+    std::uint64_t ops = 0, complete = 0;
+    std::uint64_t incomplete() const { return ops - complete; }
+  };
+  totals collect(bool with_samples = true) {
+    totals t;
+    for (auto& dp : docs_) {
+      doc_state& d = *dp;
+      std::lock_guard<std::mutex> lock(d.mu);
+      t.ops += d.ops;
+      t.complete += d.samples.size();
+      if (with_samples) {
+        t.samples.insert(t.samples.end(), d.samples.begin(), d.samples.end());
+        t.delivery.insert(t.delivery.end(), d.delivery.begin(), d.delivery.end());
+        t.lags.insert(t.lags.end(), d.lags.begin(), d.lags.end());
+      }
+    }
+    return t;
   }
 
  private:
-  struct entry {
-    clock_type::time_point sent;
-    int remaining;
+  struct pending_op {
+    clock_type::time_point scheduled;
+    std::uint64_t last;  // the op's last counter
+    int remaining;       // receivers yet to apply it
   };
-  std::mutex mu_;
-  std::unordered_map<op_id, entry, id_hash> pending_;
-  std::vector<double> samples_;
+  struct link {  // one receiver, one sender
+    std::uint64_t prefix = 0;                  // every counter 1..prefix received
+    std::map<std::uint64_t, std::uint64_t> ahead;  // received past a gap: first -> last
+    std::size_t credited = 0;                  // sender's ops counted as applied here
+  };
+  struct doc_state {
+    std::mutex mu;
+    std::vector<std::vector<pending_op>> sent;  // per sender (index in the document), in counter order
+    std::vector<link> links;                    // receiver * per_doc + sender
+    std::vector<double> samples, delivery, lags;
+    std::uint64_t ops = 0;
+  };
+  int per_doc_;
+  std::vector<std::unique_ptr<doc_state>> docs_;
+  std::unordered_map<replica_id, int> who_;
 };
 
 struct bot {
@@ -78,12 +169,6 @@ struct bot {
   std::uint64_t cursor = 0;
   int since_presence = 0;
 };
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
-}
 
 // utime + stime of a process, in seconds; -1 when unreadable.
 double process_cpu_seconds(int pid) {
@@ -191,15 +276,17 @@ swarm_report run_swarm(const swarm_options& o) {
   const auto run_start = clock_type::now();
   const double run_cpu0 = self_cpu_seconds();
   network net(std::max(1u, o.threads));
-  latency_tracker lat;
+  const int total = o.docs * o.bots_per_doc;
+  latency_tracker lat(o.docs, o.bots_per_doc);
   std::atomic<std::uint64_t> keystrokes{0}, delivered{0}, errors{0}, disconnects{0};
   std::atomic<int> synced{0}, resynced{0};
-  const int total = o.docs * o.bots_per_doc;
   std::vector<std::unique_ptr<bot>> bots;
   bots.reserve(static_cast<std::size_t>(total));
   std::mt19937_64 seed_rng(o.seed);
+  std::unordered_map<replica_id, int> replicas;
   for (int d = 0; d < o.docs; ++d) {
     for (int i = 0; i < o.bots_per_doc; ++i) {
+      const int index = d * o.bots_per_doc + i;
       auto b = std::make_unique<bot>();
       b->doc = o.doc_prefix + "-" + std::to_string(o.seed) + "-" + std::to_string(d);
       b->name = "bot" + std::to_string(d) + "." + std::to_string(i);
@@ -207,7 +294,10 @@ swarm_report run_swarm(const swarm_options& o) {
       client_options co;
       co.host = o.host;
       co.port = o.port;
-      co.replica = (seed_rng() & max_replica_id) | 1;
+      do co.replica = (seed_rng() & max_replica_id) | 1;
+      while (replicas.count(co.replica));  // ops are told apart by replica id
+      replicas.emplace(co.replica, index);
+      lat.add_replica(co.replica, index);
       co.name = b->name;
       client_handlers h;
       auto syncs = std::make_shared<std::atomic<int>>(0);
@@ -216,8 +306,8 @@ swarm_report run_swarm(const swarm_options& o) {
         if (n == 1) ++synced;
         if (n == 2) ++resynced;
       };
-      h.on_remote = [&lat, &delivered](const std::string&, const std::vector<operation>& ops, const std::vector<text_change>&) {
-        for (const auto& op : ops) lat.received(op.id);
+      h.on_remote = [&lat, &delivered, index](const std::string&, const std::vector<operation>& ops, const std::vector<text_change>&) {
+        lat.received(index, ops, clock_type::now());
         delivered += ops.size();
       };
       h.on_error = [&errors, name = b->name](const std::string& code, const std::string& message) {
@@ -233,6 +323,25 @@ swarm_report run_swarm(const swarm_options& o) {
     }
   }
   rep.connections = total;
+
+  // Each bot's keystroke times, fixed in advance: a Poisson process at
+  // o.rate drawn from the seed (offsets in seconds from the typing start),
+  // whatever happens during the run.
+  struct slot {
+    double at;
+    std::size_t bot;
+  };
+  std::vector<slot> plan;
+  if (!o.idle && o.duration_s > 0) {
+    std::exponential_distribution<double> gap(std::max(0.001, o.rate));
+    for (std::size_t i = 0; i < bots.size(); ++i) {
+      std::seed_seq seq{o.seed, std::uint64_t{7919}, static_cast<std::uint64_t>(i)};
+      std::mt19937_64 timing(seq);
+      for (double at = gap(timing); at < o.duration_s; at += gap(timing)) plan.push_back({at, i});
+    }
+    std::stable_sort(plan.begin(), plan.end(), [](const slot& a, const slot& b) { return a.at < b.at; });
+  }
+
   if (o.server_pid) rep.server_rss_before_mib = status_mib(o.server_pid, "VmRSS");
   // Connect, spread over the ramp.
   auto t0 = clock_type::now();
@@ -246,46 +355,41 @@ swarm_report run_swarm(const swarm_options& o) {
   if (synced.load() < total) fmt::print(stderr, "warning: only {} of {} bots synced\n", synced.load(), total);
   if (o.server_pid) rep.server_rss_mib = status_mib(o.server_pid, "VmRSS");
 
-  // Typing.
-  double server_cpu0 = o.server_pid ? process_cpu_seconds(o.server_pid) : 0;
-  auto start = clock_type::now();
-  auto end = start + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.idle ? 0 : o.duration_s));
-  using slot = std::pair<clock_type::time_point, std::size_t>;
-  std::priority_queue<slot, std::vector<slot>, std::greater<>> schedule;
-  std::mt19937_64 timing(o.seed * 7919);
-  std::exponential_distribution<double> gap(std::max(0.001, o.rate));
-  auto next_after = [&](clock_type::time_point t) {
-    return t + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(gap(timing)));
-  };
-  if (!o.idle)
-    for (std::size_t i = 0; i < bots.size(); ++i) schedule.push({next_after(start), i});
+  // Typing: every slot of the plan is sent, at its time or, when the bots
+  // fell behind, at once; its latency counts from its scheduled time.
+  const double server_cpu0 = o.server_pid ? process_cpu_seconds(o.server_pid) : 0;
+  const double bots_cpu0 = self_cpu_seconds();
+  const auto start = clock_type::now();
+  const auto end = start + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.idle ? 0 : o.duration_s));
   auto next_progress = start + std::chrono::seconds(1);
-  while (!schedule.empty()) {
-    auto [when, i] = schedule.top();
-    if (when >= end) break;
-    schedule.pop();
-    std::this_thread::sleep_until(when);
-    bot& b = *bots[i];
-    const int receivers = o.bots_per_doc - 1;
-    b.c->edit(b.doc, [&b, &lat, &keystrokes, receivers](document& d, std::vector<operation>& out) {
-      bool moved = false;
-      act(b, d, out, &moved);
-      for (const auto& op : out) lat.sent(op.id, receivers);
-      if (!out.empty()) ++keystrokes;
-      if (moved || ++b.since_presence >= 10) {
-        b.since_presence = 0;
-        b.c->set_presence(b.doc, fmt::format(R"({{"name":"{}","cursor":{}}})", b.name, b.cursor));
+  auto type = [&](const std::vector<slot>& slots, clock_type::time_point from, bool progress) {
+    for (const slot& sl : slots) {
+      const auto when = from + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(sl.at));
+      if (clock_type::now() < when) std::this_thread::sleep_until(when);
+      bot& b = *bots[sl.bot];
+      const int index = static_cast<int>(sl.bot);
+      b.c->edit(b.doc, [&b, &lat, &keystrokes, index, when](document& d, std::vector<operation>& out) {
+        const auto ran = clock_type::now();
+        bool moved = false;
+        act(b, d, out, &moved);
+        lat.made(index, out, when, ran);
+        if (!out.empty()) ++keystrokes;
+        if (moved || ++b.since_presence >= 10) {
+          b.since_presence = 0;
+          b.c->set_presence(b.doc, fmt::format(R"({{"name":"{}","cursor":{}}})", b.name, b.cursor));
+        }
+      });
+      if (progress && o.progress && clock_type::now() >= next_progress) {
+        next_progress += std::chrono::seconds(1);
+        auto t = lat.collect();
+        fmt::print(stderr, "\r{:5.1f}s  keys {:7}  delivered {:8}  p50 {:6.2f} ms  p99 {:6.2f} ms  lag max {:6.2f} ms  errors {}  disconnects {}   ",
+                   std::chrono::duration<double>(clock_type::now() - start).count(), keystrokes.load(), delivered.load(),
+                   percentile(t.samples, 0.5), percentile(t.samples, 0.99),
+                   t.lags.empty() ? 0.0 : *std::max_element(t.lags.begin(), t.lags.end()), errors.load(), disconnects.load());
       }
-    });
-    schedule.push({next_after(when), i});
-    if (o.progress && clock_type::now() >= next_progress) {
-      next_progress += std::chrono::seconds(1);
-      auto s = lat.samples();
-      fmt::print(stderr, "\r{:5.1f}s  keys {:7}  delivered {:8}  p50 {:6.2f} ms  p99 {:6.2f} ms  errors {}  disconnects {}   ",
-                 std::chrono::duration<double>(clock_type::now() - start).count(), keystrokes.load(), delivered.load(),
-                 percentile(s, 0.5), percentile(s, 0.99), errors.load(), disconnects.load());
     }
-  }
+  };
+  type(plan, start, true);
   if (!o.idle) std::this_thread::sleep_until(end);
   if (o.storm) {
     // Every connection drops at once (as when a load balancer restarts); all
@@ -296,22 +400,28 @@ swarm_report run_swarm(const swarm_options& o) {
     while (resynced.load() < total && clock_type::now() < storm_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     rep.storm_resync_s = std::chrono::duration<double>(clock_type::now() - storm_start).count();
     if (resynced.load() < total) fmt::print(stderr, "warning: only {} of {} bots resynced after the storm\n", resynced.load(), total);
-    if (!o.idle)
-      for (int round = 0; round < 3; ++round)
-        for (auto& b : bots) {
-          bot& x = *b;
-          x.c->edit(x.doc, [&x, &keystrokes](document& d, std::vector<operation>& out) {
-            bool moved = false;
-            act(x, d, out, &moved);
-            if (!out.empty()) ++keystrokes;
-          });
-        }
+    // Then everyone keeps typing a little: 3 keystrokes per bot, at times
+    // drawn in advance from the seed, uniformly over the 3 / rate seconds
+    // after the resync (a Poisson process at the bots' rate, given the count).
+    if (!o.idle) {
+      std::vector<slot> after;
+      std::uniform_real_distribution<double> within(0, 3 / std::max(0.001, o.rate));
+      for (std::size_t i = 0; i < bots.size(); ++i) {
+        std::seed_seq seq{o.seed, std::uint64_t{104729}, static_cast<std::uint64_t>(i)};
+        std::mt19937_64 timing(seq);
+        for (int k = 0; k < 3; ++k) after.push_back({within(timing), i});
+      }
+      std::stable_sort(after.begin(), after.end(), [](const slot& a, const slot& b) { return a.at < b.at; });
+      type(after, clock_type::now(), false);
+    }
   }
   rep.seconds = std::chrono::duration<double>(clock_type::now() - start).count();
-  double server_cpu = o.server_pid ? process_cpu_seconds(o.server_pid) - server_cpu0 : 0;
+  const double server_cpu = o.server_pid ? process_cpu_seconds(o.server_pid) - server_cpu0 : 0;
+  const double bots_cpu = self_cpu_seconds() - bots_cpu0;
   if (o.progress) fmt::print(stderr, "\n");
 
-  // Quiet period: every replica of a document equal, and equal to the server.
+  // Quiet period: every replica of a document equal, and equal to the
+  // server, and every op applied by every other bot of its document.
   auto quiet_end = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.quiet_s));
   std::string detail;
   bool ok = false;
@@ -342,26 +452,43 @@ swarm_report run_swarm(const swarm_options& o) {
         }
       }
     }
-    if (ok || clock_type::now() >= quiet_end) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const bool all_arrived = lat.collect(false).incomplete() == 0;
+    if ((ok && all_arrived) || clock_type::now() >= quiet_end) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(ok ? 20 : 100));
   }
   rep.converged = ok;
   rep.convergence_detail = detail;
-  auto samples = lat.samples();
-  rep.latency_samples = samples.size();
-  rep.latency_p50_ms = percentile(samples, 0.50);
-  rep.latency_p95_ms = percentile(samples, 0.95);
-  rep.latency_p99_ms = percentile(samples, 0.99);
-  rep.latency_max_ms = samples.empty() ? 0 : *std::max_element(samples.begin(), samples.end());
+  auto t = lat.collect();
+  rep.ops_sent = t.ops;
+  rep.ops_with_latency = t.complete;
+  rep.ops_never_arrived = t.incomplete();
+  rep.latency_samples = t.samples.size();
+  rep.latency_p50_ms = percentile(t.samples, 0.50);
+  rep.latency_p95_ms = percentile(t.samples, 0.95);
+  rep.latency_p99_ms = percentile(t.samples, 0.99);
+  rep.latency_max_ms = t.samples.empty() ? 0 : *std::max_element(t.samples.begin(), t.samples.end());
+  rep.delivery_samples = t.delivery.size();
+  rep.delivery_p50_ms = percentile(t.delivery, 0.50);
+  rep.delivery_p99_ms = percentile(t.delivery, 0.99);
+  rep.schedule_lag_p99_ms = percentile(t.lags, 0.99);
+  rep.schedule_lag_max_ms = t.lags.empty() ? 0 : *std::max_element(t.lags.begin(), t.lags.end());
   rep.keystrokes = keystrokes.load();
   rep.ops_delivered = delivered.load();
   rep.errors = errors.load();
   rep.disconnects = disconnects.load();
-  // Over the whole run (connecting included), so a saturated load generator shows.
+  const double per_keystroke = rep.keystrokes ? 1e6 / static_cast<double>(rep.keystrokes) : 0;
+  rep.bots_cpu_seconds = bots_cpu;
+  rep.bots_cpu_us_per_keystroke = bots_cpu * per_keystroke;
+  // (An idle run has no typing phase: no percentage of a moment.)
+  const bool window = rep.seconds >= 0.1;
+  rep.bots_cpu_percent = window ? 100.0 * bots_cpu / rep.seconds : 0;
+  // Also over the whole run (connecting included), so a saturated load generator shows in idle runs.
   double wall = std::chrono::duration<double>(clock_type::now() - run_start).count();
-  rep.bots_cpu_percent = wall > 0 ? 100.0 * (self_cpu_seconds() - run_cpu0) / wall : 0;
+  rep.bots_cpu_percent_whole_run = wall > 0 ? 100.0 * (self_cpu_seconds() - run_cpu0) / wall : 0;
   if (o.server_pid) {
-    rep.server_cpu_us_per_keystroke = rep.keystrokes ? server_cpu * 1e6 / static_cast<double>(rep.keystrokes) : 0;
+    rep.server_cpu_seconds = server_cpu;
+    rep.server_cpu_us_per_keystroke = server_cpu * per_keystroke;
+    rep.server_cpu_percent = window ? 100.0 * server_cpu / rep.seconds : 0;
     rep.server_peak_rss_mib = status_mib(o.server_pid, "VmHWM");
   }
   for (auto& b : bots) b->c->stop();
@@ -369,49 +496,109 @@ swarm_report run_swarm(const swarm_options& o) {
   return rep;
 }
 
+namespace {
+
+std::string json_escape(const std::string& in) {
+  std::string out;
+  for (char ch : in) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    if (static_cast<unsigned char>(ch) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned>(ch));
+      continue;
+    }
+    out += ch;
+  }
+  return out;
+}
+
+double per_second(std::uint64_t n, double seconds) { return seconds > 0 ? static_cast<double>(n) / seconds : 0; }
+
+}  // namespace
+
 std::string to_json(const swarm_options& o, const swarm_report& r) {
+  std::string server_cpu =
+      o.server_pid ? fmt::format(R"({{"pid":{},"source":"/proc/{}/stat utime+stime","seconds":{:.3f},"us_per_keystroke":{:.1f},"percent_of_core":{:.1f}}})",
+                                 o.server_pid, o.server_pid, r.server_cpu_seconds, r.server_cpu_us_per_keystroke, r.server_cpu_percent)
+                   : std::string("null");
   return fmt::format(
-      R"({{"docs":{},"bots_per_doc":{},"rate":{},"duration_s":{},"idle":{},"connections":{},)"
-      R"("keystrokes":{},"ops_delivered":{},"delivered_per_s":{:.1f},"errors":{},"disconnects":{},)"
-      R"("latency_ms":{{"p50":{:.3f},"p95":{:.3f},"p99":{:.3f},"max":{:.3f},"samples":{}}},)"
-      R"("bots_cpu_percent":{:.1f},"server_cpu_us_per_keystroke":{:.1f},"server_rss_mib":{:.1f},)"
-      R"("server_peak_rss_mib":{:.1f},"server_rss_before_mib":{:.1f},"storm_resync_s":{:.3f},"converged":{},"detail":"{}"}})",
-      o.docs, o.bots_per_doc, o.rate, o.duration_s, o.idle, r.connections, r.keystrokes, r.ops_delivered,
-      r.seconds > 0 ? static_cast<double>(r.ops_delivered) / r.seconds : 0, r.errors, r.disconnects, r.latency_p50_ms,
-      r.latency_p95_ms, r.latency_p99_ms, r.latency_max_ms, r.latency_samples, r.bots_cpu_percent,
-      r.server_cpu_us_per_keystroke, r.server_rss_mib, r.server_peak_rss_mib, r.server_rss_before_mib, r.storm_resync_s,
-      r.converged, r.convergence_detail);
+      R"({{"docs":{},"bots_per_doc":{},"rate":{},"duration_s":{},"idle":{},"threads":{},"connections":{},"seconds":{:.3f},)"
+      R"("keystrokes":{},"keystrokes_per_s":{:.1f},"ops_sent":{},"ops_with_latency":{},"ops_never_arrived":{},)"
+      R"("ops_delivered":{},"delivered_per_s":{:.1f},"errors":{},"disconnects":{},)"
+      R"("latency_ms":{{"from":"scheduled keystroke","until":"every other bot applied it","p50":{:.3f},"p95":{:.3f},"p99":{:.3f},"max":{:.3f},"samples":{}}},)"
+      R"("delivery_latency_ms":{{"from":"scheduled keystroke","until":"one other bot applied it","p50":{:.3f},"p99":{:.3f},"samples":{}}},)"
+      R"("schedule_lag_ms":{{"max":{:.3f},"p99":{:.3f}}},)"
+      R"("server_cpu":{},)"
+      R"("bots_cpu":{{"source":"this process, getrusage","seconds":{:.3f},"us_per_keystroke":{:.1f},"percent_of_core":{:.1f},"percent_of_core_whole_run":{:.1f}}},)"
+      R"("server_rss_mib":{:.1f},"server_peak_rss_mib":{:.1f},"server_rss_before_mib":{:.1f},"storm_resync_s":{:.3f},"converged":{},"detail":"{}"}})",
+      o.docs, o.bots_per_doc, o.rate, o.duration_s, o.idle, o.threads, r.connections, r.seconds, r.keystrokes,
+      per_second(r.keystrokes, r.seconds), r.ops_sent, r.ops_with_latency, r.ops_never_arrived, r.ops_delivered,
+      per_second(r.ops_delivered, r.seconds), r.errors, r.disconnects, r.latency_p50_ms, r.latency_p95_ms,
+      r.latency_p99_ms, r.latency_max_ms, r.latency_samples, r.delivery_p50_ms, r.delivery_p99_ms, r.delivery_samples,
+      r.schedule_lag_max_ms, r.schedule_lag_p99_ms, server_cpu, r.bots_cpu_seconds, r.bots_cpu_us_per_keystroke,
+      r.bots_cpu_percent, r.bots_cpu_percent_whole_run, r.server_rss_mib, r.server_peak_rss_mib, r.server_rss_before_mib,
+      r.storm_resync_s, r.converged, json_escape(r.convergence_detail));
 }
 
 std::string summary(const swarm_options& o, const swarm_report& r) {
-  return fmt::format(
-      "{} docs x {} bots x {} keys/s for {:.1f} s: {} keystrokes, {} ops delivered ({:.0f}/s)\n"
-      "latency edit -> every other bot: p50 {:.2f} ms, p95 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms ({} samples)\n"
-      "errors {}, disconnects {}, bots CPU {:.0f}% of a core{}{}\n"
-      "convergence: {}\n",
-      o.docs, o.bots_per_doc, o.rate, r.seconds, r.keystrokes, r.ops_delivered,
-      r.seconds > 0 ? static_cast<double>(r.ops_delivered) / r.seconds : 0, r.latency_p50_ms, r.latency_p95_ms,
-      r.latency_p99_ms, r.latency_max_ms, r.latency_samples, r.errors, r.disconnects, r.bots_cpu_percent,
-      o.server_pid ? fmt::format(", server {:.1f} us CPU per keystroke, RSS {:.1f} MiB (peak {:.1f} MiB)",
-                                 r.server_cpu_us_per_keystroke, r.server_rss_mib, r.server_peak_rss_mib)
-                   : std::string(),
-      o.storm ? fmt::format(", reconnect storm: all {} resynced in {:.2f} s", r.connections, r.storm_resync_s) : std::string(),
-      r.converged ? "every replica equals the server's text" : "FAILED: " + r.convergence_detail);
+  std::string out =
+      o.idle ? fmt::format("{} docs x {} bots, idle: {} connections\n", o.docs, o.bots_per_doc, r.connections)
+             : fmt::format("{} docs x {} bots x {} keys/s for {:.1f} s: {} keystrokes ({:.0f}/s), {} ops delivered ({:.0f}/s)\n",
+                           o.docs, o.bots_per_doc, o.rate, r.seconds, r.keystrokes, per_second(r.keystrokes, r.seconds),
+                           r.ops_delivered, per_second(r.ops_delivered, r.seconds));
+  if (r.keystrokes > 0) {
+    out += fmt::format(
+        "latency, scheduled keystroke -> every other bot applied it: p50 {:.2f} ms, p95 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms\n"
+        "  ops: {} sent, {} with a complete latency sample, {} never arrived{}\n"
+        "  per delivery (-> one other bot): p50 {:.2f} ms, p99 {:.2f} ms ({} samples)\n"
+        "schedule: keystrokes ran at most {:.2f} ms behind their scheduled time (p99 {:.2f} ms)\n",
+        r.latency_p50_ms, r.latency_p95_ms, r.latency_p99_ms, r.latency_max_ms, r.ops_sent, r.ops_with_latency,
+        r.ops_never_arrived, o.bots_per_doc < 2 ? " (one bot per document: nobody receives)" : "", r.delivery_p50_ms,
+        r.delivery_p99_ms, r.delivery_samples, r.schedule_lag_max_ms, r.schedule_lag_p99_ms);
+  }
+  if (o.server_pid) {
+    if (r.keystrokes > 0)
+      out += fmt::format("server CPU (pid {}, /proc utime+stime, typing phase): {:.1f} us per keystroke, {:.1f}% of a core\n",
+                         o.server_pid, r.server_cpu_us_per_keystroke, r.server_cpu_percent);
+    out += fmt::format("server RSS {:.1f} MiB after connecting ({:.1f} before), peak {:.1f} MiB\n", r.server_rss_mib,
+                       r.server_rss_before_mib, r.server_peak_rss_mib);
+  }
+  if (r.keystrokes > 0)
+    out += fmt::format("bots CPU (this process, typing phase): {:.1f} us per keystroke, {:.1f}% of a core ({:.1f}% over the whole run)\n",
+                       r.bots_cpu_us_per_keystroke, r.bots_cpu_percent, r.bots_cpu_percent_whole_run);
+  else
+    out += fmt::format("bots CPU (this process): {:.1f}% of a core over the whole run\n", r.bots_cpu_percent_whole_run);
+  out += fmt::format("errors {}, disconnects {}{}\n", r.errors, r.disconnects,
+                     o.storm ? fmt::format(", reconnect storm: all {} resynced in {:.2f} s", r.connections, r.storm_resync_s)
+                             : std::string());
+  out += fmt::format("convergence: {}\n",
+                     r.converged ? "every replica equals the server's text" : "FAILED: " + r.convergence_detail);
+  return out;
 }
 
-}  // namespace weft::load
-
-namespace weft::load {
+std::string markdown_header() {
+  return "| run | connections | s | keystrokes | ops sent / with latency / never arrived | latency p50 / p95 / p99 / max ms "
+         "| max schedule lag ms | server CPU µs/keystroke (% of a core) | bots CPU µs/keystroke (% of a core) "
+         "| server peak RSS (RSS added per connection) | storm resync | errors / disconnects | converged |\n"
+         "|---|---:|---:|---:|---|---|---:|---|---|---|---|---|---|\n";
+}
 
 std::string markdown_row(const std::string& label, const swarm_options& o, const swarm_report& r) {
   double per_conn_kib = r.connections && r.server_rss_mib > 0
                             ? (r.server_rss_mib - r.server_rss_before_mib) * 1024.0 / r.connections
                             : 0;
-  return fmt::format("| {} | {} | {:.0f} | {} | {:.2f} / {:.2f} / {:.2f} / {:.2f} | {:.1f} | {:.1f} MiB ({:.2f} KiB/conn) | {} | {} / {} | {:.0f}% | {} |\n",
-                     label, r.connections, r.seconds, r.keystrokes, r.latency_p50_ms, r.latency_p95_ms, r.latency_p99_ms,
-                     r.latency_max_ms, r.server_cpu_us_per_keystroke, r.server_peak_rss_mib, per_conn_kib,
+  std::string bots_cpu = r.keystrokes ? fmt::format("{:.1f} ({:.1f}%)", r.bots_cpu_us_per_keystroke, r.bots_cpu_percent)
+                                      : fmt::format("- ({:.0f}% whole run)", r.bots_cpu_percent_whole_run);
+  const bool typed = r.keystrokes > 0;
+  return fmt::format("| {} | {} | {:.0f} | {} | {} / {} / {} | {} | {} | {} | {} | {:.1f} MiB ({:.2f} KiB/conn) | {} | {} / {} | {} |\n",
+                     label, r.connections, r.seconds, r.keystrokes, r.ops_sent, r.ops_with_latency, r.ops_never_arrived,
+                     typed ? fmt::format("{:.2f} / {:.2f} / {:.2f} / {:.2f}", r.latency_p50_ms, r.latency_p95_ms,
+                                         r.latency_p99_ms, r.latency_max_ms)
+                           : std::string("-"),
+                     typed ? fmt::format("{:.2f}", r.schedule_lag_max_ms) : std::string("-"),
+                     o.server_pid && r.keystrokes ? fmt::format("{:.1f} ({:.1f}%)", r.server_cpu_us_per_keystroke, r.server_cpu_percent) : std::string("-"),
+                     bots_cpu, r.server_peak_rss_mib, per_conn_kib,
                      o.storm ? fmt::format("{:.2f} s", r.storm_resync_s) : std::string("-"), r.errors, r.disconnects,
-                     r.bots_cpu_percent, r.converged ? "yes" : "**NO**: " + r.convergence_detail);
+                     r.converged ? "yes" : "**NO**: " + r.convergence_detail);
 }
 
 }  // namespace weft::load

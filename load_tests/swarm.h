@@ -1,8 +1,9 @@
 // A swarm of bot typists: N weft::client replicas per document, typing like
 // people (bursts at a moving cursor, backspaces, pastes, jumps, presence),
-// measuring end-to-end latency (a bot's edit until every other bot of the
-// document has applied it), throughput, errors and reconnects, and checking
-// at the end that every replica and the server hold the same text.
+// on a schedule fixed in advance, measuring end-to-end latency of every op
+// (its scheduled time until every other bot of the document has applied it),
+// throughput, errors and reconnects, the server's and the bots' own CPU, and
+// checking at the end that every replica and the server hold the same text.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +18,7 @@ struct swarm_options {
   std::uint16_t port = 8080;
   int docs = 1;
   int bots_per_doc = 4;
-  double rate = 5;          // keystrokes per second per bot
+  double rate = 5;          // keystrokes per second per bot (Poisson: a schedule drawn from seed in advance)
   double duration_s = 10;   // typing time
   double ramp_s = 1;        // connections spread over this long
   bool idle = false;        // connect and sync only, no typing
@@ -27,19 +28,40 @@ struct swarm_options {
   double quiet_s = 3;       // after typing: wait at most this long for convergence
   std::string doc_prefix = "bots";
   bool progress = true;     // a progress line per second on stderr
-  bool storm = false;       // after typing: drop every connection at once, resync, type a little more
+  bool storm = false;       // after typing: drop every connection at once, resync, type 3 more keystrokes each
 };
 
 struct swarm_report {
-  std::uint64_t keystrokes = 0;        // local edits made
+  std::uint64_t keystrokes = 0;        // local edits that made an op (scheduled ones, plus the storm's)
   std::uint64_t ops_delivered = 0;     // remote op applications by bots
   std::uint64_t errors = 0;            // error messages from the server
   std::uint64_t disconnects = 0;       // connections lost (reconnected after)
-  double seconds = 0;                  // typing phase
+  double seconds = 0;                  // typing phase (the storm included)
+  // Latency of an op: from the time its keystroke was scheduled (not when the
+  // bot got round to it: no coordinated omission) until every other bot of
+  // the document has applied all of its ids, however the ops carrying them
+  // were split, merged or resent on the way.
   double latency_p50_ms = 0, latency_p95_ms = 0, latency_p99_ms = 0, latency_max_ms = 0;
-  std::uint64_t latency_samples = 0;
-  double bots_cpu_percent = 0;         // of one core, over the whole run (connecting included)
-  double server_cpu_us_per_keystroke = 0;  // when server_pid is set
+  std::uint64_t latency_samples = 0;   // ops with a complete sample (== ops_with_latency)
+  std::uint64_t ops_sent = 0;          // ops made by the bots, in documents with another bot
+  std::uint64_t ops_with_latency = 0;  // of those, applied by every other bot of the document
+  std::uint64_t ops_never_arrived = 0; // of those, still missing at some bot after the quiet period (0 when healthy)
+  // Per delivery: the same, until one receiving bot applied it (one sample per op and receiver).
+  double delivery_p50_ms = 0, delivery_p99_ms = 0;
+  std::uint64_t delivery_samples = 0;
+  // How far behind its schedule a bot ran a keystroke (the edit ran on the
+  // bot's executor at scheduled time + lag); overdue keystrokes are sent at once, never skipped.
+  double schedule_lag_max_ms = 0, schedule_lag_p99_ms = 0;
+  // CPU over the typing phase, utime + stime. Server: /proc/PID/stat of
+  // server_pid (when set). Bots: this process (every bot, its network threads
+  // and the scheduler).
+  double server_cpu_seconds = 0;
+  double server_cpu_us_per_keystroke = 0;
+  double server_cpu_percent = 0;       // of one core
+  double bots_cpu_seconds = 0;
+  double bots_cpu_us_per_keystroke = 0;
+  double bots_cpu_percent = 0;         // of one core
+  double bots_cpu_percent_whole_run = 0;  // of one core, connecting and the quiet period included
   double server_peak_rss_mib = 0;          // when server_pid is set
   double server_rss_mib = 0;               // when server_pid is set (after connecting)
   double server_rss_before_mib = 0;        // when server_pid is set (before connecting)
@@ -59,7 +81,9 @@ double process_rss_mib(int pid);
 std::string to_json(const swarm_options& o, const swarm_report& r);
 /// A human-readable summary.
 std::string summary(const swarm_options& o, const swarm_report& r);
-/// One row of the scenario table (load_tests/run-scenarios.sh).
+/// The header of the markdown table markdown_row() writes rows of.
+std::string markdown_header();
+/// One row of a markdown table of runs (weft-bots --table).
 std::string markdown_row(const std::string& label, const swarm_options& o, const swarm_report& r);
 
 }  // namespace weft::load
