@@ -189,7 +189,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     static const protocol::decode_limits limits{1u << 30, 1u << 20, 1u << 30};
     auto decoded = decoder.server(frame, limits, readable);
     if (auto* e = std::get_if<protocol::decode_error>(&decoded)) {
-      if (handlers.on_error) handlers.on_error("bad_message", "undecodable message from the server: " + e->message);
+      // A message type from a newer server is not for us; anything else
+      // undecodable is reported (as a client-side problem, not a server code).
+      if (e->kind != protocol::error_kind::unknown_type && handlers.on_error)
+        handlers.on_error("client_decode", "undecodable message from the server: " + e->message);
       return;
     }
     std::visit([this](auto& m) { on_message(m); }, std::get<protocol::server_message>(decoded));

@@ -7,6 +7,7 @@
 // what an op is, and no JSON tree is built for the hot path (a keystroke).
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "protocol/op_json_reader.h"
@@ -197,7 +198,14 @@ struct decoder::impl {
     od::document d;
     if (auto err = parser.iterate(data, frame.size(), frame.size() + simdjson::SIMDJSON_PADDING).get(d))
       return failure{error_kind::bad_json, std::string("not valid JSON: ") + simdjson::error_message(err)};
-    return read_fields(d, std::string_view(data, frame.size()), dom, f);
+    if (auto e = read_fields(d, std::string_view(data, frame.size()), dom, f)) return e;
+    // Values nobody reads (a ping's id, fields a client ignores) were only
+    // skipped, by counting brackets: make sure they are JSON (a rare path).
+    simdjson::dom::element ignored;
+    if ((f->seen & f_id) || f->has_unknown)
+      if (auto err = dom.parse(data, frame.size(), false).get(ignored))
+        return failure{error_kind::bad_json, std::string("not valid JSON: ") + simdjson::error_message(err)};
+    return std::nullopt;
   }
 
   // A presence state: a JSON object, compacted, or "null".
@@ -237,7 +245,10 @@ std::variant<client_message, decode_error> decoder::client(std::string_view fram
     if (auto e = need(f, f_protocol, type)) return to_error(*e);
     hello_msg m;
     m.protocol = f.protocol;
-    m.client = std::string(f.client.substr(0, 200));
+    // At most 200 bytes, cut at a character boundary.
+    std::size_t n = std::min<std::size_t>(f.client.size(), 200);
+    while (n < f.client.size() && n > 0 && (static_cast<unsigned char>(f.client[n]) & 0xC0) == 0x80) --n;
+    m.client = std::string(f.client.substr(0, n));
     m.token = std::string(f.token);
     return m;
   }

@@ -9,6 +9,13 @@ std::shared_ptr<document_room> room_registry::acquire(const std::string& doc) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto& e = rooms_[doc];
+    if (e.room && e.room->broken()) {
+      // It failed to load or to store: later openers get a fresh room that
+      // loads again. The broken one stays with its holders (their releases
+      // no longer match this entry) and refuses their messages.
+      e.room.reset();
+      e.pins = 0;
+    }
     ++e.pins;
     if (e.room) return e.room;
     e.room = std::make_shared<document_room>(ctx_, doc);

@@ -87,7 +87,10 @@ void document_room::loaded(result<stored_document> r) {
     }
     if (state_ != state::broken) state_ = state::ready;
   }
-  if (state_ == state::broken) log(log_level::error, "document {}: {}", id_, broken_reason_);
+  if (state_ == state::broken) {
+    broken_flag_ = true;
+    log(log_level::error, "document {}: {}", id_, broken_reason_);
+  }
   else log(log_level::debug, "document {} loaded: {} characters, {} batches after snapshot", id_, doc_.length(),
            r.ok() ? r.value().batches.size() : 0);
   durable_ = doc_.version();
@@ -222,6 +225,7 @@ void document_room::durable(status st, version_vector applied_version) {
     // from disk. Stop accepting writes; clients keep their unacknowledged ops.
     if (state_ != state::broken) log(log_level::error, "document {}: commit failed: {}", id_, st.to_string());
     state_ = state::broken;
+    broken_flag_ = true;
     broken_reason_ = "the server could not store edits (" + st.to_string() + "); they were not acknowledged";
     broadcast(std::make_shared<const std::string>(protocol::encode_error(error_kind::storage, broken_reason_, id_)), 0);
     return;

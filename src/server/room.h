@@ -16,6 +16,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -52,6 +53,10 @@ class document_room : public std::enable_shared_from_this<document_room> {
   void leave(std::uint64_t session_id);
   /// Calls `cb` with the current text (on the room's strand).
   void read_text(std::function<void(result<std::string>)> cb);
+  /// True once the room could not load or store its document: it refuses
+  /// everything from then on, and the registry gives new openers a fresh room
+  /// (which loads again, so storage that works again is used). Thread-safe.
+  bool broken() const noexcept { return broken_flag_.load(std::memory_order_acquire); }
   /// The registry's word that nobody pins the room any more: it unloads
   /// once it has had no subscribers for --idle-unload-ms.
   void unpinned();
@@ -82,6 +87,7 @@ class document_room : public std::enable_shared_from_this<document_room> {
   // Everything below is touched only on strand_.
   state state_ = state::loading;
   std::string broken_reason_;
+  std::atomic<bool> broken_flag_{false};  // state_ == broken, readable from any thread
   document doc_;
   std::vector<std::function<void()>> waiting_;  // actions queued while loading
   std::map<std::uint64_t, std::weak_ptr<subscriber>> subscribers_;

@@ -200,6 +200,7 @@ websocket_session::websocket_session(server_context& ctx, session_list& list, up
 }
 
 websocket_session::~websocket_session() {
+  leave_all();  // normally done already; never leave a room pinned
   --ctx_.stats.connections;
   ctx_.stats.send_queue_depth -= static_cast<std::int64_t>(queue_.size());
   list_.remove(*this);
@@ -222,6 +223,13 @@ void websocket_session::on_accept(beast::error_code ec) {
 
 void websocket_session::on_read(beast::error_code ec, std::size_t) {
   heard_ = true;
+  if (!ec && (closing_ || closed_)) {
+    // Frames that arrive while we close (Beast still delivers them until the
+    // peer's close frame) are not served: an open now would pin a room that
+    // nobody releases.
+    buffer_.consume(buffer_.size());
+    return;
+  }
   if (ec) {
     if (ec == websocket::error::message_too_big)
       log(log_level::info, "session {}: closed: message over {} bytes", id_, ctx_.config.max_message_bytes);

@@ -158,6 +158,19 @@ TEST(Codec, RejectsBadMessagesWithTheRightCode) {
   EXPECT_EQ(must_fail(R"({"type":"open","doc":"a","version":[[1,1],[1,2]]})"), error_kind::bad_message);
   EXPECT_EQ(must_fail(R"({"type":"open","doc":"a","version":[[1,0]]})"), error_kind::bad_message);
   EXPECT_EQ(must_fail("{\"type\":\"open\",\"doc\":\"a\xff\"}"), error_kind::bad_json);
+  // Values the decoder skips must still be JSON (review finding).
+  EXPECT_EQ(must_fail(R"({"type":"ping","id":[}})"), error_kind::bad_json);
+  EXPECT_EQ(must_fail(R"({"type":"ping","id":tru})"), error_kind::bad_json);
+  EXPECT_EQ(must_fail(R"({"type":"ping","id":"\q"})"), error_kind::bad_json);
+  decoder d;
+  EXPECT_TRUE(std::holds_alternative<decode_error>(d.server(R"({"type":"pong","x":{]})")));
+}
+
+TEST(Codec, HelloClientNameIsCutAtACharacterBoundary) {
+  std::string name(199, 'a');
+  name += "é";  // bytes 199 and 200
+  auto h = std::get<hello_msg>(must_decode(encode_hello({1, name, {}})));
+  EXPECT_EQ(h.client, std::string(199, 'a'));
 }
 
 TEST(Codec, LimitsGiveTooLarge) {
