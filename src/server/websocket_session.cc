@@ -200,7 +200,6 @@ websocket_session::websocket_session(server_context& ctx, session_list& list, up
 }
 
 websocket_session::~websocket_session() {
-  leave_all();  // normally done already; never leave a room pinned
   --ctx_.stats.connections;
   ctx_.stats.send_queue_depth -= static_cast<std::int64_t>(queue_.size());
   list_.remove(*this);
