@@ -57,6 +57,18 @@ struct failure {
   std::string message;
 };
 
+// A non-negative integer; "-0" counts as 0, as for every JSON reader.
+simdjson::error_code get_u64(od::value& v, std::uint64_t* out) {
+  auto err = v.get_uint64().get(*out);
+  if (!err) return err;
+  std::int64_t i = 0;
+  if (!v.get_int64().get(i) && i == 0) {
+    *out = 0;
+    return simdjson::SUCCESS;
+  }
+  return err;
+}
+
 std::string field_type_message(std::string_view key) {
   if (key == "version") return "\"version\" must be an array of [replica, counter] or null";
   if (key == "ops") return "\"ops\" must be an array";
@@ -114,9 +126,9 @@ std::optional<failure> read_fields(od::document& d, std::string_view frame, simd
       case f_server: err = v.get_string().get(out->server); break;
       case f_code: err = v.get_string().get(out->code); break;
       case f_message: err = v.get_string().get(out->message); break;
-      case f_protocol: err = v.get_uint64().get(out->protocol); break;
-      case f_session: err = v.get_uint64().get(out->session); break;
-      case f_max_message_bytes: err = v.get_uint64().get(out->max_message_bytes); break;
+      case f_protocol: err = get_u64(v, &out->protocol); break;
+      case f_session: err = get_u64(v, &out->session); break;
+      case f_max_message_bytes: err = get_u64(v, &out->max_message_bytes); break;
       case f_id: break;  // ping's free-form id: any value, ignored
       case f_version:
       case f_ops: {

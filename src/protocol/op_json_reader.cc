@@ -40,6 +40,12 @@ class scanner {
   std::uint64_t uint() {
     ws();
     std::uint64_t v = 0;
+    // "-0" is JSON's other spelling of zero (found by the differential fuzzer).
+    if (s_.substr(p_, 2) == "-0" && (p_ + 2 == s_.size() || s_[p_ + 2] < '0' || s_[p_ + 2] > '9')) {
+      p_ += 2;
+      if (p_ < s_.size() && (s_[p_] == '.' || s_[p_] == 'e' || s_[p_] == 'E')) fail();
+      return 0;
+    }
     auto [end, ec] = std::from_chars(s_.data() + p_, s_.data() + s_.size(), v);
     // JSON has no leading zeros ("007"): refuse them as every JSON parser does.
     if (ec != std::errc() || end == s_.data() + p_ || (s_[p_] == '0' && end - (s_.data() + p_) > 1)) {

@@ -166,6 +166,17 @@ TEST(Codec, RejectsBadMessagesWithTheRightCode) {
   EXPECT_TRUE(std::holds_alternative<decode_error>(d.server(R"({"type":"pong","x":{]})")));
 }
 
+TEST(Codec, MinusZeroIsZeroAsInEveryJsonReader) {  // both found by fuzz_protocol against a DOM reader
+  EXPECT_EQ(std::get<hello_msg>(must_decode(R"({"type":"hello","protocol":-0})")).protocol, 0u);
+  auto m = std::get<ops_msg>(must_decode(R"({"type":"ops","doc":"d","ops":[{"kind":"erase","id":[8,1],"targets":[[-0,1,2]]}]})"));
+  EXPECT_EQ(m.ops[0].targets[0].replica, 0u);
+  EXPECT_EQ(must_fail(R"({"type":"hello","protocol":-1})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"ops","doc":"d","ops":[{"kind":"insert","id":[-1,1],"text":"x"}]})"),
+            error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"ops","doc":"d","ops":[{"kind":"insert","id":[-0.0,1],"text":"x"}]})"),
+            error_kind::bad_message);
+}
+
 TEST(Codec, HelloClientNameIsCutAtACharacterBoundary) {
   std::string name(199, 'a');
   name += "é";  // bytes 199 and 200
