@@ -46,6 +46,7 @@ struct client_options {
   replica_id replica = 0;            ///< 0: a random id below 2^53
   std::string name = "weft-client";  ///< sent in hello
   std::string token;                 ///< access token sent in hello, when the server requires one
+  bool binary = true;                ///< ops and acks as binary frames (~20 bytes a keystroke, not ~120)
   bool reconnect = true;             ///< reconnect after the connection drops
   unsigned reconnect_min_ms = 250;   ///< first backoff step (then doubling, with jitter)
   unsigned reconnect_max_ms = 10000;

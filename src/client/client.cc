@@ -62,6 +62,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   struct doc_state {
     document replica;
     bool synced = false;
+    std::uint64_t ref = 0;  // number in binary frames (from sync; 0: none)
   };
 
   client_options opts;
@@ -77,6 +78,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   bool writing = false;
   bool running = false;
   bool welcomed = false;
+  bool binary = false;  // the server confirmed binary frames for this connection
   bool retired = false;  // ~client() has returned: queued work is dropped
   unsigned attempt = 0;
   std::uint64_t generation = 0;  // connection attempt, so stale handlers are ignored
@@ -119,7 +121,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
 
   void write_next() {
     writing = true;
-    ws->text(true);
+    ws->text(!queue.front().empty() && queue.front()[0] == '{');  // binary frames never start with '{'
     ws->async_write(net::buffer(queue.front()),
                     [self = shared_from_this(), gen = generation](beast::error_code ec, std::size_t) {
                       if (gen != self->generation) return;
@@ -161,7 +163,8 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     ws->async_handshake(opts.host, "/", [self = shared_from_this(), gen = generation](beast::error_code ec) {
       if (gen != self->generation) return;
       if (ec) return self->lost();
-      self->send_raw(protocol::encode_hello({protocol::protocol_version, self->opts.name, self->opts.token}));
+      self->send_raw(
+          protocol::encode_hello({protocol::protocol_version, self->opts.name, self->opts.token, self->opts.binary}));
       self->read();
     });
   }
@@ -170,6 +173,13 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     ws->async_read(buffer, [self = shared_from_this(), gen = generation](beast::error_code ec, std::size_t) {
       if (gen != self->generation) return;
       if (ec) return self->lost();
+      if (!self->ws->got_text()) {
+        auto data = self->buffer.data();
+        self->handle_binary(std::string_view(static_cast<const char*>(data.data()), data.size()));
+        self->buffer.consume(self->buffer.size());
+        if (gen == self->generation) self->read();
+        return;
+      }
       const std::size_t size = self->buffer.size();
       self->buffer.prepare(protocol::decoder::padding);  // parsed in place, not copied
       auto data = self->buffer.data();
@@ -198,7 +208,34 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     std::visit([this](auto& m) { on_message(m); }, std::get<protocol::server_message>(decoded));
   }
 
-  void on_message(protocol::welcome_msg&) {
+  void handle_binary(std::string_view frame) {
+    static const protocol::decode_limits limits{1u << 30, 1u << 20, 1u << 30};
+    auto decoded = protocol::decoder::binary(frame, limits);
+    if (auto* e = std::get_if<protocol::decode_error>(&decoded)) {
+      if (handlers.on_error) handlers.on_error("client_decode", "undecodable binary frame from the server: " + e->message);
+      return;
+    }
+    auto& m = std::get<protocol::binary_message>(decoded);
+    const std::uint64_t ref = std::visit([](const auto& x) { return x.ref; }, m);
+    for (auto& [id, d] : docs) {
+      if (d.ref != ref) continue;
+      if (auto* o = std::get_if<protocol::binary_ops>(&m)) {
+        apply_remote(id, d, o->ops);
+      } else {
+        protocol::ack_msg a{id, std::move(std::get<protocol::binary_ack>(m).version)};
+        on_message(a);
+      }
+      return;
+    }
+  }
+
+  // Our ops of `id`, in the connection's format.
+  std::string encode_ops_for(const std::string& id, const doc_state& d, const std::vector<operation>& ops) const {
+    return binary && d.ref ? protocol::encode_binary_ops(d.ref, ops) : protocol::encode_ops(id, ops);
+  }
+
+  void on_message(protocol::welcome_msg& w) {
+    binary = w.binary;
     welcomed = true;
     attempt = 0;
     set_state(connection_state::syncing);
@@ -231,6 +268,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     auto it = docs.find(m.doc);
     if (it == docs.end()) return;
     doc_state& d = it->second;
+    d.ref = binary ? m.ref : 0;
     apply_remote(it->first, d, m.ops);
     // Give the server what it lacks: our edits made offline or never acknowledged.
     version_vector server = m.version;
@@ -243,7 +281,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       if (server.get(opts.replica) > a) server.set(opts.replica, a);
     }
     auto missing = d.replica.ops_since(server);
-    if (!missing.empty()) send(protocol::encode_ops(it->first, missing));
+    if (!missing.empty()) send(encode_ops_for(it->first, d, missing));
     d.synced = true;
     bool all = true;
     for (auto& [id, x] : docs) all &= x.synced;
@@ -283,7 +321,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     queue.clear();
     writing = false;
     welcomed = false;
-    for (auto& [id, d] : docs) d.synced = false;
+    for (auto& [id, d] : docs) {
+      d.synced = false;
+      d.ref = 0;
+    }
     if (!running) return;
     set_state(connection_state::offline);
     if (!opts.reconnect) return;
@@ -356,7 +397,7 @@ void client::edit(const std::string& doc, std::function<void(document&, std::vec
     std::vector<operation> ops;
     f(d.replica, ops);
     // Not yet synced: the sync answer's "what the server lacks" carries them.
-    if (!ops.empty() && d.synced) c.send(protocol::encode_ops(doc, ops));
+    if (!ops.empty() && d.synced) c.send(c.encode_ops_for(doc, d, ops));
   });
 }
 

@@ -23,7 +23,7 @@ status corrupt(const std::string& what) { return status(error_code::corrupt_data
 
 }  // namespace
 
-std::string encode_ops(std::span<const operation> ops) {
+std::string encode_ops_compact(std::span<const operation> ops) {
   // Replica ids are written once, in a table; ops refer to them by index.
   std::vector<replica_id> table;
   std::unordered_map<replica_id, std::uint64_t> index;
@@ -63,12 +63,18 @@ std::string encode_ops(std::span<const operation> ops) {
     }
   }
   detail::byte_writer w;
-  w.bytes(std::string_view(magic, 4));
-  w.u8(format_version);
-  w.u8(kind_batch);
   w.varint(table.size());
   for (replica_id r : table) w.varint(r);
   w.bytes(body.str());
+  return std::move(w.str());
+}
+
+std::string encode_ops(std::span<const operation> ops) {
+  detail::byte_writer w;
+  w.bytes(std::string_view(magic, 4));
+  w.u8(format_version);
+  w.u8(kind_batch);
+  w.bytes(encode_ops_compact(ops));
   w.fixed32(detail::crc32(w.str()));
   return std::move(w.str());
 }
@@ -83,7 +89,11 @@ result<std::vector<operation>> decode_ops(std::string_view bytes) {
   std::string_view body = bytes.substr(0, bytes.size() - 4);
   detail::byte_reader tail(bytes.substr(bytes.size() - 4));
   if (detail::crc32(body) != tail.fixed32()) return corrupt("checksum mismatch (corrupt or truncated)");
-  detail::byte_reader rd(body.substr(6));
+  return decode_ops_compact(body.substr(6));
+}
+
+result<std::vector<operation>> decode_ops_compact(std::string_view bytes) {
+  detail::byte_reader rd(bytes);
   std::uint64_t nrep = rd.varint();
   if (!rd.ok() || nrep > rd.remaining()) return corrupt("replica table size out of range");
   std::vector<replica_id> table(nrep);

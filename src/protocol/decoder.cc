@@ -25,15 +25,15 @@ namespace od = simdjson::ondemand;
 constexpr unsigned f_type = 1u << 0, f_doc = 1u << 1, f_version = 1u << 2, f_ops = 1u << 3, f_state = 1u << 4,
                    f_protocol = 1u << 5, f_client = 1u << 6, f_token = 1u << 7, f_session = 1u << 8,
                    f_server = 1u << 9, f_max_message_bytes = 1u << 10, f_code = 1u << 11, f_message = 1u << 12,
-                   f_id = 1u << 13;
+                   f_id = 1u << 13, f_binary = 1u << 14, f_ref = 1u << 15;
 
 unsigned bit_of(std::string_view key) {
   switch (key.size()) {
     case 2: return key == "id" ? f_id : 0;
-    case 3: return key == "doc" ? f_doc : key == "ops" ? f_ops : 0;
+    case 3: return key == "doc" ? f_doc : key == "ops" ? f_ops : key == "ref" ? f_ref : 0;
     case 4: return key == "type" ? f_type : key == "code" ? f_code : 0;
     case 5: return key == "state" ? f_state : key == "token" ? f_token : 0;
-    case 6: return key == "client" ? f_client : key == "server" ? f_server : 0;
+    case 6: return key == "client" ? f_client : key == "server" ? f_server : key == "binary" ? f_binary : 0;
     case 7: return key == "version" ? f_version : key == "session" ? f_session : key == "message" ? f_message : 0;
     case 8: return key == "protocol" ? f_protocol : 0;
     case 17: return key == "max_message_bytes" ? f_max_message_bytes : 0;
@@ -47,7 +47,8 @@ struct fields {
   unsigned seen = 0;
   std::string_view type, doc, client, token, server, code, message;
   std::string_view version_raw, ops_raw, state_raw;  // raw JSON; empty: absent or null
-  std::uint64_t protocol = 0, session = 0, max_message_bytes = 0;
+  std::uint64_t protocol = 0, session = 0, max_message_bytes = 0, ref = 0;
+  bool binary = false;
   bool has_unknown = false;
   std::string unknown;  // the first unknown field's name (may be "")
 };
@@ -73,7 +74,8 @@ std::string field_type_message(std::string_view key) {
   if (key == "version") return "\"version\" must be an array of [replica, counter] or null";
   if (key == "ops") return "\"ops\" must be an array";
   if (key == "state") return "\"state\" must be an object or null";
-  if (key == "protocol" || key == "session" || key == "max_message_bytes")
+  if (key == "binary") return "\"binary\" must be true or false";
+  if (key == "protocol" || key == "session" || key == "max_message_bytes" || key == "ref")
     return "\"" + std::string(key) + "\" must be a non-negative integer";
   return "\"" + std::string(key) + "\" must be a string";
 }
@@ -129,6 +131,8 @@ std::optional<failure> read_fields(od::document& d, std::string_view frame, simd
       case f_protocol: err = get_u64(v, &out->protocol); break;
       case f_session: err = get_u64(v, &out->session); break;
       case f_max_message_bytes: err = get_u64(v, &out->max_message_bytes); break;
+      case f_ref: err = get_u64(v, &out->ref); break;
+      case f_binary: err = v.get_bool().get(out->binary); break;
       case f_id: break;  // ping's free-form id: any value, ignored
       case f_version:
       case f_ops: {
@@ -161,7 +165,7 @@ std::optional<failure> only(const fields& f, unsigned allowed, std::string_view 
     return failure{error_kind::bad_message, "unknown field \"" + f.unknown + "\" in " + std::string(type)};
   if (unsigned extra = f.seen & ~allowed) {
     for (std::string_view k : {"type", "doc", "version", "ops", "state", "protocol", "client", "token", "session",
-                               "server", "max_message_bytes", "code", "message", "id"})
+                               "server", "max_message_bytes", "code", "message", "id", "binary", "ref"})
       if (extra & bit_of(k))
         return failure{error_kind::bad_message, "field \"" + std::string(k) + "\" is not part of " + std::string(type)};
   }
@@ -253,10 +257,11 @@ std::variant<client_message, decode_error> decoder::client(std::string_view fram
   if (!(f.seen & f_type)) return to_error({error_kind::bad_message, "missing \"type\" string"}, f.doc);
   const std::string_view type = f.type;
   if (type == "hello") {
-    if (auto e = only(f, f_type | f_protocol | f_client | f_token, type, true)) return to_error(*e);
+    if (auto e = only(f, f_type | f_protocol | f_client | f_token | f_binary, type, true)) return to_error(*e);
     if (auto e = need(f, f_protocol, type)) return to_error(*e);
     hello_msg m;
     m.protocol = f.protocol;
+    m.binary = f.binary;
     // At most 200 bytes, cut at a character boundary.
     std::size_t n = std::min<std::size_t>(f.client.size(), 200);
     while (n < f.client.size() && n > 0 && (static_cast<unsigned char>(f.client[n]) & 0xC0) == 0x80) --n;
@@ -309,9 +314,10 @@ std::variant<server_message, decode_error> decoder::server(std::string_view fram
   if (!(f.seen & f_type)) return to_error({error_kind::bad_message, "missing \"type\" string"}, f.doc);
   const std::string_view type = f.type;
   if (type == "welcome") {
-    if (auto e = only(f, f_type | f_protocol | f_server | f_max_message_bytes, type, false)) return to_error(*e);
+    if (auto e = only(f, f_type | f_protocol | f_server | f_max_message_bytes | f_binary, type, false))
+      return to_error(*e);
     if (auto e = need(f, f_protocol, type)) return to_error(*e);
-    return welcome_msg{f.protocol, std::string(f.server), f.max_message_bytes};
+    return welcome_msg{f.protocol, std::string(f.server), f.max_message_bytes, f.binary};
   }
   if (type == "pong") {
     if (auto e = only(f, f_type, type, false)) return to_error(*e);
@@ -335,12 +341,12 @@ std::variant<server_message, decode_error> decoder::server(std::string_view fram
   std::string doc(f.doc);
   if (type == "ops" || type == "sync") {
     const bool sync = type == "sync";
-    if (auto e = only(f, f_type | f_doc | f_ops | (sync ? f_version : 0u), type, false)) return to_error(*e, doc);
+    if (auto e = only(f, f_type | f_doc | f_ops | (sync ? f_version | f_ref : 0u), type, false)) return to_error(*e, doc);
     if (auto e = need(f, sync ? (f_ops | f_version) : f_ops, type)) return to_error(*e, doc);
     std::vector<operation> ops;
     if (auto e = read_ops_field(f, limits, &ops)) return to_error(*e, doc);
     if (!sync) return ops_msg{doc, std::move(ops)};
-    sync_msg m{doc, std::move(ops), {}};
+    sync_msg m{doc, std::move(ops), {}, f.ref};
     if (auto e = read_version_field(f, limits, &m.version)) return to_error(*e, doc);
     return m;
   }

@@ -97,6 +97,7 @@ std::string encode_hello(const hello_msg& m) {
     out += ",\"token\":";
     append_json_string(out, m.token);
   }
+  if (m.binary) out += ",\"binary\":true";
   out.push_back('}');
   return out;
 }
@@ -139,29 +140,28 @@ std::string encode_ping() { return "{\"type\":\"ping\"}"; }
 
 // ---- server -> client ---------------------------------------------------------
 
-std::string encode_welcome(std::string_view server_name, std::uint64_t max_message_bytes) {
-  std::string out = "{\"type\":\"welcome\",\"protocol\":";
-  append_uint(out, protocol_version);
-  out += ",\"server\":";
-  append_json_string(out, server_name);
-  out += ",\"max_message_bytes\":";
-  append_uint(out, max_message_bytes);
-  out.push_back('}');
-  return out;
+std::string encode_welcome(std::string_view server_name, std::uint64_t max_message_bytes, bool binary) {
+  return encode(server_message(welcome_msg{protocol_version, std::string(server_name), max_message_bytes, binary}));
 }
 
-std::string encode_sync(std::string_view doc, std::span<const operation> ops, const version_vector& server_version) {
+std::string encode_sync(std::string_view doc, std::span<const operation> ops, const version_vector& server_version,
+                        std::uint64_t ref) {
   std::string out;
   append_doc_head(out, "sync", doc);
   append_ops(out, ops);
   out += ",\"version\":";
   append_version(out, server_version);
+  if (ref) {
+    out += ",\"ref\":";
+    append_uint(out, ref);
+  }
   out.push_back('}');
   return out;
 }
 
 std::vector<std::string> encode_sync_chunked(std::string_view doc, std::span<const operation> ops,
-                                             const version_vector& server_version, std::size_t budget) {
+                                             const version_vector& server_version, std::size_t budget,
+                                             std::uint64_t ref) {
   std::vector<std::string> messages;
   std::string body, one;
   auto flush_ops = [&] {
@@ -196,6 +196,10 @@ std::vector<std::string> encode_sync_chunked(std::string_view doc, std::span<con
   last += body;
   last += "],\"version\":";
   append_version(last, server_version);
+  if (ref) {
+    last += ",\"ref\":";
+    append_uint(last, ref);
+  }
   last.push_back('}');
   messages.push_back(std::move(last));
   return messages;
@@ -266,10 +270,11 @@ std::string encode(const server_message& m) {
       append_json_string(out, x.server);
       out += ",\"max_message_bytes\":";
       append_uint(out, x.max_message_bytes);
+      if (x.binary) out += ",\"binary\":true";
       out.push_back('}');
       return out;
     }
-    std::string operator()(const sync_msg& x) const { return encode_sync(x.doc, x.ops, x.version); }
+    std::string operator()(const sync_msg& x) const { return encode_sync(x.doc, x.ops, x.version, x.ref); }
     std::string operator()(const ops_msg& x) const { return encode_ops(x.doc, x.ops); }
     std::string operator()(const ack_msg& x) const { return encode_ack(x.doc, x.version); }
     std::string operator()(const peer_presence_msg& x) const {

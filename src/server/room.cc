@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <atomic>
 
 #include "weft/protocol.h"
 #include "server/context.h"
@@ -24,9 +25,14 @@ document_options room_options(const server_config& c) {
 constexpr replica_id server_replica = 0;
 }  // namespace
 
+namespace {
+std::atomic<std::uint64_t> g_next_room_ref{1};
+}  // namespace
+
 document_room::document_room(server_context& ctx, std::string id)
     : ctx_(ctx),
       id_(std::move(id)),
+      ref_(g_next_room_ref++),
       strand_(net::make_strand(ctx.io)),
       unload_timer_(strand_),
       presence_timer_(strand_),
@@ -124,6 +130,33 @@ void document_room::broadcast(const std::shared_ptr<const std::string>& msg, std
   }
 }
 
+void document_room::broadcast_ops(const std::vector<operation>& ops, std::uint64_t except) {
+  std::shared_ptr<const std::string> json, binary;
+  for (auto it = subscribers_.begin(); it != subscribers_.end();) {
+    auto s = it->second.lock();
+    if (!s) {
+      it = subscribers_.erase(it);
+      continue;
+    }
+    if (it->first != except) {
+      auto& frame = s->binary() ? binary : json;
+      if (!frame)
+        frame = std::make_shared<const std::string>(s->binary() ? protocol::encode_binary_ops(ref_, ops)
+                                                                : protocol::encode_ops(id_, ops));
+      s->send(frame);
+    }
+    ++it;
+  }
+}
+
+void document_room::send_ops_to(const std::shared_ptr<subscriber>& s, const std::vector<operation>& ops) {
+  send_to(s, s->binary() ? protocol::encode_binary_ops(ref_, ops) : protocol::encode_ops(id_, ops));
+}
+
+void document_room::send_ack_to(const std::shared_ptr<subscriber>& s, const version_vector& ack) {
+  send_to(s, s->binary() ? protocol::encode_binary_ack(ref_, ack) : protocol::encode_ack(id_, ack));
+}
+
 void document_room::join(std::shared_ptr<subscriber> s, version_vector client_version) {
   on_strand([this, s = std::move(s), v = std::move(client_version)]() mutable {
     when_ready([this, s = std::move(s), v = std::move(v)]() mutable { do_join(std::move(s), std::move(v)); });
@@ -139,7 +172,8 @@ void document_room::do_join(std::shared_ptr<subscriber> s, version_vector client
   subscribers_[s->session_id()] = s;
   // History can be far larger than a message may be: send it in chunks.
   const std::size_t budget = std::max<std::size_t>(4096, ctx_.config.max_message_bytes / 2);
-  for (auto& m : protocol::encode_sync_chunked(id_, doc_.ops_since(client_version), doc_.version(), budget))
+  for (auto& m : protocol::encode_sync_chunked(id_, doc_.ops_since(client_version), doc_.version(), budget,
+                                              s->binary() ? ref_ : 0))
     send_to(s, std::move(m));
   for (const auto& [sid, p] : presence_)
     if (sid != s->session_id()) send_to(s, protocol::encode_peer_presence(id_, sid, p.state));
@@ -200,13 +234,12 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
   // Rebroadcast in application order (a causal order) before durability: a
   // crash before the commit loses nothing acknowledged, and clients give the
   // server back anything it lacks when they resync (docs/protocol.md).
-  auto msg = std::make_shared<const std::string>(protocol::encode_ops(id_, applied));
-  broadcast(msg, s->session_id());
+  broadcast_ops(applied, s->session_id());
   std::vector<operation> unblocked;
   for (const auto& op : applied)
     if (std::find(author_replicas.begin(), author_replicas.end(), op.id.replica) == author_replicas.end())
       unblocked.push_back(op);
-  if (!unblocked.empty()) send_to(s, protocol::encode_ops(id_, unblocked));
+  if (!unblocked.empty()) send_ops_to(s, unblocked);
 
   std::uint64_t seq = next_seq_++;
   ops_since_snapshot_ += applied.size();
@@ -256,7 +289,7 @@ void document_room::send_acks() {
     }
     // An ack is sent only when it tells this connection something new.
     if (s && news) {
-      send_to(s, protocol::encode_ack(id_, ack));
+      send_ack_to(s, ack);
       w.told.merge(ack);
     }
     if (!s) {

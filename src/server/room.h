@@ -38,6 +38,9 @@ class document_room : public std::enable_shared_from_this<document_room> {
   ~document_room();
 
   const std::string& id() const noexcept { return id_; }
+  /// The room's number in binary frames: unique among the rooms this server
+  /// process ever held, so one encoded frame serves every recipient.
+  std::uint64_t ref() const noexcept { return ref_; }
 
   /// Starts loading the document from storage. Called once by the registry.
   void start();
@@ -70,6 +73,12 @@ class document_room : public std::enable_shared_from_this<document_room> {
   void do_join(std::shared_ptr<subscriber> s, version_vector client_version);
   void do_submit(std::shared_ptr<subscriber> s, std::vector<operation> ops);
   void broadcast(const std::shared_ptr<const std::string>& msg, std::uint64_t except);
+  /// Sends ops to every subscriber but `except`, each in its format, each
+  /// format encoded at most once.
+  void broadcast_ops(const std::vector<operation>& ops, std::uint64_t except);
+  /// Ops or an ack for one subscriber, in its format.
+  void send_ops_to(const std::shared_ptr<subscriber>& s, const std::vector<operation>& ops);
+  void send_ack_to(const std::shared_ptr<subscriber>& s, const version_vector& ack);
   void send_to(const std::shared_ptr<subscriber>& s, std::string msg);
   void durable(status st, version_vector applied_version);
   /// Sends each waiting author the acks its ops have earned.
@@ -81,6 +90,7 @@ class document_room : public std::enable_shared_from_this<document_room> {
 
   server_context& ctx_;
   const std::string id_;
+  const std::uint64_t ref_;
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   boost::asio::steady_timer unload_timer_;
   boost::asio::steady_timer presence_timer_;

@@ -12,9 +12,13 @@ class subscriber {
   virtual ~subscriber() = default;
   /// Unique per connection for the server's lifetime.
   virtual std::uint64_t session_id() const noexcept = 0;
-  /// Queues a text frame. Thread-safe; never blocks; the message is shared by
-  /// all receivers of a broadcast.
+  /// Queues a frame: a JSON text frame, or a binary frame (protocol.h; it
+  /// never starts with '{'). Thread-safe; never blocks; the message is shared
+  /// by all receivers of a broadcast.
   virtual void send(std::shared_ptr<const std::string> message) = 0;
+  /// True when the connection asked for binary frames (ops and acks of open
+  /// documents are then sent as such). Fixed once the connection is welcomed.
+  virtual bool binary() const noexcept = 0;
 };
 
 }  // namespace weft::server

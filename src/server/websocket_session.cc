@@ -124,7 +124,7 @@ class websocket_transport final : public websocket_session {
   }
   bool got_text() const override { return ws_.got_text(); }
   void write_message(const std::string& message) override {
-    ws_.text(true);
+    ws_.text(!message.empty() && message[0] == '{');  // binary frames never start with '{' (protocol.h)
     ws_.async_write(net::buffer(message),
                     [self = self()](beast::error_code ec, std::size_t n) { self->on_write(ec, n); });
   }
@@ -250,7 +250,15 @@ void websocket_session::on_read(beast::error_code ec, std::size_t) {
     return;
   }
   if (!got_text()) {
-    reply(protocol::encode_error(error_kind::bad_message, "binary frames are not part of the protocol; send JSON text"));
+    if (binary_.load(std::memory_order_relaxed)) {
+      auto data = buffer_.data();
+      handle_binary(std::string_view(static_cast<const char*>(data.data()), data.size()));
+    } else {
+      ++ctx_.stats.errors_sent;
+      reply(protocol::encode_error(error_kind::bad_message,
+                                   "binary frames are off on this connection: ask for them in hello (\"binary\":true) "
+                                   "or send JSON text"));
+    }
   } else {
     // Room after the message lets the decoder parse it where it lies,
     // without a copy (the bytes there are never read as JSON).
@@ -324,7 +332,8 @@ void websocket_session::handle(std::string_view frame, std::size_t readable) {
     }
     if (!authorised(h->token)) return;
     hello_ = true;
-    reply(protocol::encode_welcome(server_name, ctx_.config.max_message_bytes));
+    binary_.store(h->binary, std::memory_order_relaxed);
+    reply(protocol::encode_welcome(server_name, ctx_.config.max_message_bytes, h->binary));
     return;
   }
   if (std::holds_alternative<protocol::ping_msg>(msg)) {
@@ -389,6 +398,37 @@ void websocket_session::handle(std::string_view frame, std::size_t readable) {
   } else if (auto* p = std::get_if<protocol::presence_msg>(&msg)) {
     room->presence(self, std::move(p->state_json));
   }
+}
+
+void websocket_session::handle_binary(std::string_view frame) {
+  static const protocol::decode_limits limits{};
+  auto error = [&](error_kind k, const std::string& m, const std::string& doc = {}) {
+    ++ctx_.stats.errors_sent;
+    reply(protocol::encode_error(k, m, doc));
+  };
+  auto decoded = protocol::decoder::binary(frame, limits);
+  if (auto* e = std::get_if<protocol::decode_error>(&decoded)) {
+    error(e->kind, e->message);
+    return;
+  }
+  auto* ops = std::get_if<protocol::binary_ops>(&std::get<protocol::binary_message>(decoded));
+  if (!ops) {
+    error(error_kind::bad_message, "clients do not send acks");
+    return;
+  }
+  if (!authorised()) return;  // the token may have expired since hello
+  const open_doc* d = nullptr;
+  for (const auto& x : docs_)
+    if (x.room->ref() == ops->ref) d = &x;
+  if (!d) {
+    error(error_kind::not_open, "no open document has ref " + std::to_string(ops->ref) + " on this connection");
+    return;
+  }
+  if (claims_ && claims_->rights_for(d->id) != access::write) {
+    error(error_kind::forbidden, "read-only access: your token does not allow editing this document", d->id);
+    return;
+  }
+  d->room->submit(shared_from_this(), std::move(ops->ops));
 }
 
 void websocket_session::enqueue(std::shared_ptr<const std::string> message) {

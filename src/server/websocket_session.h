@@ -14,6 +14,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -71,6 +72,7 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
  public:
   ~websocket_session() override;
   std::uint64_t session_id() const noexcept override { return id_; }
+  bool binary() const noexcept override { return binary_.load(std::memory_order_relaxed); }
   /// Closes the connection with close code 1001 (going away) and `reason`.
   void shutdown(std::string reason);
   /// One round of liveness checking; the server calls it on every session
@@ -118,6 +120,8 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
  private:
   /// Handles one text frame; `readable` bytes from frame.data() may be read.
   void handle(std::string_view frame, std::size_t readable);
+  /// Handles one binary frame (binary frames on).
+  void handle_binary(std::string_view frame);
   /// With auth on: verifies `hello_token` when given (it replaces the upgrade
   /// header's), then requires a token and checks it has not expired.
   /// False: the connection is being closed with the reason.
@@ -150,6 +154,7 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
   bool closing_ = false;
   bool closed_ = false;
   bool hello_ = false;
+  std::atomic<bool> binary_{false};  // set at hello on the strand; read by rooms
   bool heard_ = true;             // something arrived since the last liveness round
   bool pinged_ = false;           // a liveness round found silence and pinged
   bool ping_in_flight_ = false;   // Beast allows one ping at a time

@@ -4,7 +4,8 @@
 //     independent DOM-based decoder (reference_decoder.h): same verdict on
 //     valid JSON, same value when both accept, and never an accepted frame
 //     that is not JSON;
-//   - the codec's server-message decoder (what clients run) on the same bytes;
+//   - the codec's server-message decoder (what clients run) and its binary
+//     frame decoder on the same bytes;
 //   - whatever a decoder accepts re-encodes to a frame that decodes to the
 //     same value;
 //   - accepted ops keep a document's invariants.
@@ -34,6 +35,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   } else if (want) {
     __builtin_trap();  // refused what the reference accepts
+  }
+  auto b = decoder::binary(frame);
+  if (auto* bm = std::get_if<binary_message>(&b)) {
+    std::string again_frame = std::visit(
+        [](const auto& x) -> std::string {
+          if constexpr (std::is_same_v<std::decay_t<decltype(x)>, binary_ops>) return encode_binary_ops(x.ref, x.ops);
+          else return encode_binary_ack(x.ref, x.version);
+        },
+        *bm);
+    auto again = decoder::binary(again_frame);
+    if (!std::holds_alternative<binary_message>(again) || !(std::get<binary_message>(again) == *bm)) __builtin_trap();
   }
   auto s = codec.server(frame);
   if (auto* sm = std::get_if<server_message>(&s)) {

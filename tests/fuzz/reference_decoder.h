@@ -96,14 +96,17 @@ inline std::optional<protocol::client_message> reference_decode(std::string_view
   std::string_view type;
   if (o["type"].get_string().get(type)) return std::nullopt;
   if (type == "hello") {
-    if (!fields_ok(o, {"type", "protocol", "client", "token"})) return std::nullopt;
+    if (!fields_ok(o, {"type", "protocol", "client", "token", "binary"})) return std::nullopt;
     protocol::hello_msg m;
     if (o["protocol"].get_uint64().get(m.protocol)) return std::nullopt;
     element c;
     std::string_view s;
+    if (!o["binary"].get(c) && c.get_bool().get(m.binary)) return std::nullopt;
     if (!o["client"].get(c)) {
       if (c.get_string().get(s)) return std::nullopt;
-      m.client = std::string(s.substr(0, 200));
+      std::size_t n = std::min<std::size_t>(s.size(), 200);
+      while (n < s.size() && n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+      m.client = std::string(s.substr(0, n));
     }
     if (!o["token"].get(c)) {
       if (c.get_string().get(s)) return std::nullopt;

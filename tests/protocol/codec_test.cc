@@ -65,7 +65,7 @@ TEST(Codec, EveryClientMessageRoundTrips) {
   v.set(5, 3);
   v.set((std::uint64_t{1} << 53) - 1, 4294967294u);
   const std::vector<client_message> all = {
-      hello_msg{1, "my editor \"2\"", "tok.en"}, hello_msg{1, {}, {}}, open_msg{"a-b_c.d~1", v}, open_msg{"x", {}},
+      hello_msg{1, "my editor \"2\"", "tok.en", false}, hello_msg{1, {}, {}, true}, open_msg{"a-b_c.d~1", v}, open_msg{"x", {}},
       ops_msg{"d", sample_ops()}, presence_msg{"d", R"({"cursor":4,"name":"Ada"})"}, presence_msg{"d", "null"},
       close_msg{"d"}, ping_msg{}};
   for (const auto& m : all) {
@@ -79,9 +79,10 @@ TEST(Codec, EveryServerMessageRoundTrips) {
   v.set(7, 12);
   v.set(3, 44);
   const std::vector<server_message> all = {
-      welcome_msg{1, "weft 0.1.0", 1048576},
-      sync_msg{"notes", sample_ops(), v},
-      sync_msg{"notes", {}, {}},
+      welcome_msg{1, "weft 0.1.0", 1048576, false},
+      welcome_msg{1, "weft 0.1.0", 1048576, true},
+      sync_msg{"notes", sample_ops(), v, 0},
+      sync_msg{"notes", {}, {}, 9},
       ops_msg{"notes", sample_ops()},
       ack_msg{"notes", v},
       peer_presence_msg{"notes", 17, R"({"name":"Ada","anchor":4})"},
@@ -164,6 +165,56 @@ TEST(Codec, RejectsBadMessagesWithTheRightCode) {
   EXPECT_EQ(must_fail(R"({"type":"ping","id":"\q"})"), error_kind::bad_json);
   decoder d;
   EXPECT_TRUE(std::holds_alternative<decode_error>(d.server(R"({"type":"pong","x":{]})")));
+}
+
+TEST(Codec, BinaryFramesRoundTrip) {
+  version_vector v;
+  v.set(7, 12);
+  v.set((std::uint64_t{1} << 53) - 1, 4294967294u);
+  const std::vector<binary_message> all = {binary_ops{1, sample_ops()}, binary_ops{300, {sample_ops()[1]}},
+                                           binary_ack{5, v}, binary_ack{5, {}}};
+  for (const auto& m : all) {
+    std::string frame = std::visit(
+        [](const auto& x) -> std::string {
+          if constexpr (std::is_same_v<std::decay_t<decltype(x)>, binary_ops>) return encode_binary_ops(x.ref, x.ops);
+          else return encode_binary_ack(x.ref, x.version);
+        },
+        m);
+    ASSERT_NE(frame[0], '{');
+    auto d = decoder::binary(frame);
+    ASSERT_TRUE(std::holds_alternative<binary_message>(d)) << std::get<decode_error>(d).message;
+    EXPECT_EQ(std::get<binary_message>(d), m);
+    // Every cut is refused, never misread.
+    for (std::size_t n = 0; n < frame.size(); ++n)
+      EXPECT_TRUE(std::holds_alternative<decode_error>(decoder::binary(frame.substr(0, n)))) << n;
+  }
+  EXPECT_TRUE(std::holds_alternative<decode_error>(decoder::binary(std::string("\x03\x01", 2))));  // unknown kind
+  EXPECT_TRUE(std::holds_alternative<decode_error>(decoder::binary(std::string("\x01\x00", 2))));  // ref 0
+}
+
+TEST(Codec, AKeystrokeRebroadcastFitsIn40BytesOnTheWire) {
+  // A typist with a random 53-bit replica id, deep into a document, typing
+  // between someone else's characters (so the insert has both origins).
+  document other((std::uint64_t{1} << 52) + 12345), typist((std::uint64_t{1} << 53) - 77);
+  (void)typist.apply(other.insert(0, std::string(5000, 'x')).value());
+  for (int i = 0; i < 3000; ++i) (void)typist.insert(100 + static_cast<std::uint64_t>(i), "y");
+  auto key = typist.insert(2000, "z").value();
+  ASSERT_TRUE(key.origin_left && key.origin_right);
+  const std::string frame = encode_binary_ops(70000, std::span<const operation>(&key, 1));
+  const std::size_t on_wire = frame.size() + 2;  // a server frame under 126 bytes has a 2-byte header
+  EXPECT_LE(on_wire, 40u) << "binary keystroke frame of " << on_wire << " bytes";
+  const std::string json = encode_ops("notes", std::span<const operation>(&key, 1));
+  EXPECT_GT(json.size(), 3 * frame.size());  // what binary frames save
+}
+
+TEST(Codec, BinaryIsNegotiatedInHelloAndWelcome) {
+  auto h = std::get<hello_msg>(must_decode(R"({"type":"hello","protocol":1,"binary":true})"));
+  EXPECT_TRUE(h.binary);
+  EXPECT_EQ(must_fail(R"({"type":"hello","protocol":1,"binary":1})"), error_kind::bad_message);
+  auto w = std::get<welcome_msg>(must_decode_server(encode_welcome("weft", 10, true)));
+  EXPECT_TRUE(w.binary);
+  auto s = std::get<sync_msg>(must_decode_server(encode_sync("d", {}, {}, 42)));
+  EXPECT_EQ(s.ref, 42u);
 }
 
 TEST(Codec, MinusZeroIsZeroAsInEveryJsonReader) {  // both found by fuzz_protocol against a DOM reader

@@ -131,6 +131,45 @@ TEST_F(ServerTest, AnAckNeverRepeatsWhatTheConnectionWasTold) {
   EXPECT_EQ(b.acked("once"), op.id.counter + 1);
 }
 
+TEST_F(ServerTest, BinaryFramesAreNegotiatedAndMixWithJsonPeers) {
+  test_client bin(port(), 41), json(port(), 42);
+  bin.hello(/*binary=*/true);
+  json.hello();
+  bin.open("mix");
+  json.open("mix");
+  ASSERT_NE(bin.ref("mix"), 0u);
+  EXPECT_EQ(json.ref("mix"), 0u);  // no ref for a JSON connection
+  // Binary in: a keystroke as a binary frame; JSON peers get JSON, and the
+  // author gets a binary ack.
+  auto op = bin.replica("mix").insert(0, "hé").value();
+  bin.send_binary_ops("mix", {op});
+  ASSERT_TRUE(json.wait_text("mix", "hé"));
+  auto ack = bin.expect("ack");
+  ASSERT_TRUE(ack);
+  EXPECT_TRUE(ack->binary);
+  EXPECT_EQ(bin.acked("mix"), op.id.counter + 1);
+  // JSON in: the binary peer gets a binary rebroadcast of about 20 bytes.
+  json.insert("mix", 2, "!");
+  std::optional<message> live;
+  for (int i = 0; i < 10 && !(live && live->type == "ops"); ++i) live = bin.expect("ops");
+  ASSERT_TRUE(live);
+  EXPECT_TRUE(live->binary);
+  EXPECT_LE(live->raw.size(), 38u);
+  ASSERT_TRUE(bin.wait_text("mix", "hé!"));
+  // Bad binary frames get an error; binary frames are refused where not asked for.
+  bin.send_binary(protocol::encode_binary_ops(999999, std::vector<operation>{op}));
+  auto e = bin.expect("error");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(std::get<protocol::error_msg>(e->decoded).code, "not_open");
+  bin.send_binary(std::string("\x02\x01\x00", 3));
+  ASSERT_TRUE(bin.expect("error"));
+  json.send_binary(protocol::encode_binary_ops(bin.ref("mix"), std::vector<operation>{op}));
+  auto refused = json.expect("error");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(std::get<protocol::error_msg>(refused->decoded).code, "bad_message");
+  EXPECT_EQ(http_get(port(), "/api/docs/mix/text").second, "hé!");
+}
+
 TEST_F(ServerTest, ReconnectGetsExactlyTheMissingOps) {
   test_client a(port(), 1111);
   a.hello();

@@ -70,10 +70,31 @@ std::optional<message> test_client::recv(std::chrono::milliseconds timeout) {
   m.raw = beast::buffers_to_string(buffer_.data());
   buffer_.consume(buffer_.size());
   static const protocol::decode_limits limits{1u << 30, 1u << 20, 1u << 30};
+  if (!ws_.got_text()) {
+    m.binary = true;
+    auto b = protocol::decoder::binary(m.raw, limits);
+    if (auto* e = std::get_if<protocol::decode_error>(&b))
+      throw std::runtime_error("the server sent an undecodable binary frame: " + e->message);
+    auto& bm = std::get<protocol::binary_message>(b);
+    const std::uint64_t ref = std::visit([](const auto& x) { return x.ref; }, bm);
+    std::string doc;
+    for (const auto& [d, r] : refs_)
+      if (r == ref) doc = d;
+    if (doc.empty()) throw std::runtime_error("binary frame for unknown ref " + std::to_string(ref));
+    if (auto* o = std::get_if<protocol::binary_ops>(&bm)) {
+      m.decoded = protocol::ops_msg{doc, std::move(o->ops)};
+      m.type = "ops";
+    } else {
+      m.decoded = protocol::ack_msg{doc, std::move(std::get<protocol::binary_ack>(bm).version)};
+      m.type = "ack";
+    }
+    return m;
+  }
   auto decoded = decoder_.server(m.raw, limits);
   if (auto* e = std::get_if<protocol::decode_error>(&decoded))
     throw std::runtime_error("the server sent an undecodable message (" + e->message + "): " + m.raw.substr(0, 200));
   m.decoded = std::move(std::get<protocol::server_message>(decoded));
+  if (auto* sy = std::get_if<protocol::sync_msg>(&m.decoded); sy && sy->ref) refs_[sy->doc] = sy->ref;
   m.type = std::visit(
       [](const auto& x) -> std::string {
         using T = std::decay_t<decltype(x)>;
@@ -125,8 +146,8 @@ std::optional<message> test_client::expect(const std::string& type, std::chrono:
   return found;
 }
 
-void test_client::hello() {
-  send(protocol::encode_hello({protocol::protocol_version, "test", {}}));
+void test_client::hello(bool binary) {
+  send(protocol::encode_hello({protocol::protocol_version, "test", {}, binary}));
   if (!expect("welcome")) throw std::runtime_error("no welcome");
 }
 
@@ -156,6 +177,16 @@ void test_client::barrier(const std::string& doc) {
   // open comes after everything it sent before.
   send(protocol::encode_open(doc, replica(doc).version()));
   if (!expect("sync")) throw std::runtime_error("no sync for " + doc);
+}
+
+void test_client::send_binary(const std::string& bytes) {
+  ws_.binary(true);
+  ws_.write(net::buffer(bytes));
+}
+
+void test_client::send_binary_ops(const std::string& doc, const std::vector<operation>& ops) {
+  if (!refs_[doc]) throw std::runtime_error("no ref for " + doc + ": binary frames off or not synced");
+  send_binary(protocol::encode_binary_ops(refs_[doc], ops));
 }
 
 void test_client::send_ops(const std::string& doc, const std::vector<operation>& ops) {

@@ -24,7 +24,8 @@ namespace weft::test {
 struct message {
   std::string raw;
   std::string type;
-  protocol::server_message decoded;
+  protocol::server_message decoded;  // binary frames too, with their ref resolved to the document
+  bool binary = false;               // came as a binary frame
   bool absorbed = false;  // ops/sync/ack already applied to the replicas
 };
 
@@ -50,7 +51,8 @@ class test_client {
   boost::beast::websocket::close_reason close_reason() { return ws_.reason(); }
 
   // ---- protocol helpers ---------------------------------------------------------
-  void hello();
+  /// Sends hello (asking for binary frames when `binary`) and waits for welcome.
+  void hello(bool binary = false);
   /// Sends hello with an access token; returns the reply (welcome or error).
   std::optional<message> hello_with_token(const std::string& token);
   /// Opens `doc` with this client's replica version; waits for "sync" and
@@ -60,6 +62,12 @@ class test_client {
   operation insert(const std::string& doc, std::uint64_t pos, const std::string& text);
   operation erase(const std::string& doc, std::uint64_t pos, std::uint64_t n);
   void send_ops(const std::string& doc, const std::vector<operation>& ops);
+  /// Sends ops as a binary frame (binary frames on, `doc` synced).
+  void send_binary_ops(const std::string& doc, const std::vector<operation>& ops);
+  /// Sends raw bytes as one binary frame.
+  void send_binary(const std::string& bytes);
+  /// The ref the server gave `doc` in its sync (0: none).
+  std::uint64_t ref(const std::string& doc) { return refs_[doc]; }
   /// Reads until the server acknowledged this replica's ops of `doc` up to its
   /// current counter.
   bool wait_acked(const std::string& doc, std::chrono::milliseconds timeout = std::chrono::seconds(5));
@@ -93,6 +101,7 @@ class test_client {
   std::map<std::string, std::vector<operation>> received_;
   std::map<std::string, std::uint64_t> acked_;
   std::map<std::string, int> acks_seen_;
+  std::map<std::string, std::uint64_t> refs_;
 };
 
 /// GET http://127.0.0.1:port/target; returns (status, body).
