@@ -51,6 +51,8 @@ const char* usage =
     "                          for every op to reach every bot (default 3)\n"
     "  --storm                 after typing, drop every connection at once; all must resync,\n"
     "                          then each bot types 3 more keystrokes over 3/rate seconds\n"
+    "  --json-frames           ops and acks as JSON text frames, as the browser sends them\n"
+    "                          (default: binary frames, as weft::client negotiates them)\n"
     "  --json FILE             also write the report as JSON\n"
     "  --soak ROUNDS           soak: the run above ROUNDS times, each on fresh documents, pausing\n"
     "                          --soak-pause S (default 3) after each so the server unloads them\n"
@@ -155,6 +157,7 @@ int main(int argc, char** argv) {
     else if (a == "--table") table_file = value();
     else if (a == "--label") label = value();
     else if (a == "--storm") o.storm = true;
+    else if (a == "--json-frames") o.json_frames = true;
     else if (a == "--no-progress") o.progress = false;
     else if (a == "--soak") soak_rounds = static_cast<int>(num(2));
     else if (a == "--soak-pause") soak_pause = num(0);

@@ -299,6 +299,7 @@ swarm_report run_swarm(const swarm_options& o) {
       replicas.emplace(co.replica, index);
       lat.add_replica(co.replica, index);
       co.name = b->name;
+      co.binary = !o.json_frames;
       client_handlers h;
       auto syncs = std::make_shared<std::atomic<int>>(0);
       h.on_synced = [&synced, &resynced, syncs] {

@@ -28,6 +28,7 @@ struct swarm_options {
   double quiet_s = 3;       // after typing: wait at most this long for convergence
   std::string doc_prefix = "bots";
   bool progress = true;     // a progress line per second on stderr
+  bool json_frames = false;  // JSON text frames only (no binary frames for ops and acks)
   bool storm = false;       // after typing: drop every connection at once, resync, type 3 more keystrokes each
 };
 

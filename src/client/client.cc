@@ -79,6 +79,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   bool running = false;
   bool welcomed = false;
   bool binary = false;  // the server confirmed binary frames for this connection
+  bool asked_binary = false;  // this connection's hello asked for them
   bool retired = false;  // ~client() has returned: queued work is dropped
   unsigned attempt = 0;
   std::uint64_t generation = 0;  // connection attempt, so stale handlers are ignored
@@ -163,6 +164,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     ws->async_handshake(opts.host, "/", [self = shared_from_this(), gen = generation](beast::error_code ec) {
       if (gen != self->generation) return;
       if (ec) return self->lost();
+      self->asked_binary = self->opts.binary;
       self->send_raw(
           protocol::encode_hello({protocol::protocol_version, self->opts.name, self->opts.token, self->opts.binary}));
       self->read();
@@ -249,6 +251,13 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     }
   }
   void on_message(protocol::error_msg& m) {
+    if (!welcomed && asked_binary && m.kind == protocol::error_kind::bad_message) {
+      // A server from before binary frames refuses hello's "binary" field
+      // and keeps the connection: say hello again without it.
+      asked_binary = false;
+      send_raw(protocol::encode_hello({protocol::protocol_version, opts.name, opts.token, false}));
+      return;
+    }
     if (handlers.on_error) handlers.on_error(m.code, m.message);
   }
   void on_message(protocol::pong_msg&) {}
