@@ -218,6 +218,16 @@ std::string encode_hello(const hello_msg& m);
 std::string encode_open(std::string_view doc, const version_vector& version);
 std::string encode_ops(std::string_view doc, std::span<const operation> ops);
 /// A client's presence: `state_json` must be a JSON object or "null".
+/// Ops of any amount as "ops" messages that each stay below about `budget`
+/// bytes (use half the server's max_message_bytes) and hold at most `max_ops`
+/// ops: long inserts and erases with many targets are split into consecutive
+/// ops with the same meaning. Empty for no ops. Use it for anything a user
+/// may have made large: a paste, a post-sync resend after long offline work.
+std::vector<std::string> encode_ops_chunked(std::string_view doc, std::span<const operation> ops, std::size_t budget,
+                                            std::size_t max_ops = 10000);
+/// The same as binary frames.
+std::vector<std::string> encode_binary_ops_chunked(std::uint64_t ref, std::span<const operation> ops,
+                                                   std::size_t budget, std::size_t max_ops = 10000);
 std::string encode_presence(std::string_view doc, std::string_view state_json);
 std::string encode_close(std::string_view doc);
 std::string encode_ping();

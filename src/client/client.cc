@@ -80,6 +80,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   bool welcomed = false;
   bool binary = false;  // the server confirmed binary frames for this connection
   bool asked_binary = false;  // this connection's hello asked for them
+  std::uint64_t max_message_bytes = 1u << 20;  // the server's, from welcome
   bool retired = false;  // ~client() has returned: queued work is dropped
   unsigned attempt = 0;
   std::uint64_t generation = 0;  // connection attempt, so stale handlers are ignored
@@ -231,13 +232,18 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     }
   }
 
-  // Our ops of `id`, in the connection's format.
-  std::string encode_ops_for(const std::string& id, const doc_state& d, const std::vector<operation>& ops) const {
-    return binary && d.ref ? protocol::encode_binary_ops(d.ref, ops) : protocol::encode_ops(id, ops);
+  // Sends our ops of `id` in the connection's format, in as many messages as
+  // the server's limits need (a paste or long offline work can be large).
+  void send_ops(const std::string& id, const doc_state& d, const std::vector<operation>& ops) {
+    const std::size_t budget = std::max<std::uint64_t>(4096, max_message_bytes / 2);
+    auto frames = binary && d.ref ? protocol::encode_binary_ops_chunked(d.ref, ops, budget)
+                                  : protocol::encode_ops_chunked(id, ops, budget);
+    for (auto& f : frames) send(std::move(f));
   }
 
   void on_message(protocol::welcome_msg& w) {
     binary = w.binary;
+    if (w.max_message_bytes) max_message_bytes = w.max_message_bytes;
     welcomed = true;
     attempt = 0;
     set_state(connection_state::syncing);
@@ -290,7 +296,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       if (server.get(opts.replica) > a) server.set(opts.replica, a);
     }
     auto missing = d.replica.ops_since(server);
-    if (!missing.empty()) send(encode_ops_for(it->first, d, missing));
+    if (!missing.empty()) send_ops(it->first, d, missing);
     d.synced = true;
     bool all = true;
     for (auto& [id, x] : docs) all &= x.synced;
@@ -406,7 +412,7 @@ void client::edit(const std::string& doc, std::function<void(document&, std::vec
     std::vector<operation> ops;
     f(d.replica, ops);
     // Not yet synced: the sync answer's "what the server lacks" carries them.
-    if (!ops.empty() && d.synced) c.send(c.encode_ops_for(doc, d, ops));
+    if (!ops.empty() && d.synced) c.send_ops(doc, d, ops);
   });
 }
 

@@ -82,6 +82,59 @@ void split_insert(const operation& op, std::size_t max_bytes, std::vector<operat
     start = end;
   }
 }
+
+// Splits an erase with more than `max_targets` targets into consecutive
+// erases: the erase's ids map to its targets in order, so a piece starting at
+// target k has the id after those of targets 0..k-1.
+void split_erase(const operation& op, std::size_t max_targets, std::vector<operation>* out) {
+  std::uint64_t counter = op.id.counter;
+  for (std::size_t k = 0; k < op.targets.size(); k += max_targets) {
+    operation piece;
+    piece.kind = op_kind::erase;
+    piece.id = op_id{op.id.replica, counter};
+    const std::size_t end = std::min(op.targets.size(), k + max_targets);
+    piece.targets.assign(op.targets.begin() + static_cast<std::ptrdiff_t>(k),
+                         op.targets.begin() + static_cast<std::ptrdiff_t>(end));
+    for (const auto& t : piece.targets) counter += t.length;
+    out->push_back(std::move(piece));
+  }
+}
+
+// The ops in groups that each encode to about `budget` bytes or less (as
+// JSON; binary is smaller) and hold at most `max_ops` ops; a long insert or
+// an erase with many targets is split across groups.
+std::vector<std::vector<operation>> group_for_budget(std::span<const operation> ops, std::size_t budget,
+                                                     std::size_t max_ops) {
+  budget = std::max<std::size_t>(budget, 1024);
+  max_ops = std::max<std::size_t>(max_ops, 1);
+  std::vector<std::vector<operation>> groups(1);
+  std::size_t bytes = 0;
+  std::string one;
+  auto add = [&](operation op) {
+    one.clear();
+    append_op(one, op);
+    if (!groups.back().empty() && (bytes + one.size() + 1 > budget || groups.back().size() >= max_ops)) {
+      groups.emplace_back();
+      bytes = 0;
+    }
+    bytes += one.size() + 1;
+    groups.back().push_back(std::move(op));
+  };
+  std::vector<operation> pieces;
+  for (const operation& op : ops) {
+    pieces.clear();
+    if (op.kind == op_kind::insert && op.text.size() > budget / 8) {
+      split_insert(op, std::max<std::size_t>(budget / 8, 4), &pieces);
+    } else if (op.kind == op_kind::erase && op.targets.size() > budget / 64) {
+      split_erase(op, std::max<std::size_t>(budget / 64, 1), &pieces);  // a target is at most ~50 bytes
+    } else {
+      add(op);
+      continue;
+    }
+    for (auto& p : pieces) add(std::move(p));
+  }
+  return groups;
+}
 }  // namespace
 
 // ---- client -> server ---------------------------------------------------------
@@ -162,46 +215,27 @@ std::string encode_sync(std::string_view doc, std::span<const operation> ops, co
 std::vector<std::string> encode_sync_chunked(std::string_view doc, std::span<const operation> ops,
                                              const version_vector& server_version, std::size_t budget,
                                              std::uint64_t ref) {
+  auto groups = group_for_budget(ops, budget, decode_limits{}.max_ops_per_message);
   std::vector<std::string> messages;
-  std::string body, one;
-  auto flush_ops = [&] {
-    std::string m;
-    append_doc_head(m, "ops", doc);
-    m += "\"ops\":[";
-    m += body;
-    m += "]}";
-    messages.push_back(std::move(m));
-    body.clear();
-  };
-  auto add = [&](const operation& op) {
-    one.clear();
-    append_op(one, op);
-    if (!body.empty() && body.size() + one.size() + 1 > budget) flush_ops();
-    if (!body.empty()) body.push_back(',');
-    body += one;
-  };
-  std::vector<operation> pieces;
-  for (const operation& op : ops) {
-    if (op.kind == op_kind::insert && op.text.size() > budget / 8) {
-      pieces.clear();
-      split_insert(op, std::max<std::size_t>(budget / 8, 4), &pieces);
-      for (const auto& p : pieces) add(p);
-    } else {
-      add(op);
-    }
-  }
-  std::string last;
-  append_doc_head(last, "sync", doc);
-  last += "\"ops\":[";
-  last += body;
-  last += "],\"version\":";
-  append_version(last, server_version);
-  if (ref) {
-    last += ",\"ref\":";
-    append_uint(last, ref);
-  }
-  last.push_back('}');
-  messages.push_back(std::move(last));
+  messages.reserve(groups.size());
+  for (std::size_t i = 0; i + 1 < groups.size(); ++i) messages.push_back(encode_ops(doc, groups[i]));
+  messages.push_back(encode_sync(doc, groups.back(), server_version, ref));
+  return messages;
+}
+
+std::vector<std::string> encode_ops_chunked(std::string_view doc, std::span<const operation> ops, std::size_t budget,
+                                            std::size_t max_ops) {
+  std::vector<std::string> messages;
+  if (ops.empty()) return messages;
+  for (auto& g : group_for_budget(ops, budget, max_ops)) messages.push_back(encode_ops(doc, g));
+  return messages;
+}
+
+std::vector<std::string> encode_binary_ops_chunked(std::uint64_t ref, std::span<const operation> ops,
+                                                   std::size_t budget, std::size_t max_ops) {
+  std::vector<std::string> messages;
+  if (ops.empty()) return messages;
+  for (auto& g : group_for_budget(ops, budget, max_ops)) messages.push_back(encode_binary_ops(ref, g));
   return messages;
 }
 

@@ -298,6 +298,52 @@ TEST(Codec, LargeSyncIsChunkedBelowTheBudget) {
   EXPECT_EQ(b.version(), a.version());
 }
 
+TEST(Codec, LargeOpsAreChunkedBelowEveryLimit) {
+  // A long paste and an erase with 70,000 targets (a backspace run over
+  // another replica's characters), far over 10,000 ops and 1 MiB.
+  document a(1), b(2);
+  (void)b.apply(a.insert(0, std::string(140000, 'x')).value());
+  std::vector<operation> ops;
+  ops.push_back(b.insert(0, std::string(300000, 'y') + "é").value());
+  std::vector<operation> erases;
+  for (std::uint64_t i = 0; i < 70000; ++i) erases.push_back(b.erase(300001 + i, 1).value());
+  // One erase op with one target per deleted character, as ops_since may
+  // merge them: the hardest case for the chunker.
+  operation big_erase;
+  big_erase.kind = op_kind::erase;
+  big_erase.id = erases.front().id;
+  for (const auto& e : erases) big_erase.targets.insert(big_erase.targets.end(), e.targets.begin(), e.targets.end());
+  ops.push_back(big_erase);
+  for (int binary = 0; binary < 2; ++binary) {
+    auto frames = binary ? encode_binary_ops_chunked(9, ops, 64 * 1024, 1000) : encode_ops_chunked("d", ops, 64 * 1024, 1000);
+    ASSERT_GT(frames.size(), 5u);
+    document c(3);
+    for (const auto& op : a.ops_since(version_vector{})) (void)c.apply(op);
+    decoder d;
+    decode_limits limits;
+    limits.max_ops_per_message = 1000;
+    for (const auto& f : frames) {
+      EXPECT_LE(f.size(), 64u * 1024 + 4096);
+      std::vector<operation> got;
+      if (binary) {
+        auto m = decoder::binary(f, limits);
+        ASSERT_TRUE(std::holds_alternative<binary_message>(m)) << std::get<decode_error>(m).message;
+        got = std::get<binary_ops>(std::get<binary_message>(m)).ops;
+      } else {
+        auto m = d.client(f, limits);
+        ASSERT_TRUE(std::holds_alternative<client_message>(m)) << std::get<decode_error>(m).message;
+        got = std::get<ops_msg>(std::get<client_message>(m)).ops;
+      }
+      for (const auto& op : got) ASSERT_TRUE(c.apply(op).ok());
+    }
+    EXPECT_EQ(c.length(), b.length());
+    EXPECT_TRUE(c.text() == b.text());  // not EXPECT_EQ: 300 kB of text in a failure message
+    EXPECT_TRUE(c.version() == b.version());
+    EXPECT_EQ(c.pending_ops(), 0u);
+  }
+  EXPECT_TRUE(encode_ops_chunked("d", {}, 1000).empty());
+}
+
 TEST(Codec, EncodesServerMessagesExactly) {
   EXPECT_EQ(encode_error(error_kind::not_open, "say \"open\"", "d"),
             R"({"type":"error","code":"not_open","message":"say \"open\"","doc":"d"})");

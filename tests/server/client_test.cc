@@ -110,6 +110,43 @@ TEST_F(ClientTest, EditsWhileDisconnectedArriveAfterReconnect) {
   EXPECT_TRUE(eventually([&] { return text_of(a, "off") == ">base offline" && text_of(b, "off") == ">base offline"; }));
 }
 
+// Long offline work makes a post-sync resend far over the server's limits
+// (10,000 ops and 1 MiB per message): it must arrive in pieces, in binary
+// frames and in JSON.
+TEST_F(ClientTest, LongOfflineWorkArrivesDespiteMessageLimits) {
+  for (bool binary : {true, false}) {
+    SCOPED_TRACE(binary ? "binary frames" : "JSON frames");
+    const std::string doc = binary ? "long-bin" : "long-json";
+    network net(1);
+    client_options o = opts();
+    o.binary = binary;
+    std::atomic<int> errors{0};
+    client_handlers h;
+    h.on_error = [&](const std::string&, const std::string&) { ++errors; };
+    client a(net, o, h);
+    a.open(doc);
+    // Offline: 1.2 MB of pastes, then every other character of 30,000 deleted
+    // one by one (30,000 erase ops with a target each, or one erase with
+    // 15,000 targets once merged).
+    a.edit(doc, [](document& d, std::vector<operation>& out) {
+      std::string big(600000, 'a');  // two pastes: one op may hold at most 2^20 ids
+      for (std::size_t i = 0; i < big.size(); i += 7) big[i] = 'b';
+      out.push_back(d.insert(0, big).value());
+      out.push_back(d.insert(300000, big).value());
+      for (std::uint64_t i = 0; i < 15000; ++i) out.push_back(d.erase(i, 1).value());
+    });
+    std::string expected = text_of(a, doc);
+    a.start();
+    ASSERT_TRUE(eventually([&] { return a.acked(doc) == 1200000 + 15000; }, 30s)) << "acked " << a.acked(doc);
+    EXPECT_EQ(errors.load(), 0);
+    test_client check(srv_->port());
+    check.hello();
+    check.open(doc, 30s);
+    EXPECT_EQ(check.replica(doc).text().size(), expected.size());
+    EXPECT_TRUE(check.replica(doc).text() == expected);
+  }
+}
+
 TEST_F(ClientTest, ReconnectsAfterTheServerRestarts) {
   network net(1);
   std::atomic<int> synced{0};
