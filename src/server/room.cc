@@ -33,7 +33,7 @@ document_room::document_room(server_context& ctx, std::string id)
     : ctx_(ctx),
       id_(std::move(id)),
       ref_(g_next_room_ref++),
-      strand_(net::make_strand(ctx.io)),
+      strand_(net::make_strand(ctx.io_for_document(id_))),
       unload_timer_(strand_),
       presence_timer_(strand_),
       doc_(server_replica, room_options(ctx.config)) {

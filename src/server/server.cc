@@ -22,6 +22,17 @@ namespace weft::server {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
+namespace {
+// An io_context whose pending handlers can be destroyed while its services
+// (timers, sockets) still exist: with one context per thread, a handler left
+// in one context may own a room whose timers belong to another, so every
+// context is shut down before any is destroyed.
+struct io_context_t : net::io_context {
+  using net::io_context::io_context;
+  void shut_down() { shutdown(); }
+};
+}  // namespace
+
 struct server::impl {
   // Teardown order matters: leftover handlers in the io_context and the
   // storage thread's pending requests own rooms and sessions, whose
@@ -33,14 +44,15 @@ struct server::impl {
   metrics stats;
   session_list sessions;
   std::unique_ptr<storage> store;
-  std::unique_ptr<net::io_context> io_owner = std::make_unique<net::io_context>();
-  net::io_context& io = *io_owner;
+  // One context per I/O thread (see server_context::ios); the first also
+  // runs the acceptor and the liveness timer.
+  std::vector<std::unique_ptr<io_context_t>> ios;
   std::unique_ptr<server_context> ctx;
   std::optional<tcp::acceptor> acceptor;
   // Drives the sessions' liveness rounds; touched only on its own strand.
   std::optional<net::steady_timer> liveness;
   bool liveness_stopped = false;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
   std::vector<std::thread> threads;
   std::uint16_t port = 0;
   bool stopped = false;
@@ -50,7 +62,8 @@ struct server::impl {
     acceptor.reset();
     liveness.reset();
     store.reset();
-    io_owner.reset();
+    for (auto& io : ios) io->shut_down();
+    ios.clear();
     ctx.reset();
   }
 
@@ -65,7 +78,7 @@ struct server::impl {
   }
 
   void do_accept() {
-    acceptor->async_accept(net::make_strand(io), [this](boost::system::error_code ec, tcp::socket socket) {
+    acceptor->async_accept(net::make_strand(ctx->io_for_connection()), [this](boost::system::error_code ec, tcp::socket socket) {
       if (ec) {
         if (!acceptor->is_open() || ec == net::error::operation_aborted) return;  // stopping
         log(log_level::warn, "accept failed: {}", ec.message());
@@ -114,10 +127,16 @@ result<std::unique_ptr<server>> server::start(server_config config) {
   auto st = storage::open(p->config.data_dir, &p->stats, so);
   if (!st.ok()) return st.error();
   p->store = std::move(st.value());
-  p->ctx.reset(new server_context{p->config, p->io, *p->store, p->stats});
+  const unsigned n = p->config.threads ? p->config.threads : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<net::io_context*> ios;
+  for (unsigned i = 0; i < n; ++i) {
+    p->ios.push_back(std::make_unique<io_context_t>(1));  // one thread runs it
+    ios.push_back(p->ios.back().get());
+  }
+  p->ctx.reset(new server_context{p->config, std::move(ios), *p->store, p->stats});
   if (!p->config.auth_secret.empty()) p->ctx->auth.emplace(p->config.auth_secret);
   p->ctx->tls = std::move(tls);
-  p->acceptor.emplace(p->io);
+  p->acceptor.emplace(*p->ios[0]);
 
   tcp::endpoint ep(addr, p->config.port);
   p->acceptor->open(ep.protocol(), ec);
@@ -128,12 +147,11 @@ result<std::unique_ptr<server>> server::start(server_config config) {
     return status(error_code::invalid_argument,
                   "cannot listen on " + p->config.bind + ":" + std::to_string(p->config.port) + ": " + ec.message());
   p->port = p->acceptor->local_endpoint().port();
-  p->work.emplace(p->io.get_executor());
+  for (auto& io : p->ios) p->work.emplace_back(io->get_executor());
   p->do_accept();
-  p->liveness.emplace(net::make_strand(p->io));
+  p->liveness.emplace(net::make_strand(*p->ios[0]));
   p->schedule_liveness();
-  unsigned n = p->config.threads ? p->config.threads : std::max(1u, std::thread::hardware_concurrency());
-  for (unsigned i = 0; i < n; ++i) p->threads.emplace_back([io = &p->io] { io->run(); });
+  for (auto& io : p->ios) p->threads.emplace_back([io = io.get()] { io->run(); });
   log(log_level::info, "weft-server listening on {}:{} (data {}, {} threads{}{}{})", p->config.bind, p->port,
       p->config.data_dir, n, p->config.web_root.empty() ? "" : ", web root " + p->config.web_root,
       p->ctx->tls ? ", TLS" : "", p->ctx->auth ? ", tokens required" : ", no authentication");
@@ -146,7 +164,7 @@ std::uint16_t server::port() const noexcept { return p_->port; }
 void server::stop() {
   if (p_->stopped) return;
   p_->stopped = true;
-  net::post(p_->io, [p = p_.get()] {
+  net::post(*p_->ios[0], [p = p_.get()] {
     boost::system::error_code ec;
     p->acceptor->close(ec);
   });
@@ -158,8 +176,8 @@ void server::stop() {
   // Give sessions a moment to send their close frames.
   for (int i = 0; i < 100 && p_->sessions.size() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   p_->store->flush();
-  p_->work.reset();
-  p_->io.stop();
+  p_->work.clear();
+  for (auto& io : p_->ios) io->stop();
   for (auto& t : p_->threads) t.join();
   p_->threads.clear();
   log(log_level::info, "weft-server stopped");
