@@ -160,8 +160,12 @@ std::optional<failure> read_fields(od::document& d, std::string_view frame, simd
   return std::nullopt;
 }
 
+// Strict (what a server receives): no field outside `allowed`. Lenient (what
+// a client receives): any other field is ignored, known names too, so that a
+// newer server may add fields to any message (e.g. an id echoed in pong).
 std::optional<failure> only(const fields& f, unsigned allowed, std::string_view type, bool strict) {
-  if (strict && f.has_unknown)
+  if (!strict) return std::nullopt;
+  if (f.has_unknown)
     return failure{error_kind::bad_message, "unknown field \"" + f.unknown + "\" in " + std::string(type)};
   if (unsigned extra = f.seen & ~allowed) {
     for (std::string_view k : {"type", "doc", "version", "ops", "state", "protocol", "client", "token", "session",

@@ -4,20 +4,120 @@
 // (web_client/test/crosscheck.test.mjs). Script lines on stdin:
 //   new K REPLICA        ins K POS "json text"     del K POS N
 //   sync FROM TO         text K                     snap K
+//   server HEX           decodes the frame whose bytes are HEX with the codec's
+//                        server-message decoder (what weft::client runs, with
+//                        its limits) and prints "msg JSON" or "error KIND", so
+//                        that the browser's decoder (web_client/src/messages.js)
+//                        can be held to it (web_client/test/codec-crosscheck.test.mjs)
 #include <simdjson.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <type_traits>
+#include <variant>
 
 #include "protocol/json_writer.h"
 #include "weft/document.h"
+#include "weft/protocol.h"
+
+namespace {
+
+using namespace weft::protocol;
+
+// The decoded message as one line of JSON, fields in a fixed order. Integers
+// that may exceed 2^53 (protocol, max_message_bytes, session, ref) are
+// decimal strings and a presence state is the compact JSON text as a string,
+// so that JavaScript compares them exactly.
+std::string normalized(const server_message& m) {
+  std::string out = "{\"type\":";
+  auto str = [&out](const char* key, std::string_view v) {
+    out += ",\"";
+    out += key;
+    out += "\":";
+    append_json_string(out, v);
+  };
+  auto num = [&str](const char* key, std::uint64_t v) { str(key, std::to_string(v)); };
+  auto ops = [&out](const std::vector<weft::operation>& list) {
+    out += ",\"ops\":[";
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      if (i) out.push_back(',');
+      append_op(out, list[i]);
+    }
+    out.push_back(']');
+  };
+  auto version = [&out](const weft::version_vector& v) {
+    out += ",\"version\":";
+    append_version(out, v);
+  };
+  std::visit(
+      [&](const auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, welcome_msg>) {
+          out += "\"welcome\"";
+          num("protocol", x.protocol);
+          str("server", x.server);
+          num("max_message_bytes", x.max_message_bytes);
+          out += x.binary ? ",\"binary\":true" : ",\"binary\":false";
+        } else if constexpr (std::is_same_v<T, sync_msg>) {
+          out += "\"sync\"";
+          str("doc", x.doc);
+          ops(x.ops);
+          version(x.version);
+          num("ref", x.ref);
+        } else if constexpr (std::is_same_v<T, ops_msg>) {
+          out += "\"ops\"";
+          str("doc", x.doc);
+          ops(x.ops);
+        } else if constexpr (std::is_same_v<T, ack_msg>) {
+          out += "\"ack\"";
+          str("doc", x.doc);
+          version(x.version);
+        } else if constexpr (std::is_same_v<T, peer_presence_msg>) {
+          out += "\"presence\"";
+          str("doc", x.doc);
+          num("session", x.session);
+          str("state", x.state_json);
+        } else if constexpr (std::is_same_v<T, closed_msg>) {
+          out += "\"closed\"";
+          str("doc", x.doc);
+        } else if constexpr (std::is_same_v<T, pong_msg>) {
+          out += "\"pong\"";
+        } else {
+          static_assert(std::is_same_v<T, error_msg>);
+          out += "\"error\"";
+          str("code", x.code);
+          str("message", x.message);
+          str("doc", x.doc);
+        }
+      },
+      m);
+  out.push_back('}');
+  return out;
+}
+
+bool from_hex(std::string_view hex, std::string* out) {
+  auto nibble = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+  };
+  if (hex.size() % 2) return false;
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi << 4 | lo));
+  }
+  return true;
+}
+
+}  // namespace
 
 int main() {
   std::map<int, weft::document> docs;
   simdjson::dom::parser parser;
+  weft::protocol::decoder codec;
   std::string line;
   int n = 0;
   while (std::getline(std::cin, line)) {
@@ -74,6 +174,17 @@ int main() {
       std::printf("snap ");
       for (unsigned char c : bytes) std::printf("%02x", c);
       std::printf("\n");
+    } else if (cmd == "server") {
+      std::string hex, frame;
+      in >> hex;
+      if (!from_hex(hex, &frame)) fail("bad hex");
+      // The limits weft::client decodes with (src/client/client.cc).
+      static const weft::protocol::decode_limits limits{1u << 30, 1u << 20, 1u << 30};
+      auto r = codec.server(frame, limits);
+      if (auto* e = std::get_if<weft::protocol::decode_error>(&r))
+        std::printf("error %s\n", weft::protocol::error_kind_name(e->kind));
+      else
+        std::printf("msg %s\n", normalized(std::get<weft::protocol::server_message>(r)).c_str());
     } else if (!cmd.empty()) {
       fail("unknown command " + cmd);
     }

@@ -269,6 +269,9 @@ TEST(Codec, ServerMessagesFromANewerServerKeepWorking) {
   // when the server adds one); known fields are still checked.
   auto m = must_decode_server(R"({"type":"ack","doc":"d","version":[[3,9]],"region":"eu"})");
   EXPECT_EQ(std::get<ack_msg>(m).version.get(3), 9u);
+  // Also a field known from other messages (a pong echoing ping's id, a ref on ops).
+  EXPECT_TRUE(std::holds_alternative<pong_msg>(must_decode_server(R"({"type":"pong","id":[1,"x"]})")));
+  EXPECT_EQ(std::get<ops_msg>(must_decode_server(R"({"type":"ops","doc":"d","ops":[],"ref":4})")).doc, "d");
   decoder d;
   EXPECT_TRUE(std::holds_alternative<decode_error>(d.server(R"({"type":"ack","doc":"d","version":5})")));
   EXPECT_TRUE(std::holds_alternative<decode_error>(d.server(R"({"type":"sync","doc":"d","ops":[]})")));

@@ -16,7 +16,7 @@ export class WeftProvider extends EventTarget {
   });
   readonly status: Status;
   /** Other connections' presence, by session. */
-  readonly presence: Map<number, unknown>;
+  readonly presence: Map<number | bigint, unknown>;  // a session id above 2^53 - 1 is a BigInt
   connect(): void;
   destroy(): void;
   /** Sends the document's outgoing ops (call after local edits; batched per task). */

@@ -3,6 +3,8 @@
 // reconnection with exponential backoff and jitter. Edits made while
 // offline stay in the document and reach the server on the next sync,
 // because every sync sends the server whatever it lacks.
+import { decodeServerMessage } from './messages.js';
+
 export class WeftProvider extends EventTarget {
   /**
    * @param {object} o
@@ -123,9 +125,11 @@ export class WeftProvider extends EventTarget {
   }
 
   _onMessage(data) {
+    // Decoded as the C++ codec decodes them (messages.js); a frame it would
+    // refuse is ignored, as are message types this client does not use.
     let m;
     try {
-      m = JSON.parse(data);
+      m = decodeServerMessage(data);
     } catch {
       return;
     }

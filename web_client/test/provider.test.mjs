@@ -1,0 +1,103 @@
+// WeftProvider against a scripted server (a fake WebSocket): the session of
+// docs/protocol.md, and frames the C++ codec refuses (src/messages.js,
+// test/codec-crosscheck.test.mjs) are ignored whole, as weft::client does.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadWeft } from '../src/weft.js';
+import { WeftProvider } from '../src/provider.js';
+
+class FakeSocket {
+  static last = null;
+  constructor(url) {
+    this.url = url;
+    this.sent = [];
+    this.readyState = 0;
+    FakeSocket.last = this;
+    queueMicrotask(() => {
+      this.readyState = 1;
+      this.onopen();
+    });
+  }
+  send(text) {
+    this.sent.push(JSON.parse(text));
+  }
+  close() {
+    this.readyState = 3;
+    this.onclose();
+  }
+  receive(text) {
+    this.onmessage({ data: text });
+  }
+}
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
+
+test('a session, and frames the codec refuses change nothing', async () => {
+  const weft = await loadWeft();
+  const doc = new weft.Document(1);
+  const remote = new weft.Document(2);
+  const changes = [];
+  const provider = new WeftProvider({ url: 'ws://test/', docId: 'd', doc, WebSocket: FakeSocket, onRemoteChanges: (c) => changes.push(...c) });
+  provider.connect();
+  await tick();
+  const ws = FakeSocket.last;
+  assert.deepEqual(ws.sent, [{ type: 'hello', protocol: 1, client: 'weft-web' }]);
+
+  ws.receive('{"type":"welcome"}'); // no protocol: refused
+  assert.equal(ws.sent.length, 1);
+  ws.receive('{"type":"welcome","protocol":1,"server":"weft 0.1.0","max_message_bytes":1048576,"newer":{"field":[1]}}');
+  assert.deepEqual(ws.sent[1], { type: 'open', doc: 'd', version: [] });
+
+  remote.insert(0, 'hello');
+  const ops = remote.takeOutgoing();
+  const version = JSON.stringify(remote.version());
+  // Each of these is refused by the codec, so the provider must not act on it.
+  for (const bad of [
+    `{"type":"sync","doc":"d","ops":${ops}}`, // no version
+    `{"type":"sync","doc":"d","ops":${ops},"version":${version},"session":"1"}`, // a known field of the wrong type
+    `{"type":"sync","doc":"x","doc":"d","ops":${ops},"version":${version}}`, // doc given twice
+    `{"type":"sync","doc":"d","ops":${ops.replace('"text"', '"note":1,"text"')},"version":${version}}`, // unknown op field
+    `{"type":"sync","doc":"d","ops":${ops},"version":${version},"ref":1.0}`, // not an integer
+  ]) {
+    ws.receive(bad);
+    assert.equal(doc.text(), '', bad);
+    assert.equal(provider.status, 'syncing', bad);
+  }
+  ws.receive(`{"type":"sync","doc":"d","ops":${ops},"version":${version}}`);
+  assert.equal(doc.text(), 'hello');
+  assert.equal(provider.status, 'online');
+  assert.deepEqual(changes, [{ insert: 'hello', pos: 0 }]);
+
+  remote.insert(5, '!');
+  const more = remote.takeOutgoing();
+  ws.receive(`{"type":"ops","doc":"d","ops":${more},"version":5}`); // a known field, ignored by ops, of the wrong type: refused
+  ws.receive(`{"type":"ops","doc":"e","ops":${more}}`); // another document
+  assert.equal(doc.text(), 'hello');
+  ws.receive(`{"type":"ops","doc":"d","ops":${more}}`);
+  assert.equal(doc.text(), 'hello!');
+
+  ws.receive('{"type":"presence","doc":"d","session":"7","state":{"name":"Ada"}}'); // session not an integer
+  ws.receive('{"type":"presence","doc":"d","state":{"name":"Ada"}}'); // no session
+  assert.equal(provider.presence.size, 0);
+  ws.receive('{"type":"presence","doc":"d","session":7,"state":{"name":"Ada"}}');
+  ws.receive('{"type":"presence","doc":"d","session":18446744073709551615,"state":{"name":"Bo"}}');
+  assert.deepEqual([...provider.presence], [[7, { name: 'Ada' }], [18446744073709551615n, { name: 'Bo' }]]);
+  ws.receive('{"type":"presence","doc":"d","session":7,"state":null}');
+  assert.deepEqual([...provider.presence.keys()], [18446744073709551615n]);
+
+  const errors = [];
+  provider.addEventListener('servererror', (e) => errors.push(e.detail));
+  const warn = console.warn;
+  console.warn = () => {};
+  try {
+    ws.receive('{"type":"error","message":"no code"}'); // refused
+    ws.receive('{"type":"error","code":"forbidden","message":"read only","doc":"d"}');
+  } finally {
+    console.warn = warn;
+  }
+  assert.deepEqual(errors, [{ type: 'error', code: 'forbidden', message: 'read only', doc: 'd' }]);
+
+  provider.destroy();
+  doc.dispose();
+  remote.dispose();
+});
