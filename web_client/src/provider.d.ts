@@ -2,7 +2,7 @@ import type { Change, Document } from './weft.js';
 
 export type Status = 'online' | 'offline' | 'syncing';
 
-/** Connects a Document to weft-server (docs/protocol.md). Events: 'status', 'presence', 'changed', 'servererror'. */
+/** Connects a Document to weft-server (docs/protocol.md). Events: 'status', 'presence', 'changed', 'acked', 'servererror'. */
 export class WeftProvider extends EventTarget {
   constructor(options: {
     url: string;
@@ -16,7 +16,9 @@ export class WeftProvider extends EventTarget {
   });
   readonly status: Status;
   /** Other connections' presence, by session. */
-  readonly presence: Map<number | bigint, unknown>;  // a session id above 2^53 - 1 is a BigInt
+  readonly presence: Map<number | bigint, unknown>;
+  /** Every op of this replica up to this counter is durable on the server ('acked' event). */
+  readonly acked: number;  // a session id above 2^53 - 1 is a BigInt
   connect(): void;
   destroy(): void;
   /** Sends the document's outgoing ops (call after local edits; batched per task). */

@@ -3,6 +3,7 @@
 // reconnection with exponential backoff and jitter. Edits made while
 // offline stay in the document and reach the server on the next sync,
 // because every sync sends the server whatever it lacks.
+import { chunkOps } from './chunk.js';
 import { decodeServerMessage } from './messages.js';
 
 export class WeftProvider extends EventTarget {
@@ -25,6 +26,9 @@ export class WeftProvider extends EventTarget {
     this.onRemoteChanges = onRemoteChanges;
     this.status = 'offline';
     this.presence = new Map(); // session -> state
+    /** Every op of this replica up to this counter is durable on the server. */
+    this.acked = 0;
+    this._maxMessageBytes = 1 << 20; // the server's, from welcome
     this._ws = null;
     this._attempt = 0;
     this._timer = null;
@@ -65,7 +69,7 @@ export class WeftProvider extends EventTarget {
       this._flushQueued = false;
       const ops = this.doc.takeOutgoing();
       // Offline, the ops stay in the document; the next sync sends them.
-      if (ops !== '[]' && this.status === 'online') this._send(`{"type":"ops","doc":${JSON.stringify(this.docId)},"ops":${ops}}`);
+      if (ops !== '[]' && this.status === 'online') this._sendOps(ops);
     });
   }
 
@@ -80,6 +84,12 @@ export class WeftProvider extends EventTarget {
     if (this.status === s) return;
     this.status = s;
     this.dispatchEvent(new CustomEvent('status', { detail: s }));
+  }
+
+  // Ops in as many messages as the server's limits need (a paste, long offline work).
+  _sendOps(opsJson) {
+    for (const chunk of chunkOps(opsJson, Math.floor(this._maxMessageBytes / 2)))
+      this._send(`{"type":"ops","doc":${JSON.stringify(this.docId)},"ops":${chunk}}`);
   }
 
   _send(text) {
@@ -135,6 +145,7 @@ export class WeftProvider extends EventTarget {
     }
     switch (m.type) {
       case 'welcome':
+        if (typeof m.max_message_bytes === 'number' && m.max_message_bytes > 0) this._maxMessageBytes = m.max_message_bytes;
         this._send(JSON.stringify({ type: 'open', doc: this.docId, version: this.doc.version() }));
         break;
       case 'ops':
@@ -144,8 +155,13 @@ export class WeftProvider extends EventTarget {
         if (changes.length) this.onRemoteChanges(changes);
         if (m.type === 'sync') {
           this.doc.takeOutgoing(); // covered by what the server lacks, below
-          const missing = this.doc.opsSince(m.version);
-          if (missing !== '[]') this._send(`{"type":"ops","doc":${JSON.stringify(this.docId)},"ops":${missing}}`);
+          // Our own ops count from the last ack, not from the server's version
+          // (as weft::client does): if the server stored them but crashed
+          // before acknowledging, resending them is what earns the ack.
+          const me = this.doc.replica();
+          const version = m.version.map(([r, c]) => (r === me && c > this.acked ? [r, this.acked] : [r, c])).filter(([, c]) => c > 0);
+          const missing = this.doc.opsSince(version);
+          if (missing !== '[]') this._sendOps(missing);
           this._attempt = 0;
           this._setStatus('online');
           if (this._myPresence) this.setPresence(this._myPresence);
@@ -159,6 +175,15 @@ export class WeftProvider extends EventTarget {
         else this.presence.set(m.session, m.state);
         this.dispatchEvent(new CustomEvent('presence'));
         break;
+      case 'ack': {
+        if (m.doc !== this.docId) return;
+        const mine = m.version.find(([r]) => r === this.doc.replica());
+        if (mine && mine[1] > this.acked) {
+          this.acked = mine[1];
+          this.dispatchEvent(new CustomEvent('acked', { detail: this.acked }));
+        }
+        break;
+      }
       case 'error':
         console.warn('weft server:', m.code, m.message);
         this.dispatchEvent(new CustomEvent('servererror', { detail: m }));
