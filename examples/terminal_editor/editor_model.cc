@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 
+#include "weft/protocol.h"
 #include "weft/unicode.h"
 
 namespace weft_edit {
@@ -34,27 +34,15 @@ std::uint64_t line_length(const std::string& text, std::uint64_t start) {
   return n;
 }
 
-// The string value of "name" in a presence object; a small scan, enough for
-// the flat objects editors send (not a general JSON parser).
-std::string presence_name(const std::string& json) {
-  auto k = json.find("\"name\"");
-  if (k == std::string::npos) return "?";
-  auto colon = json.find(':', k);
-  auto q = colon == std::string::npos ? colon : json.find('"', colon);
-  if (q == std::string::npos) return "?";
-  for (std::size_t i = q + 1; i < json.size(); ++i) {
-    if (json[i] == '\\') ++i;
-    else if (json[i] == '"') return unquote(json.substr(q, i + 1 - q));
-  }
-  return "?";
-}
-
 }  // namespace
 
 editor_model::editor_model(weft::network& net, weft::client_options options, std::string doc, std::string name,
                            std::string color)
     : doc_(std::move(doc)) {
-  presence_json_prefix_ = "{\"name\":" + quote(name) + ",\"color\":" + quote(color);
+  presence_json_prefix_ = "{\"name\":";
+  weft::protocol::append_json_string(presence_json_prefix_, name);
+  presence_json_prefix_ += ",\"color\":";
+  weft::protocol::append_json_string(presence_json_prefix_, color);
   if (::pipe2(pipe_, O_CLOEXEC | O_NONBLOCK) != 0) std::perror("pipe2");
   weft::client_handlers h;
   h.on_state = [this](weft::connection_state s) {
@@ -70,8 +58,13 @@ editor_model::editor_model(weft::network& net, weft::client_options options, std
   h.on_ack = [this](const std::string&, std::uint64_t) { refresh(); };
   h.on_presence = [this](const std::string& doc, std::uint64_t session, const std::string& state) {
     if (doc != doc_) return;
-    if (state == "null") peers_.erase(session);
-    else peers_[session] = presence_name(state);
+    if (state == "null") {
+      peers_.erase(session);
+    } else {
+      std::string name = "?";  // kept when the state has no string "name"
+      weft::protocol::read_json_string_field(state, "name", &name);
+      peers_[session] = std::move(name);
+    }
     refresh();
   };
   client_ = std::make_unique<weft::client>(net, std::move(options), std::move(h));
@@ -225,75 +218,6 @@ void editor_model::drain_wakeups() {
 frame editor_model::latest() const {
   std::lock_guard<std::mutex> lock(mu_);
   return frame_;
-}
-
-std::string unquote(const std::string& s) {
-  if (s.empty() || s[0] != '"') return s;
-  std::string out;
-  for (std::size_t i = 1; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '"') break;
-    if (c != '\\' || i + 1 >= s.size()) {
-      out.push_back(c);
-      continue;
-    }
-    char e = s[++i];
-    switch (e) {
-      case 'n': out.push_back('\n'); break;
-      case 't': out.push_back('\t'); break;
-      case 'r': out.push_back('\r'); break;
-      case 'u': {
-        if (i + 4 >= s.size()) return out;
-        unsigned cp = static_cast<unsigned>(std::strtoul(s.substr(i + 1, 4).c_str(), nullptr, 16));
-        i += 4;
-        if (cp >= 0xD800 && cp < 0xDC00 && i + 6 < s.size() && s[i + 1] == '\\' && s[i + 2] == 'u') {
-          unsigned lo = static_cast<unsigned>(std::strtoul(s.substr(i + 3, 4).c_str(), nullptr, 16));
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          i += 6;
-        }
-        if (cp < 0x80) {
-          out.push_back(static_cast<char>(cp));
-        } else if (cp < 0x800) {
-          out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-          out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-        } else if (cp < 0x10000) {
-          out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-          out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-          out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-        } else {
-          out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-          out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-          out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-          out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-        }
-        break;
-      }
-      default: out.push_back(e); break;
-    }
-  }
-  return out;
-}
-
-std::string quote(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  return out + "\"";
 }
 
 }  // namespace weft_edit

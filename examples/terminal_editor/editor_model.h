@@ -104,10 +104,4 @@ class editor_model {
   weft::client* c_ = nullptr;
 };
 
-/// Decodes a JSON string literal ("a\nb") or, if `s` does not start with a
-/// quote, returns it unchanged. Script mode arguments use it.
-std::string unquote(const std::string& s);
-/// Encodes `s` as a JSON string literal.
-std::string quote(const std::string& s);
-
 }  // namespace weft_edit

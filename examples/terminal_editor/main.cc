@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -15,10 +16,12 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <string_view>
 
 #include "editor_model.h"
 #include "terminal.h"
 #include "weft/client.h"
+#include "weft/protocol.h"
 
 namespace {
 
@@ -87,6 +90,32 @@ int usage_error(const std::string& what) {
 
 // ---- script mode ------------------------------------------------------------
 
+// `s` as a JSON string literal, escaped by the codec.
+std::string quoted(std::string_view s) {
+  std::string out;
+  weft::protocol::append_json_string(out, s);
+  return out;
+}
+
+bool blank(std::string_view s) { return s.find_first_not_of(" \t\r") == std::string_view::npos; }
+
+// A TEXT argument: read by the codec as a JSON string literal when it starts
+// with a quote, else taken raw (all of `arg`). `after` gets what follows the
+// literal (empty for raw text). False when the literal is malformed.
+bool script_text(std::string_view arg, std::string* text, std::string_view* after) {
+  if (arg.empty() || arg[0] != '"') {
+    *text = std::string(arg);
+    *after = {};
+    return true;
+  }
+  std::size_t n = weft::protocol::read_json_string(arg, text);
+  *after = arg.substr(n);
+  return n != 0;
+}
+
+// The answer to a TEXT argument the codec refused (or followed by more).
+std::string text_error(std::string_view arg) { return "error TEXT is not one valid JSON string: " + quoted(arg); }
+
 int run_script(editor_model& model) {
   std::string line;
   auto say = [](const std::string& s) {
@@ -104,7 +133,13 @@ int run_script(editor_model& model) {
       return 0;
     }
     if (cmd == "type") {
-      model.press(key{key::kind::text, weft_edit::unquote(rest), 0});
+      std::string text;
+      std::string_view after;
+      if (!script_text(rest, &text, &after) || !blank(after)) {
+        say(text_error(rest));
+        continue;
+      }
+      model.press(key{key::kind::text, std::move(text), 0});
       say("ok");
     } else if (cmd == "move") {
       model.press(key{key::kind::move_to, {}, std::strtoull(rest.c_str(), nullptr, 10)});
@@ -117,9 +152,14 @@ int run_script(editor_model& model) {
       std::istringstream r(rest);
       std::uint64_t pos = 0;
       r >> pos;
-      std::string text;
-      std::getline(r >> std::ws, text);
-      model.insert_at(pos, weft_edit::unquote(text));
+      std::string arg, text;
+      std::getline(r >> std::ws, arg);
+      std::string_view after;
+      if (!script_text(arg, &text, &after) || !blank(after)) {
+        say(text_error(arg));
+        continue;
+      }
+      model.insert_at(pos, std::move(text));
       say("ok");
     } else if (cmd == "erase") {
       std::istringstream r(rest);
@@ -129,17 +169,23 @@ int run_script(editor_model& model) {
       say("ok");
     } else if (cmd == "expect") {
       // TEXT [MS]: a JSON string may be followed by a timeout.
-      std::string want = rest;
-      int ms = 10000;
-      if (!rest.empty() && rest[0] == '"') {
-        std::size_t end = 1;
-        while (end < rest.size() && rest[end] != '"') end += rest[end] == '\\' ? 2 : 1;
-        want = rest.substr(0, end + 1);
-        if (end + 1 < rest.size()) ms = std::atoi(rest.c_str() + end + 1);
+      std::string want;
+      std::string_view after;
+      if (!script_text(rest, &want, &after)) {
+        say(text_error(rest));
+        continue;
       }
-      want = weft_edit::unquote(want);
+      int ms = 10000;
+      if (!blank(after)) {
+        after.remove_prefix(after.find_first_not_of(" \t"));
+        auto [end, ec] = std::from_chars(after.data(), after.data() + after.size(), ms);
+        if (ec != std::errc() || !blank(after.substr(static_cast<std::size_t>(end - after.data())))) {
+          say("error MS after the JSON string must be a number: " + quoted(after));
+          continue;
+        }
+      }
       auto [f, ok] = model.wait_for([&](const frame& fr) { return fr.text == want; }, ms);
-      say(ok ? "ok" : "timeout text is " + weft_edit::quote(f.text));
+      say(ok ? "ok" : "timeout text is " + quoted(f.text));
     } else if (cmd == "wait-synced") {
       int ms = rest.empty() ? 10000 : std::atoi(rest.c_str());
       auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
@@ -163,9 +209,9 @@ int run_script(editor_model& model) {
       std::uint64_t before = model.latest().serial;
       model.refresh();
       auto f = model.wait_for([before](const frame& fr) { return fr.serial > before; }, 5000).first;
-      say("ok " + weft_edit::quote(f.text));
+      say("ok " + quoted(f.text));
     } else {
-      say("error unknown command " + weft_edit::quote(cmd));
+      say("error unknown command " + quoted(cmd));
     }
   }
   return 0;

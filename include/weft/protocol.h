@@ -248,4 +248,30 @@ std::string encode_closed(std::string_view doc);
 std::string encode_pong();
 std::string encode_error(error_kind kind, std::string_view message, std::string_view doc = {});
 
+// ---- JSON strings -------------------------------------------------------------
+// The codec's own string writer and reader, for programs that put strings
+// into JSON next to its messages (presence states, scripts, logs).
+// Thread-safe (pure); never throw.
+
+/// Appends `s` as a JSON string literal (with quotes), escaped exactly as the
+/// encoders escape strings: `"` `\` and control characters; bytes >= 0x80 are
+/// copied unchanged (pass valid UTF-8 to get valid JSON).
+void append_json_string(std::string& out, std::string_view s);
+
+/// Reads the JSON string literal at the start of `json` (white space before
+/// it allowed) into *out, decoded to UTF-8 by the decoder's rules: RFC 8259
+/// escapes only, \u surrogates only as a valid pair, no raw control
+/// characters, the result valid UTF-8. Returns the bytes consumed (white
+/// space and both quotes; what follows is the caller's), or 0 when `json`
+/// does not start with a valid literal; *out is then left unchanged.
+std::size_t read_json_string(std::string_view json, std::string* out);
+
+/// The string value of the top-level field `key` of the JSON object
+/// `object_json` (e.g. a presence state), the last one when the key is
+/// repeated; nested objects and arrays are skipped, never searched. False,
+/// with *out unchanged, when `object_json` is not one valid JSON object
+/// (white space around it allowed), has no such field, or that field's
+/// (last) value is not a string.
+bool read_json_string_field(std::string_view object_json, std::string_view key, std::string* out);
+
 }  // namespace weft::protocol

@@ -8,14 +8,14 @@
 #include <string_view>
 
 #include "weft/operation.h"
+#include "weft/protocol.h"  // append_json_string, public since it is also the editors' JSON string writer
 #include "weft/types.h"
 
 namespace weft::protocol {
 
 /// Appends `v` in decimal.
 void append_uint(std::string& out, std::uint64_t v);
-/// Appends `s` as a JSON string literal (with quotes).
-void append_json_string(std::string& out, std::string_view s);
+// append_json_string(out, s): declared in weft/protocol.h, defined in json_writer.cc.
 /// Appends [replica,counter].
 void append_id(std::string& out, op_id id);
 /// Appends an operation object (see docs/protocol.md).

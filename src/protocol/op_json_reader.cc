@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "weft/protocol.h"
 #include "weft/unicode.h"
 
 namespace weft::protocol {
@@ -36,6 +37,50 @@ class scanner {
       return true;
     }
     return false;
+  }
+  bool at(char c) const { return p_ < s_.size() && s_[p_] == c; }
+  // Skips one JSON value of any kind, validating it; nesting of any depth
+  // without recursion (the stack of open containers is a string).
+  void skip_value() {
+    std::string open, buf;
+    for (;;) {
+      // At a value.
+      ws();
+      if (p_ >= s_.size()) return fail();
+      const char c = s_[p_];
+      if (c == '{' || c == '[') {
+        ++p_;
+        if (!eat(c == '{' ? '}' : ']')) {
+          open.push_back(c);
+          if (c == '{') member_key(buf);
+          if (failed_) return;
+          continue;
+        }
+      } else if (c == '"') {
+        str(buf);
+      } else if (c == 't') {
+        literal("true");
+      } else if (c == 'f') {
+        literal("false");
+      } else if (c == 'n') {
+        literal("null");
+      } else {
+        number();
+      }
+      if (failed_) return;
+      // After a value: a separator, or the ends of containers.
+      for (;;) {
+        if (open.empty()) return;
+        const char top = open.back();
+        if (eat(',')) {
+          if (top == '{') member_key(buf);
+          if (failed_) return;
+          break;
+        }
+        if (!eat(top == '{' ? '}' : ']')) return fail();
+        open.pop_back();
+      }
+    }
   }
   std::uint64_t uint() {
     ws();
@@ -126,6 +171,34 @@ class scanner {
       else return fail(), 0;
     }
     return v;
+  }
+  static bool digit(char c) { return c >= '0' && c <= '9'; }
+  void literal(std::string_view word) {
+    if (s_.substr(p_, word.size()) != word) return fail();
+    p_ += word.size();
+  }
+  // A JSON number of any size (RFC 8259 grammar), not converted.
+  void number() {
+    std::size_t q = p_;
+    const std::size_t n = s_.size();
+    if (q < n && s_[q] == '-') ++q;
+    if (q >= n || !digit(s_[q])) return fail();
+    if (s_[q++] != '0')
+      while (q < n && digit(s_[q])) ++q;
+    if (q < n && s_[q] == '.') {
+      if (++q >= n || !digit(s_[q])) return fail();
+      while (q < n && digit(s_[q])) ++q;
+    }
+    if (q < n && (s_[q] == 'e' || s_[q] == 'E')) {
+      if (++q < n && (s_[q] == '+' || s_[q] == '-')) ++q;
+      if (q >= n || !digit(s_[q])) return fail();
+      while (q < n && digit(s_[q])) ++q;
+    }
+    p_ = q;
+  }
+  void member_key(std::string& buf) {
+    str(buf);
+    expect(':');
   }
   static void put_utf8(std::string& out, std::uint32_t cp) {
     if (cp < 0x80) {
@@ -283,6 +356,53 @@ status read_version(std::string_view json, version_vector* out) {
   sc.ws();
   if (sc.failed() || sc.pos() != json.size()) return bad(sc, "a version must be [[replica, counter], ...]");
   return {};
+}
+
+}  // namespace weft::protocol
+
+namespace weft::protocol {
+
+// The public JSON string reader (weft/protocol.h): the scanner's str(), the
+// one string reader of the op parser, plus the UTF-8 check read_ops applies
+// to text.
+std::size_t read_json_string(std::string_view json, std::string* out) {
+  scanner sc(json);
+  std::string buf;
+  std::string_view s = sc.str(buf);
+  if (sc.failed() || !is_valid_utf8(s)) return 0;
+  out->assign(s);
+  return sc.pos();
+}
+
+bool read_json_string_field(std::string_view object_json, std::string_view key, std::string* out) {
+  // Raw bytes >= 0x80 may only stand in string literals, so checking the
+  // whole text is checking every literal (escapes decode to valid UTF-8).
+  if (!is_valid_utf8(object_json)) return false;
+  scanner sc(object_json);
+  std::string key_buf, value_buf, value;
+  bool found = false;  // the last `key` seen had a string value
+  sc.expect('{');
+  if (!sc.failed() && !sc.peek('}')) {
+    do {
+      const bool match = sc.str(key_buf) == key;
+      sc.expect(':');
+      if (sc.failed()) return false;
+      sc.ws();
+      if (sc.at('"')) {
+        std::string_view v = sc.str(value_buf);
+        if (match) value.assign(v), found = true;
+      } else {
+        sc.skip_value();
+        if (match) found = false;
+      }
+      if (sc.failed()) return false;
+    } while (sc.eat(','));
+  }
+  sc.expect('}');
+  sc.ws();
+  if (sc.failed() || sc.pos() != object_json.size() || !found) return false;
+  *out = std::move(value);
+  return true;
 }
 
 }  // namespace weft::protocol

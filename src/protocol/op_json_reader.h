@@ -2,7 +2,9 @@
 // of ops, a version vector; docs/protocol.md) straight into C++ values,
 // without a JSON tree and without dependencies: applying remote ops is the
 // hot path of the browser (WebAssembly) and of the C API. Strict:
-// unknown keys, wrong types and malformed JSON are errors.
+// unknown keys, wrong types and malformed JSON are errors. Its scanner also
+// implements the public read_json_string / read_json_string_field
+// (weft/protocol.h): the codec has one JSON string reader.
 #pragma once
 
 #include <string_view>

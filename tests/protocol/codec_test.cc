@@ -369,5 +369,121 @@ TEST(Codec, ErrorKindNamesRoundTrip) {
   EXPECT_FALSE(error_kind_from_name("nope", &k));
 }
 
+// The public JSON string functions (weft-edit's script arguments and presence
+// names go through them): the encoders' escaping, the op reader's string rules.
+TEST(Codec, JsonStringsAreWrittenAndReadByTheCodecsRules) {
+  auto lit = [](std::string_view s) {
+    std::string out = "x";  // appends
+    append_json_string(out, s);
+    return out.substr(1);
+  };
+  auto read = [](std::string_view json, std::string* out) { return read_json_string(json, out); };
+
+  // Writing: the encoders' escapes; round trips through the reader.
+  EXPECT_EQ(lit("a\"b\\c/"), R"("a\"b\\c/")");
+  EXPECT_EQ(lit("\n\r\t\b\f"), R"("\n\r\t\b\f")");
+  EXPECT_EQ(lit(std::string_view("\x00\x01\x1f\x7f", 4)), "\"\\u0000\\u0001\\u001f\x7f\"");
+  EXPECT_EQ(lit("h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x98\x80"), "\"h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x98\x80\"");
+  EXPECT_EQ(lit("n\"x"), encode_close("n\"x").substr(22, 6));  // {"type":"close","doc":"n\"x"}
+  std::string all;
+  for (int c = 1; c < 0x80; ++c) all.push_back(static_cast<char>(c));
+  for (std::string s : {std::string(), std::string("plain"), std::string("\0mid\0", 5), all,
+                        std::string("\xf4\x8f\xbf\xbf \xef\xbf\xbf q\"\\")}) {
+    std::string json = lit(s), back = "junk";
+    EXPECT_EQ(read(json, &back), json.size()) << json;
+    EXPECT_EQ(back, s) << json;
+  }
+
+  // Reading: every RFC 8259 escape, \u in either case, surrogate pairs.
+  std::string out;
+  EXPECT_EQ(read(R"("\"\\\/\b\f\n\r\t")", &out), 18u);
+  EXPECT_EQ(out, "\"\\/\b\f\n\r\t");
+  EXPECT_EQ(read(R"("\u0041\u00e9\u00E9\u2713\uFFFF")", &out), 32u);
+  EXPECT_EQ(out, "A\xc3\xa9\xc3\xa9\xe2\x9c\x93\xef\xbf\xbf");
+  EXPECT_EQ(read(R"("\u0000")", &out), 8u);
+  EXPECT_EQ(out, std::string(1, '\0'));
+  EXPECT_EQ(read(R"("\ud83d\ude00!")", &out), 15u);
+  EXPECT_EQ(out, "\xf0\x9f\x98\x80!");
+  EXPECT_EQ(read(R"("\uDBFF\uDFFF")", &out), 14u);
+  EXPECT_EQ(out, "\xf4\x8f\xbf\xbf");
+  EXPECT_EQ(read("\"\x7f\"", &out), 3u);  // DEL is no control character for JSON
+  EXPECT_EQ(out, "\x7f");
+
+  // The return value: leading white space and the literal; what follows is not read.
+  EXPECT_EQ(read(" \t\r\n\"ab\" rest", &out), 8u);
+  EXPECT_EQ(out, "ab");
+  EXPECT_EQ(read(R"("a""b")", &out), 3u);
+  EXPECT_EQ(out, "a");
+  EXPECT_EQ(read(R"("" 5000)", &out), 2u);
+  EXPECT_EQ(out, "");
+
+  // Refused, with *out untouched: no literal at the start, unterminated, bad
+  // escapes, lone or broken surrogates, raw control characters, invalid UTF-8.
+  for (std::string_view bad : {
+           "", " ", "abc", "'a'", "x\"a\"", "\v\"a\"", "\"abc", "\"abc\\\"", "\"abc\\",
+           R"("\x41")", R"("\U0041")", R"("\'")", R"("\u12")", R"("\u12g4")", R"("\u 123")",
+           R"("\ud83d")", R"("\ude00")", R"("\ud83dx")", R"("\ud83d\u0041")", R"("\ud83d\ud83d")",
+           R"("\ude00\ud83d")", R"("\ud83d\n")",
+           "\"a\nb\"", "\"a\tb\"", "\"\x01\"", "\"\x1f\"", "\"ok\\n\rno\"",
+           "\"\xff\"", "\"\xc3\"", "\"\xc3(\"", "\"\xc0\xaf\"", "\"\xe0\x80\xaf\"", "\"\xed\xa0\x80\"",
+           "\"\xf4\x90\x80\x80\"", "\"\xf8\x88\x80\x80\x80\"", "\"\\u00e9\xff\"", "\"\xe2\x9c\""}) {
+    std::string kept = "kept";
+    EXPECT_EQ(read(bad, &kept), 0u) << bad;
+    EXPECT_EQ(kept, "kept") << bad;
+  }
+
+  // A field of an object: top level only, the last one wins, strings only.
+  auto field = [](std::string_view json, std::string_view key = "name") -> std::string {
+    std::string v = "unset";
+    bool ok = read_json_string_field(json, key, &v);
+    EXPECT_EQ(ok, v != "unset") << json;  // untouched when false
+    return ok ? v : "<none>";
+  };
+  EXPECT_EQ(field(R"({"name":"ann","color":"#e6194b","anchor":3,"head":3})"), "ann");
+  EXPECT_EQ(field(R"({"name":"ann","color":"#e6194b"})", "color"), "#e6194b");
+  EXPECT_EQ(field(" {\n \"name\" : \"ann\" \t} \n"), "ann");
+  EXPECT_EQ(field(R"({"name":"a\"b\u00e9\ud83d\ude00"})"), "a\"b\xc3\xa9\xf0\x9f\x98\x80");
+  EXPECT_EQ(field(R"({"na\u006De":"escaped key"})"), "escaped key");
+  EXPECT_EQ(field(R"({"name":""})"), "");
+  EXPECT_EQ(field(R"({"":"empty key"})", ""), "empty key");
+  // Nested objects and arrays are skipped, not searched.
+  EXPECT_EQ(field(R"({"user":{"name":"inner"},"name":"outer"})"), "outer");
+  EXPECT_EQ(field(R"({"name":"outer","user":{"name":"inner"}})"), "outer");
+  EXPECT_EQ(field(R"({"user":{"name":"inner"}})"), "<none>");
+  EXPECT_EQ(field(R"({"a":[{"name":"x"}],"b":[["name","y"]]})"), "<none>");
+  EXPECT_EQ(field(R"({"a":"name","b":"x"})"), "<none>");  // a value, not a key
+  EXPECT_EQ(field(R"({"a":"}{\"name\":\"fake\"","name":"real"})"), "real");
+  EXPECT_EQ(field(R"({"a":-0.5e+10,"b":[1,[2,{"c":[]}],{}],"c":true,"d":false,"e":null,)"
+                  R"("f":{"g":{"h":"i","name":"j"}},"g":0,"h":1E3,"i":-12.25e-1,"name":"x"})"),
+            "x");
+  std::string deep = R"({"a":)" + std::string(100000, '[') + std::string(100000, ']') + R"(,"name":"deep"})";
+  EXPECT_EQ(field(deep), "deep");
+  // Repeated keys: the last one decides.
+  EXPECT_EQ(field(R"({"name":"first","name":"last"})"), "last");
+  EXPECT_EQ(field(R"({"name":1,"name":"last"})"), "last");
+  EXPECT_EQ(field(R"({"name":"first","name":1})"), "<none>");
+  EXPECT_EQ(field(R"({"name":"first","name":{"name":"x"}})"), "<none>");
+  // Absent or not a string.
+  for (std::string_view json : {R"({})", R"({"Name":"x"})", R"({"name ":"x"})", R"({"name":1})",
+                                R"({"name":null})", R"({"name":true})", R"({"name":{}})", R"({"name":["x"]})"})
+    EXPECT_EQ(field(json), "<none>") << json;
+  // Not one valid JSON object (each has a "name":"x" a naive scan would find).
+  for (std::string_view json : std::initializer_list<std::string_view>{
+           "", "null", R"(["name","x"])", R"("name":"x")", R"({"name":"x"} trailing)", R"({"name":"x"}{})",
+           R"({"name":"x")", R"({"name":"x",})", R"({,"name":"x"})", R"({"name" "x"})", R"({name:"x"})",
+           R"({"name":"x" "a":1})", R"({"a":01,"name":"x"})", R"({"a":1.,"name":"x"})", R"({"a":.5,"name":"x"})",
+           R"({"a":1e,"name":"x"})", R"({"a":+1,"name":"x"})", R"({"a":-,"name":"x"})", R"({"a":tru,"name":"x"})",
+           R"({"a":nulls,"name":"x"})", R"({"a":[1,],"name":"x"})", R"({"a":[,1],"name":"x"})",
+           R"({"a":{"b":1,},"name":"x"})", R"({"a":{"b"},"name":"x"})", R"({"a":[},"name":"x"})",
+           R"({"a":{],"name":"x"})", R"({"a":[[]],]],"name":"x"})", R"({"a":,"name":"x"})", R"({"a":'b',"name":"x"})",
+           R"({"a":"\ud800","name":"x"})", R"({"a":"\udc00","name":"x"})", R"({"name":"\ude00"})",
+           R"({"name":"\ud83d\u0041"})", R"({"a":"\q","name":"x"})", "{\"a\":\"\t\",\"name\":\"x\"}",
+           "{\"a\":\"\xff\",\"name\":\"x\"}", "{\"name\":\"x\xc3\"}",
+           std::string_view(R"({"name":"x"})" "\0", 13)}) {
+    EXPECT_EQ(field(json), "<none>") << json;
+  }
+  EXPECT_EQ(field(std::string(R"({"a":)") + std::string(100000, '[') + R"(,"name":"x"})"), "<none>");
+}
+
 }  // namespace
 }  // namespace weft::test
