@@ -5,23 +5,8 @@ import assert from 'node:assert/strict';
 import { loadWeft } from '../src/weft.js';
 import { chunkOps } from '../src/chunk.js';
 import { WeftProvider } from '../src/provider.js';
+import { FakeSocket, tick } from './helpers.mjs';
 
-class FakeSocket {
-  static last = null;
-  constructor() {
-    this.sent = [];
-    this.readyState = 0;
-    FakeSocket.last = this;
-    queueMicrotask(() => {
-      this.readyState = 1;
-      this.onopen();
-    });
-  }
-  send(text) { this.sent.push(text); }
-  close() { this.readyState = 3; this.onclose?.(); }
-  receive(text) { this.onmessage({ data: text }); }
-}
-const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
 
 test('chunkOps keeps every piece under the limits and the meaning intact', async () => {
   const weft = await loadWeft();
@@ -59,7 +44,7 @@ test('after long offline work the provider resends in pieces, from the last ack'
   // The server has ids 1..100 of ours (stored before a crash) but never
   // acknowledged them: they are sent again, to earn the ack.
   ws.receive('{"type":"sync","doc":"d","ops":[],"version":[[5,100]]}');
-  const ops = ws.sent.filter((t) => t.startsWith('{"type":"ops"'));
+  const ops = ws.raw.filter((t) => t.startsWith('{"type":"ops"'));
   assert.ok(ops.length > 5, `${ops.length} ops messages`);
   for (const t of ops) assert.ok(t.length <= 32768 + 4096, `message of ${t.length} bytes`);
   const copy = new weft.Document(6);

@@ -11,18 +11,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { decodeServerMessage, MessageError } from '../src/messages.js';
-
-const native = process.env.WEFT_CROSSCHECK ?? new URL('../../build/tests/weft-crosscheck', import.meta.url).pathname;
-
-// Deterministic PRNG (mulberry32), as in crosscheck.test.mjs.
-function rng(seed) {
-  return () => {
-    seed |= 0; seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { native, rng } from './helpers.mjs';
 
 // ---- frames ------------------------------------------------------------------
 

@@ -5,32 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadWeft } from '../src/weft.js';
 import { WeftProvider } from '../src/provider.js';
+import { FakeSocket, tick } from './helpers.mjs';
 
-class FakeSocket {
-  static last = null;
-  constructor(url) {
-    this.url = url;
-    this.sent = [];
-    this.readyState = 0;
-    FakeSocket.last = this;
-    queueMicrotask(() => {
-      this.readyState = 1;
-      this.onopen();
-    });
-  }
-  send(text) {
-    this.sent.push(JSON.parse(text));
-  }
-  close() {
-    this.readyState = 3;
-    this.onclose();
-  }
-  receive(text) {
-    this.onmessage({ data: text });
-  }
-}
-
-const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
 
 test('a session, and frames the codec refuses change nothing', async () => {
   const weft = await loadWeft();
