@@ -38,6 +38,8 @@ std::string metrics::render() const {
           connections_refused.load());
   counter("weft_rate_limited_total", "Connections closed for sending messages too fast.", rate_limited.load());
   counter("weft_idle_timeouts_total", "Connections closed for staying silent through a ping.", idle_timeouts.load());
+  counter("weft_internal_errors_total", "Exceptions caught at the edge of a handler (bugs; the server stayed up).",
+          internal_errors.load());
   gauge("weft_send_queue_depth", "Messages waiting in all send queues.", send_queue_depth.load());
   gauge("weft_pending_ops", "Operations waiting in causal buffers for their dependencies.", pending_ops.load());
   std::lock_guard<std::mutex> lock(mu_);

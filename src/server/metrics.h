@@ -27,6 +27,7 @@ class metrics {
   std::atomic<std::uint64_t> connections_refused{0};  // over the per-address limit, bad Origin
   std::atomic<std::uint64_t> rate_limited{0};      // connections closed for their message rate
   std::atomic<std::uint64_t> idle_timeouts{0};     // connections closed for not answering a ping
+  std::atomic<std::uint64_t> internal_errors{0};   // exceptions caught at a handler's edge (bugs)
 
   /// Records one group commit of `writes` requests that took `seconds`.
   void observe_commit(double seconds, std::size_t writes);

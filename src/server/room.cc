@@ -47,7 +47,16 @@ document_room::~document_room() {
 
 template <class F>
 void document_room::on_strand(F&& f) {
-  net::post(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable { f(); });
+  net::post(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
+    // An exception here would end the I/O thread and with it the server: a
+    // bug in one document's handling is logged and counted instead.
+    try {
+      f();
+    } catch (const std::exception& e) {
+      ++self->ctx_.stats.internal_errors;
+      log(log_level::error, "document {}: internal error: {}", self->id_, e.what());
+    }
+  });
 }
 
 void document_room::start() {

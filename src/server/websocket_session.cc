@@ -249,23 +249,32 @@ void websocket_session::on_read(beast::error_code ec, std::size_t) {
                protocol::encode_error(error_kind::rate_limited, why));
     return;
   }
-  if (!got_text()) {
-    if (binary_.load(std::memory_order_relaxed)) {
-      auto data = buffer_.data();
-      handle_binary(std::string_view(static_cast<const char*>(data.data()), data.size()));
+  // A bug in handling one message (an exception) is that message's error,
+  // not the server's end: it is answered as `internal`, counted and logged.
+  try {
+    if (!got_text()) {
+      if (binary_.load(std::memory_order_relaxed)) {
+        auto data = buffer_.data();
+        handle_binary(std::string_view(static_cast<const char*>(data.data()), data.size()));
+      } else {
+        ++ctx_.stats.errors_sent;
+        reply(protocol::encode_error(error_kind::bad_message,
+                                     "binary frames are off on this connection: ask for them in hello "
+                                     "(\"binary\":true) or send JSON text"));
+      }
     } else {
-      ++ctx_.stats.errors_sent;
-      reply(protocol::encode_error(error_kind::bad_message,
-                                   "binary frames are off on this connection: ask for them in hello (\"binary\":true) "
-                                   "or send JSON text"));
+      // Room after the message lets the decoder parse it where it lies,
+      // without a copy (the bytes there are never read as JSON).
+      const std::size_t size = buffer_.size();
+      buffer_.prepare(protocol::decoder::padding);
+      auto data = buffer_.data();
+      handle(std::string_view(static_cast<const char*>(data.data()), size), size + protocol::decoder::padding);
     }
-  } else {
-    // Room after the message lets the decoder parse it where it lies,
-    // without a copy (the bytes there are never read as JSON).
-    const std::size_t size = buffer_.size();
-    buffer_.prepare(protocol::decoder::padding);
-    auto data = buffer_.data();
-    handle(std::string_view(static_cast<const char*>(data.data()), size), size + protocol::decoder::padding);
+  } catch (const std::exception& e) {
+    ++ctx_.stats.internal_errors;
+    ++ctx_.stats.errors_sent;
+    log(log_level::error, "session {}: internal error handling a message: {}", id_, e.what());
+    reply(protocol::encode_error(error_kind::internal, std::string("internal error: ") + e.what()));
   }
   buffer_.consume(buffer_.size());
   // A long message (a sync, a paste) grew the buffer: give that back rather
