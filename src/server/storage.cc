@@ -180,7 +180,10 @@ void storage::flush() {
 
 status storage::write(const request& r) {
   if (r.type == request::kind::append) {
-    stmt s(prepared("INSERT OR REPLACE INTO ops(doc, seq, batch) VALUES(?1, ?2, ?3)"));
+    // A plain INSERT: a batch already stored under this key is never
+    // replaced (that would silently change acknowledged history); the
+    // conflict fails the commit instead.
+    stmt s(prepared("INSERT INTO ops(doc, seq, batch) VALUES(?1, ?2, ?3)"));
     if (!s.ok()) return db_error(db_, "prepare insert");
     s.text(1, r.doc);
     s.integer(2, r.seq);
