@@ -293,9 +293,16 @@ result<step> submit(sequence_state& s, const operation& in, std::vector<text_cha
                     std::vector<operation>* applied, bool fresh) {
   std::uint64_t known = s.vv_.get(in.id.replica);
   std::uint64_t len = in.length();
-  if (in.kind == op_kind::tombstone && in.id.counter <= known)
-    mark_deleted_early(s, op_id{in.id.replica, in.id.counter}, std::min(len, known - in.id.counter + 1), changes);
-  if (in.id.counter + len - 1 <= known) return step::duplicate;
+  // A tombstone's known prefix marks characters deleted; that happens only
+  // once the rest of the op is accepted, so a refused op changes nothing.
+  auto mark_known_prefix = [&] {
+    if (in.kind == op_kind::tombstone && in.id.counter <= known)
+      mark_deleted_early(s, op_id{in.id.replica, in.id.counter}, std::min(len, known - in.id.counter + 1), changes);
+  };
+  if (in.id.counter + len - 1 <= known) {
+    mark_known_prefix();
+    return step::duplicate;
+  }
   std::optional<operation> trimmed;
   if (in.id.counter <= known) trimmed = trim_front(in, known - in.id.counter + 1);
   const operation& op = trimmed ? *trimmed : in;
@@ -307,10 +314,12 @@ result<step> submit(sequence_state& s, const operation& in, std::vector<text_cha
                       cat({"causal buffer holds ", std::to_string(s.pending_.size()), " ops waiting for dependencies"}));
     }
     s.pending_.add(*dep, op);
+    mark_known_prefix();
     return step::buffered;
   }
   status st = apply_ready(s, op, changes);
   if (!st.ok()) return st;
+  mark_known_prefix();
   if (applied) applied->push_back(op);
   return step::applied;
 }

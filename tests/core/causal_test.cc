@@ -142,6 +142,29 @@ TEST(Causal, TombstoneForKnownCharactersDeletesThemEarly) {
   (void)b;
 }
 
+// A refused op changes nothing: not even the known prefix of a tombstone
+// (which marks characters deleted) when the rest of it is refused.
+TEST(Causal, ARefusedTombstoneDeletesNothing) {
+  document a(1), b(2), c(3);
+  must_apply(c, must_insert(a, 0, "abc"));
+  must_apply(c, must_insert(b, 0, "x"));
+  must_apply(c, must_erase(b, 0, 1));  // (2,2) is an erase: known, but not a character
+  ASSERT_EQ(c.text(), "abc");
+  operation t;
+  t.kind = op_kind::tombstone;
+  t.id = op_id{1, 2};  // ids 2..5: 2 and 3 known ('b', 'c'), 4 and 5 new
+  t.origin_left = op_id{1, 1};
+  t.origin_right = op_id{2, 2};  // not a character: the new part cannot be placed
+  t.count = 4;
+  std::vector<text_change> ch;
+  auto r = c.apply(t, &ch);
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(c.text(), "abc");
+  EXPECT_TRUE(ch.empty());
+  EXPECT_EQ(c.version().get(1), 3u);
+  EXPECT_TRUE(c.check_invariants().empty()) << c.check_invariants();
+}
+
 TEST(Causal, HugeOpsAreRefusedNotAllocated) {
   document d(1);
   operation t;
