@@ -151,7 +151,17 @@ export class WeftProvider extends EventTarget {
       case 'ops':
       case 'sync': {
         if (m.doc !== this.docId) return;
-        const changes = this.doc.applyOps(m.ops);
+        let changes;
+        try {
+          changes = this.doc.applyOps(m.ops);
+        } catch (e) {
+          // The server sent an op this replica refuses (a bug on one side):
+          // keep the rest of the message's changes and go on, rather than
+          // stay stuck in 'syncing'.
+          console.warn('weft: refused a remote op:', e.message);
+          changes = e.changes ?? [];
+          this.dispatchEvent(new CustomEvent('servererror', { detail: { type: 'error', code: 'invalid_op', message: e.message, doc: m.doc } }));
+        }
         if (changes.length) this.onRemoteChanges(changes);
         if (m.type === 'sync') {
           this.doc.takeOutgoing(); // covered by what the server lacks, below

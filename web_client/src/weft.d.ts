@@ -21,6 +21,8 @@ export interface Document {
   /** JSON array (text) of the ops made locally since the last call. */
   takeOutgoing(): string;
   /** Applies remote ops (JSON text or objects), in any order; returns the visible changes. */
+  /** Applies remote ops; returns the view changes. Throws when an op is refused: the others are
+   *  still applied, and the thrown Error's `changes` holds every change made. */
   applyOps(ops: string | Op[]): Change[];
   text(): string;
   /** Visible length in code points. */

@@ -86,7 +86,13 @@ export async function loadWeft(options = {}) {
       const at = core._weft_result_ptr(this._h), len = core._weft_result_len(this._h);
       const text = len === 2 ? '[]' : decoder.decode(core.HEAPU8.subarray(at, at + len));
       const out = JSON.parse(text);
-      if (!Array.isArray(out)) throw new Error(out.error);
+      if (!Array.isArray(out)) {
+        // A refused op: the others were applied, and their changes are on
+        // the error, so a view can still follow (e.changes).
+        const e = new Error(out.error);
+        e.changes = out.changes ?? [];
+        throw e;
+      }
       return out;
     }
     text() { return this._d.text(); }

@@ -77,3 +77,49 @@ test('a session, and frames the codec refuses change nothing', async () => {
   doc.dispose();
   remote.dispose();
 });
+
+test('an op the replica refuses neither loses the others nor leaves the provider syncing', async () => {
+  const weft = await loadWeft();
+  const a = new weft.Document(1), b = new weft.Document(2);
+  a.insert(0, 'abc');
+  const good = JSON.parse(a.takeOutgoing());
+  b.applyOps(good);
+  b.insert(0, 'x');
+  b.erase(0, 1); // (2,2) is an erase: a known id that is no character
+  const setup = JSON.parse(b.opsSince([]));
+  // Valid JSON and well formed, so the codec passes it; the core refuses it,
+  // as its right origin is no character.
+  const bad = { kind: 'insert', id: [3, 1], left: [1, 3], right: [2, 2], text: 'Z' };
+  a.insert(3, 'd');
+  const after = JSON.parse(a.takeOutgoing());
+
+  const direct = new weft.Document(7);
+  try {
+    direct.applyOps([...setup, bad, ...after]);
+    assert.fail('applyOps should throw');
+  } catch (e) {
+    assert.match(e.message, /origin|character/);
+    // 'x' came as a tombstone (no visible change); the op after the bad one applied.
+    assert.deepEqual(e.changes, [{ insert: 'abc', pos: 0 }, { insert: 'd', pos: 3 }]);
+  }
+  assert.equal(direct.text(), 'abcd');
+
+  const doc = new weft.Document(9);
+  const seen = [];
+  const provider = new WeftProvider({ url: 'ws://test/', docId: 'd', doc, WebSocket: FakeSocket, onRemoteChanges: (c) => seen.push(...c) });
+  const warn = console.warn;
+  console.warn = () => {};
+  try {
+    provider.connect();
+    await tick();
+    const ws = FakeSocket.last;
+    ws.receive('{"type":"welcome","protocol":1,"server":"weft","max_message_bytes":1048576}');
+    ws.receive(JSON.stringify({ type: 'sync', doc: 'd', ops: [...setup, bad], version: b.version() }));
+    assert.equal(provider.status, 'online');
+    assert.equal(doc.text(), 'abc');
+    assert.deepEqual(seen, [{ insert: 'abc', pos: 0 }]);
+  } finally {
+    console.warn = warn;
+    provider.destroy();
+  }
+});

@@ -6,6 +6,7 @@
 #include <emscripten/emscripten.h>
 #include <emscripten/val.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -95,8 +96,10 @@ class wasm_document {
     return out;
   }
   /// Applies a JSON array of remote ops; returns the visible changes as
-  /// [{"insert":text,"pos":p} | {"erase":n,"pos":p}, ...], or {"error":...}
-  /// (ops before the bad one stay applied).
+  /// [{"insert":text,"pos":p} | {"erase":n,"pos":p}, ...]. When an op is
+  /// refused the others are still applied (a refused op changes nothing), and
+  /// the answer is {"error":..., "changes":[...]} with every change made, so
+  /// a view never misses one. Unreadable JSON: {"error":...}, nothing applied.
   std::string apply_ops(const std::string& ops_json) {
     apply_json(ops_json);
     return result_;
@@ -110,14 +113,20 @@ class wasm_document {
       return;
     }
     changes_.clear();
+    std::optional<status> first_error;
     for (const auto& op : ops_) {
       auto r = doc_.apply(op, &changes_);
-      if (!r.ok()) {
-        result_ = error_json(r.error());
-        return;
-      }
+      if (!r.ok() && !first_error) first_error = r.error();
     }
-    result_ = changes_json(changes_);
+    if (!first_error) {
+      result_ = changes_json(changes_);
+      return;
+    }
+    result_ = error_json(*first_error);
+    result_.pop_back();
+    result_ += ",\"changes\":";
+    result_ += changes_json(changes_);
+    result_.push_back('}');
   }
   const std::string& result() const { return result_; }
   std::string text() const { return doc_.text(); }
