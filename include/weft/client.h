@@ -60,7 +60,10 @@ struct client_handlers {
   std::function<void(connection_state)> on_state;
   /// Every open document got its sync answer (after each (re)connect).
   std::function<void()> on_synced;
-  /// Remote ops applied to `doc`, and the visible changes they made.
+  /// Remote ops of `doc` the replica accepted (applied, buffered until their
+  /// dependencies arrive, or already known), and the visible changes they
+  /// made. An op the replica refuses is not passed on: on_error gets
+  /// "invalid_op" for it.
   std::function<void(const std::string& doc, const std::vector<operation>& ops,
                      const std::vector<text_change>& changes)>
       on_remote;

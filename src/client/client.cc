@@ -270,10 +270,22 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   void on_message(protocol::closed_msg&) {}
 
   // Applies remote ops and tells the handler about them.
+  // Applies remote ops; on_remote hears of the ones the replica accepted
+  // (applied, buffered or already known), never of a refused one, which is
+  // reported through on_error instead.
   void apply_remote(const std::string& id, doc_state& d, const std::vector<operation>& ops) {
     std::vector<text_change> changes;
-    for (const auto& op : ops) (void)d.replica.apply(op, &changes);
-    if (handlers.on_remote && !ops.empty()) handlers.on_remote(id, ops, changes);
+    std::vector<operation> accepted;
+    accepted.reserve(ops.size());
+    for (const auto& op : ops) {
+      auto r = d.replica.apply(op, &changes);
+      if (r.ok()) {
+        accepted.push_back(op);
+      } else if (handlers.on_error) {
+        handlers.on_error("invalid_op", "refused an op from the server for " + id + ": " + r.error().to_string());
+      }
+    }
+    if (handlers.on_remote && !accepted.empty()) handlers.on_remote(id, accepted, changes);
   }
   void on_message(protocol::ops_msg& m) {
     auto it = docs.find(m.doc);

@@ -1,6 +1,10 @@
 // weft::client (include/weft/client.h) against a real weft-server.
 #include <gtest/gtest.h>
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
@@ -12,6 +16,7 @@
 #include "server/server.h"
 #include "test_client.h"
 #include "weft/client.h"
+#include "weft/protocol.h"
 
 namespace weft::test {
 namespace {
@@ -330,6 +335,75 @@ TEST_F(ClientTest, OpsStoredButNeverAcknowledgedGetTheirAckAfterReconnecting) {
   EXPECT_EQ(http_get(srv_->port(), "/api/docs/lost-ack/text").second, "hello");
   a.start();
   EXPECT_TRUE(eventually([&] { return a.acked("lost-ack") == 5; })) << "acked " << a.acked("lost-ack");
+}
+
+// A server that sends an op the replica must refuse (a bug or a hostile
+// server): on_remote never hears of it, on_error does, and the good ops of
+// the same message still arrive.
+TEST(ClientAgainstAScriptedServer, RefusedOpsAreNotPassedOnToOnRemote) {
+  namespace asio = boost::asio;
+  namespace beast = boost::beast;
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  const auto port = acceptor.local_endpoint().port();
+  document source(1);
+  auto good = source.insert(0, "abc").value();
+  operation bad;  // its left origin is an id the replica knows but that is no character
+  bad.kind = op_kind::insert;
+  bad.id = op_id{3, 1};
+  bad.origin_left = op_id{2, 2};
+  bad.text = "Z";
+  document other(2);
+  (void)other.apply(good);
+  auto x = other.insert(0, "x").value();
+  auto erase_x = other.erase(0, 1).value();  // (2,2): an erase
+  std::thread fake([&] {
+    beast::websocket::stream<asio::ip::tcp::socket> ws(io);
+    acceptor.accept(ws.next_layer());
+    ws.accept();
+    beast::flat_buffer buf;
+    ws.read(buf);  // hello
+    buf.consume(buf.size());
+    ws.text(true);
+    ws.write(asio::buffer(protocol::encode_welcome("scripted", 1 << 20)));
+    ws.read(buf);  // open
+    ws.write(asio::buffer(protocol::encode_sync("d", std::vector<operation>{good, x, erase_x, bad}, other.version())));
+    // Keep the connection until the client goes.
+    beast::error_code ec;
+    while (!ec) ws.read(buf, ec);
+  });
+  network net(1);
+  std::mutex mu;
+  std::vector<operation> passed_on;
+  std::vector<std::string> errors;
+  client_handlers h;
+  h.on_remote = [&](const std::string&, const std::vector<operation>& ops, const std::vector<text_change>&) {
+    std::lock_guard<std::mutex> lock(mu);
+    passed_on.insert(passed_on.end(), ops.begin(), ops.end());
+  };
+  h.on_error = [&](const std::string& code, const std::string&) {
+    std::lock_guard<std::mutex> lock(mu);
+    errors.push_back(code);
+  };
+  client_options o;
+  o.port = port;
+  o.binary = false;
+  o.reconnect = false;
+  {
+    client c(net, o, h);
+    c.open("d");
+    c.start();
+    ASSERT_TRUE(eventually([&] { return text_of(c, "d") == "abc"; }));
+    ASSERT_TRUE(eventually([&] {
+      std::lock_guard<std::mutex> lock(mu);
+      return !errors.empty();
+    }));
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(errors, std::vector<std::string>{"invalid_op"});
+    EXPECT_EQ(passed_on.size(), 3u);
+    for (const auto& op : passed_on) EXPECT_NE(op.id, bad.id);
+  }
+  fake.join();
 }
 
 }  // namespace
