@@ -19,6 +19,9 @@ class send_queue {
 
   bool empty() const noexcept { return head_ == items_.size(); }
   std::size_t size() const noexcept { return items_.size() - head_; }
+  /// Slots the queue holds, sent ones not yet compacted away included: what
+  /// its memory grows with (tests check it stays bounded).
+  std::size_t slots() const noexcept { return items_.size(); }
   /// The oldest frame. Precondition: !empty().
   const frame& front() const noexcept { return items_[head_]; }
   void push_back(frame f) { items_.push_back(std::move(f)); }
