@@ -27,11 +27,6 @@ namespace net = boost::asio;
 class NetworkFaultsTest : public server_fixture {
  protected:
   std::string text(const std::string& doc) { return http_get(port(), "/api/docs/" + doc + "/text").second; }
-  std::int64_t metric(const std::string& name) {
-    auto body = http_get(port(), "/metrics").second;
-    auto at = body.find("\n" + name + " ");
-    return at == std::string::npos ? -1 : std::stoll(body.substr(at + name.size() + 2));
-  }
 };
 
 TEST_F(NetworkFaultsTest, ConnectionsCutMidFrameLeaveNoTrace) {

@@ -5,13 +5,16 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "server/server.h"
+#include "test_client.h"
 
 namespace weft::test {
 
@@ -46,10 +49,29 @@ class server_fixture : public ::testing::Test {
     start();
   }
   std::uint16_t port() const { return srv_->port(); }
+  /// A gauge or counter from /metrics (-1 when absent).
+  std::int64_t metric(const std::string& name);
+  /// Polls metric(name) until it equals `want`, for at most `timeout`: a
+  /// condition to wait for, never a fixed sleep. True when it got there.
+  bool metric_reaches(const std::string& name, std::int64_t want,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (metric(name) != want) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+  }
 
   server::server_config config_;
   std::filesystem::path dir_;
   std::unique_ptr<server::server> srv_;
 };
+
+inline std::int64_t server_fixture::metric(const std::string& name) {
+  auto body = http_get(port(), "/metrics").second;
+  auto at = body.find("\n" + name + " ");
+  return at == std::string::npos ? -1 : std::stoll(body.substr(at + name.size() + 2));
+}
 
 }  // namespace weft::test

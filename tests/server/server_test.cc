@@ -230,8 +230,9 @@ TEST_F(ServerTest, SnapshotsAndUnloadKeepEverything) {
     ASSERT_TRUE(a.wait_acked("snap"));
     expected = a.replica("snap").text();
   }
-  std::this_thread::sleep_for(300ms);  // unloaded (with a final snapshot)
-  EXPECT_EQ(http_get(port(), "/api/docs/snap/text").second, expected);
+  // The last connection left: the document unloads (with a final snapshot).
+  ASSERT_TRUE(metric_reaches("weft_documents_loaded", 0)) << metric("weft_documents_loaded");
+  EXPECT_EQ(http_get(port(), "/api/docs/snap/text").second, expected);  // loads it again
   restart();
   EXPECT_EQ(http_get(port(), "/api/docs/snap/text").second, expected);
 }
