@@ -109,7 +109,9 @@ TEST_F(ClientTest, EditsWhileDisconnectedArriveAfterReconnect) {
   a.stop();
   type(a, "off", 4, " offline");  // a is stopped: stays local
   type(b, "off", 0, ">");
-  std::this_thread::sleep_for(100ms);
+  // b's edit went through the server and back as an ack: anything a had sent
+  // would have reached b before (one server, one document, in order).
+  ASSERT_TRUE(eventually([&] { return b.acked("off") == 1; }));
   EXPECT_EQ(text_of(b, "off"), ">base");
   a.start();
   EXPECT_TRUE(eventually([&] { return text_of(a, "off") == ">base offline" && text_of(b, "off") == ">base offline"; }));
@@ -293,7 +295,8 @@ TEST_F(ClientTest, UiThreadsHandOverThroughTheExecutor) {
 // refreshing its view on the "stopped" state) must not have that work run
 // after ~client() returned: it would reach objects already destroyed.
 TEST_F(ClientTest, WorkQueuedWhileStoppingNeverRunsAfterDestruction) {
-  network net(1);
+  auto net_owner = std::make_unique<network>(1);
+  network& net = *net_owner;
   std::atomic<int> reads{0};
   client* self = nullptr;
   client_handlers h;
@@ -309,7 +312,9 @@ TEST_F(ClientTest, WorkQueuedWhileStoppingNeverRunsAfterDestruction) {
     ASSERT_TRUE(eventually([&] { return text_of(c, "d").empty(); }));
   }
   at_destruction = reads.load();
-  std::this_thread::sleep_for(100ms);
+  // Destroying the network joins its threads: whatever was still queued has
+  // run (or never will) by then, so the check below is final, not timed.
+  net_owner.reset();
   EXPECT_EQ(reads.load(), at_destruction);
 }
 
