@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds (Release) weft-server and the web client, and runs the server on the
-# embedded default store (SQLite under ./data), serving the editor. Extra
+# Builds (Release) weft-server, the tools the README uses next (weft-token to
+# mint access tokens, weft-edit the terminal editor) and the web client, and
+# runs the server on the embedded default store (SQLite under ./data),
+# serving the editor. Extra
 # arguments go to weft-server (see `build/weft-server --help`), e.g.
 #   scripts/run.sh --port 9000 --data-dir /var/lib/weft
 set -euo pipefail
@@ -9,7 +11,7 @@ source scripts/common.sh
 
 weft_install_packages "${WEFT_APT_PACKAGES[@]}"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j "$(weft_jobs)" --target weft-server
+cmake --build build -j "$(weft_jobs)" --target weft-server weft-token weft-edit
 
 weft_build_web_client
 
