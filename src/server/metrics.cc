@@ -40,6 +40,13 @@ std::string metrics::render() const {
   counter("weft_idle_timeouts_total", "Connections closed for staying silent through a ping.", idle_timeouts.load());
   counter("weft_internal_errors_total", "Exceptions caught at the edge of a handler (bugs; the server stayed up).",
           internal_errors.load());
+  fmt::format_to(it, "# HELP weft_storage_errors_total Storage failures, by kind.\n"
+                    "# TYPE weft_storage_errors_total counter\n");
+  for (auto [k, name] : {std::pair{storage_error::full, "full"}, {storage_error::io, "io"},
+                         {storage_error::corrupt, "corrupt"}, {storage_error::conflict, "conflict"},
+                         {storage_error::other, "other"}})
+    fmt::format_to(it, "weft_storage_errors_total{{kind=\"{}\"}} {}\n", name,
+                   storage_errors[static_cast<int>(k)].load());
   gauge("weft_send_queue_depth", "Messages waiting in all send queues.", send_queue_depth.load());
   gauge("weft_pending_ops", "Operations waiting in causal buffers for their dependencies.", pending_ops.load());
   std::lock_guard<std::mutex> lock(mu_);

@@ -28,6 +28,12 @@ class metrics {
   std::atomic<std::uint64_t> rate_limited{0};      // connections closed for their message rate
   std::atomic<std::uint64_t> idle_timeouts{0};     // connections closed for not answering a ping
   std::atomic<std::uint64_t> internal_errors{0};   // exceptions caught at a handler's edge (bugs)
+  /// Storage failures by kind (weft_storage_errors_total{kind=...}): the disk
+  /// is full (or over --max-db-mb), an I/O error, corrupt data (SQLite's or a
+  /// stored batch's checksum), a conflicting write, anything else.
+  enum class storage_error { full, io, corrupt, conflict, other };
+  std::atomic<std::uint64_t> storage_errors[5] = {};
+  void count(storage_error k) noexcept { ++storage_errors[static_cast<int>(k)]; }
 
   /// Records one group commit of `writes` requests that took `seconds`.
   void observe_commit(double seconds, std::size_t writes);

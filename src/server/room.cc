@@ -76,6 +76,7 @@ void document_room::loaded(result<stored_document> r) {
       if (!snap.ok()) {
         state_ = state::broken;
         broken_reason_ = "stored snapshot is corrupt: " + snap.error().to_string();
+        ctx_.stats.count(metrics::storage_error::corrupt);
       } else {
         doc_ = std::move(snap.value());
       }
@@ -87,6 +88,7 @@ void document_room::loaded(result<stored_document> r) {
       if (!ops.ok()) {
         state_ = state::broken;
         broken_reason_ = "stored op batch " + std::to_string(seq) + " is corrupt: " + ops.error().to_string();
+        ctx_.stats.count(metrics::storage_error::corrupt);
         break;
       }
       for (const auto& op : ops.value()) {

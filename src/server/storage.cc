@@ -51,8 +51,42 @@ class stmt {
   bool owned_ = true;
 };
 
+// What kind of failure SQLite reported, from its primary result code.
+metrics::storage_error kind_of(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_FULL: return metrics::storage_error::full;
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_PROTOCOL:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return metrics::storage_error::io;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return metrics::storage_error::corrupt;
+    case SQLITE_CONSTRAINT: return metrics::storage_error::conflict;
+    default: return metrics::storage_error::other;
+  }
+}
+
+const char* kind_name(metrics::storage_error k) {
+  switch (k) {
+    case metrics::storage_error::full: return "disk full";
+    case metrics::storage_error::io: return "I/O error";
+    case metrics::storage_error::corrupt: return "corrupt data";
+    case metrics::storage_error::conflict: return "conflicting write";
+    default: return "database error";
+  }
+}
+
+// An error from SQLite, named by kind first ("disk full: insert op batch:
+// database or disk is full"), so that clients and logs tell a full disk from
+// a failing one or from corruption.
 status db_error(sqlite3* db, const char* what) {
-  return status(error_code::invalid_argument, std::string(what) + ": " + sqlite3_errmsg(db));
+  const auto k = kind_of(sqlite3_extended_errcode(db));
+  const error_code code = k == metrics::storage_error::corrupt ? error_code::corrupt_data
+                          : k == metrics::storage_error::full  ? error_code::limit_exceeded
+                                                               : error_code::invalid_argument;
+  return status(code, std::string(kind_name(k)) + ": " + what + ": " + sqlite3_errmsg(db));
 }
 
 }  // namespace
@@ -246,6 +280,7 @@ void storage::run() {
     while (i < work.size()) {
       if (work[i].type == request::kind::load) {
         auto r = read(work[i].doc);
+        if (!r.ok() && metrics_) metrics_->count(kind_of(sqlite3_extended_errcode(db_)));
         work[i].loaded(std::move(r));
         ++i;
         continue;
@@ -263,6 +298,7 @@ void storage::run() {
       if (st.ok()) {
         st = exec_prepared("COMMIT");
       }
+      if (!st.ok() && metrics_) metrics_->count(kind_of(sqlite3_extended_errcode(db_)));
       if (!st.ok() && !sqlite3_get_autocommit(db_)) (void)exec("ROLLBACK");
       auto dt = std::chrono::steady_clock::now() - t0;
       if (metrics_ && writes > 0) metrics_->observe_commit(std::chrono::duration<double>(dt).count(), writes);

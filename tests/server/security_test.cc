@@ -385,6 +385,8 @@ TEST_F(SecurityTest, ACorruptBatchIsReportedAndNeverServed) {
   auto [st, body] = http_get(port(), "/api/docs/fragile/text");
   EXPECT_EQ(st, 503);
   EXPECT_NE(body.find("corrupt"), std::string::npos);
+  EXPECT_GE(metric("weft_storage_errors_total{kind=\"corrupt\"}"), 1);
+  EXPECT_EQ(metric("weft_storage_errors_total{kind=\"full\"}"), 0);
   // Other documents are unaffected.
   c.open("sturdy");
   c.insert("sturdy", 0, "fine");
@@ -428,6 +430,10 @@ TEST_F(SecurityTest, AFullDiskRefusesWritesAndAcknowledgesOnlyWhatIsStored) {
   c.insert("big", 0, "after the disk filled up");
   auto e = c.expect("error", 3s);
   EXPECT_TRUE(has(e, "\"storage\"")) << (e ? e->raw : "none");
+  // Told apart from an I/O error or corruption, for the client and the operator.
+  EXPECT_TRUE(has(e, "disk full")) << (e ? e->raw : "none");
+  EXPECT_GE(metric("weft_storage_errors_total{kind=\"full\"}"), 1);
+  EXPECT_EQ(metric("weft_storage_errors_total{kind=\"corrupt\"}"), 0);
   while (c.recv(300ms)) {
   }
   EXPECT_EQ(c.acked("big"), acked_before);
