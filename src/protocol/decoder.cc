@@ -160,11 +160,11 @@ std::optional<failure> read_fields(od::document& d, std::string_view frame, simd
   return std::nullopt;
 }
 
-// Strict (what a server receives): no field outside `allowed`. Lenient (what
-// a client receives): any other field is ignored, known names too, so that a
-// newer server may add fields to any message (e.g. an id echoed in pong).
-std::optional<failure> only(const fields& f, unsigned allowed, std::string_view type, bool strict) {
-  if (!strict) return std::nullopt;
+// What a server receives: no field outside `allowed`. (A client is lenient:
+// it reads the fields a message type uses and ignores any other, known names
+// too, so that a newer server may add fields to any message; their values
+// are still type-checked while reading.)
+std::optional<failure> only(const fields& f, unsigned allowed, std::string_view type) {
   if (f.has_unknown)
     return failure{error_kind::bad_message, "unknown field \"" + f.unknown + "\" in " + std::string(type)};
   if (unsigned extra = f.seen & ~allowed) {
@@ -173,6 +173,14 @@ std::optional<failure> only(const fields& f, unsigned allowed, std::string_view 
       if (extra & bit_of(k))
         return failure{error_kind::bad_message, "field \"" + std::string(k) + "\" is not part of " + std::string(type)};
   }
+  return std::nullopt;
+}
+
+// The document a message names: present and a valid id.
+std::optional<failure> check_doc(const fields& f) {
+  if (!(f.seen & f_doc)) return failure{error_kind::bad_message, "missing \"doc\" string"};
+  if (!valid_doc_id(f.doc))
+    return failure{error_kind::bad_doc_id, "document ids are 1-128 characters of A-Z a-z 0-9 . _ ~ -"};
   return std::nullopt;
 }
 
@@ -261,7 +269,7 @@ std::variant<client_message, decode_error> decoder::client(std::string_view fram
   if (!(f.seen & f_type)) return to_error({error_kind::bad_message, "missing \"type\" string"}, f.doc);
   const std::string_view type = f.type;
   if (type == "hello") {
-    if (auto e = only(f, f_type | f_protocol | f_client | f_token | f_binary, type, true)) return to_error(*e);
+    if (auto e = only(f, f_type | f_protocol | f_client | f_token | f_binary, type)) return to_error(*e);
     if (auto e = need(f, f_protocol, type)) return to_error(*e);
     hello_msg m;
     m.protocol = f.protocol;
@@ -274,36 +282,34 @@ std::variant<client_message, decode_error> decoder::client(std::string_view fram
     return m;
   }
   if (type == "ping") {
-    if (auto e = only(f, f_type | f_id, type, true)) return to_error(*e);
+    if (auto e = only(f, f_type | f_id, type)) return to_error(*e);
     return ping_msg{};
   }
   const bool known = type == "open" || type == "ops" || type == "presence" || type == "close";
   if (!known) return to_error({error_kind::unknown_type, "unknown message type \"" + std::string(type) + "\""}, f.doc);
-  if (!(f.seen & f_doc)) return to_error({error_kind::bad_message, "missing \"doc\" string"});
-  if (!valid_doc_id(f.doc))
-    return to_error({error_kind::bad_doc_id, "document ids are 1-128 characters of A-Z a-z 0-9 . _ ~ -"});
+  if (auto e = check_doc(f)) return to_error(*e);
   std::string doc(f.doc);
   if (type == "open") {
-    if (auto e = only(f, f_type | f_doc | f_version, type, true)) return to_error(*e, doc);
+    if (auto e = only(f, f_type | f_doc | f_version, type)) return to_error(*e, doc);
     open_msg m{doc, {}};
     if (auto e = read_version_field(f, limits, &m.version)) return to_error(*e, doc);
     return m;
   }
   if (type == "ops") {
-    if (auto e = only(f, f_type | f_doc | f_ops, type, true)) return to_error(*e, doc);
+    if (auto e = only(f, f_type | f_doc | f_ops, type)) return to_error(*e, doc);
     if (auto e = need(f, f_ops, "ops message")) return to_error(*e, doc);
     ops_msg m{doc, {}};
     if (auto e = read_ops_field(f, limits, &m.ops)) return to_error(*e, doc);
     return m;
   }
   if (type == "presence") {
-    if (auto e = only(f, f_type | f_doc | f_state, type, true)) return to_error(*e, doc);
+    if (auto e = only(f, f_type | f_doc | f_state, type)) return to_error(*e, doc);
     if (auto e = need(f, f_state, type)) return to_error(*e, doc);
     auto st = p_->state(f, limits);
     if (auto* e = std::get_if<failure>(&st)) return to_error(*e, doc);
     return presence_msg{doc, std::move(std::get<std::string>(st))};
   }
-  if (auto e = only(f, f_type | f_doc, type, true)) return to_error(*e, doc);
+  if (auto e = only(f, f_type | f_doc, type)) return to_error(*e, doc);
   return close_msg{doc};
 } catch (const std::exception& e) {  // std::bad_alloc: never let it reach a server's I/O loop
   return decode_error{error_kind::internal, std::string("cannot decode: ") + e.what(), {}};
@@ -311,24 +317,18 @@ std::variant<client_message, decode_error> decoder::client(std::string_view fram
 
 std::variant<server_message, decode_error> decoder::server(std::string_view frame, const decode_limits& limits,
                                                            std::size_t readable) try {
-  // A client is lenient about fields it does not know (a newer server may add
-  // some), strict about the ones it does.
+  // A client is lenient about fields a message type does not use (a newer
+  // server may add some), strict about the ones it reads.
   fields f;
   if (auto e = p_->parse(frame, readable, &f)) return to_error(*e, f.doc);
   if (!(f.seen & f_type)) return to_error({error_kind::bad_message, "missing \"type\" string"}, f.doc);
   const std::string_view type = f.type;
   if (type == "welcome") {
-    if (auto e = only(f, f_type | f_protocol | f_server | f_max_message_bytes | f_binary, type, false))
-      return to_error(*e);
     if (auto e = need(f, f_protocol, type)) return to_error(*e);
     return welcome_msg{f.protocol, std::string(f.server), f.max_message_bytes, f.binary};
   }
-  if (type == "pong") {
-    if (auto e = only(f, f_type, type, false)) return to_error(*e);
-    return pong_msg{};
-  }
+  if (type == "pong") return pong_msg{};
   if (type == "error") {
-    if (auto e = only(f, f_type | f_code | f_message | f_doc, type, false)) return to_error(*e);
     if (auto e = need(f, f_code, type)) return to_error(*e);
     error_msg m;
     if (!error_kind_from_name(f.code, &m.kind)) m.kind = error_kind::internal;
@@ -339,13 +339,10 @@ std::variant<server_message, decode_error> decoder::server(std::string_view fram
   }
   const bool known = type == "sync" || type == "ops" || type == "ack" || type == "presence" || type == "closed";
   if (!known) return to_error({error_kind::unknown_type, "unknown message type \"" + std::string(type) + "\""}, f.doc);
-  if (!(f.seen & f_doc)) return to_error({error_kind::bad_message, "missing \"doc\" string"});
-  if (!valid_doc_id(f.doc))
-    return to_error({error_kind::bad_doc_id, "document ids are 1-128 characters of A-Z a-z 0-9 . _ ~ -"});
+  if (auto e = check_doc(f)) return to_error(*e);
   std::string doc(f.doc);
   if (type == "ops" || type == "sync") {
     const bool sync = type == "sync";
-    if (auto e = only(f, f_type | f_doc | f_ops | (sync ? f_version | f_ref : 0u), type, false)) return to_error(*e, doc);
     if (auto e = need(f, sync ? (f_ops | f_version) : f_ops, type)) return to_error(*e, doc);
     std::vector<operation> ops;
     if (auto e = read_ops_field(f, limits, &ops)) return to_error(*e, doc);
@@ -355,20 +352,17 @@ std::variant<server_message, decode_error> decoder::server(std::string_view fram
     return m;
   }
   if (type == "ack") {
-    if (auto e = only(f, f_type | f_doc | f_version, type, false)) return to_error(*e, doc);
     if (auto e = need(f, f_version, type)) return to_error(*e, doc);
     ack_msg m{doc, {}};
     if (auto e = read_version_field(f, limits, &m.version)) return to_error(*e, doc);
     return m;
   }
   if (type == "presence") {
-    if (auto e = only(f, f_type | f_doc | f_session | f_state, type, false)) return to_error(*e, doc);
     if (auto e = need(f, f_session | f_state, type)) return to_error(*e, doc);
     auto st = p_->state(f, limits);
     if (auto* e = std::get_if<failure>(&st)) return to_error(*e, doc);
     return peer_presence_msg{doc, f.session, std::move(std::get<std::string>(st))};
   }
-  if (auto e = only(f, f_type | f_doc, type, false)) return to_error(*e, doc);
   return closed_msg{doc};
 } catch (const std::exception& e) {
   return decode_error{error_kind::internal, std::string("cannot decode: ") + e.what(), {}};
