@@ -100,26 +100,10 @@ void split_erase(const operation& op, std::size_t max_targets, std::vector<opera
   }
 }
 
-// The ops in groups that each encode to about `budget` bytes or less (as
-// JSON; binary is smaller) and hold at most `max_ops` ops; a long insert or
-// an erase with many targets is split across groups.
-std::vector<std::vector<operation>> group_for_budget(std::span<const operation> ops, std::size_t budget,
-                                                     std::size_t max_ops) {
-  budget = std::max<std::size_t>(budget, 1024);
-  max_ops = std::max<std::size_t>(max_ops, 1);
-  std::vector<std::vector<operation>> groups(1);
-  std::size_t bytes = 0;
-  std::string one;
-  auto add = [&](operation op) {
-    one.clear();
-    append_op(one, op);
-    if (!groups.back().empty() && (bytes + one.size() + 1 > budget || groups.back().size() >= max_ops)) {
-      groups.emplace_back();
-      bytes = 0;
-    }
-    bytes += one.size() + 1;
-    groups.back().push_back(std::move(op));
-  };
+// Calls f(op) for each op of `ops`, a long insert or an erase with many
+// targets as consecutive pieces that each encode to well under `budget`.
+template <class F>
+void for_each_piece(std::span<const operation> ops, std::size_t budget, F&& f) {
   std::vector<operation> pieces;
   for (const operation& op : ops) {
     pieces.clear();
@@ -128,12 +112,95 @@ std::vector<std::vector<operation>> group_for_budget(std::span<const operation> 
     } else if (op.kind == op_kind::erase && op.targets.size() > budget / 64) {
       split_erase(op, std::max<std::size_t>(budget / 64, 1), &pieces);  // a target is at most ~50 bytes
     } else {
-      add(op);
+      f(op);
       continue;
     }
-    for (auto& p : pieces) add(std::move(p));
+    for (const auto& p : pieces) f(p);
   }
+}
+
+// An upper bound of the ops' JSON size: an op's fixed fields take at most
+// ~150 bytes (a tombstone with both origins, every number at its widest),
+// its text at most 6 bytes a byte (escaped), each erase target at most 41.
+std::size_t json_size_bound(std::span<const operation> ops) {
+  std::size_t n = 0;
+  for (const operation& op : ops) n += 192 + 6 * op.text.size() + 64 * op.targets.size();
+  return n;
+}
+
+// The ops as JSON array bodies ("op,op,...", no brackets), each at most about
+// `budget` bytes and `max_ops` ops: every op is encoded once.
+std::vector<std::string> json_bodies(std::span<const operation> ops, std::size_t budget, std::size_t max_ops) {
+  budget = std::max<std::size_t>(budget, 1024);
+  max_ops = std::max<std::size_t>(max_ops, 1);
+  std::vector<std::string> bodies(1);
+  std::size_t count = 0;
+  std::string one;
+  for_each_piece(ops, budget, [&](const operation& op) {
+    one.clear();
+    append_op(one, op);
+    if (count && (bodies.back().size() + one.size() + 1 > budget || count >= max_ops)) {
+      bodies.emplace_back();
+      count = 0;
+    }
+    if (count++) bodies.back().push_back(',');
+    bodies.back() += one;
+  });
+  return bodies;
+}
+
+// The same groups as op lists (for binary frames), sized by their JSON.
+std::vector<std::vector<operation>> op_groups(std::span<const operation> ops, std::size_t budget,
+                                              std::size_t max_ops) {
+  budget = std::max<std::size_t>(budget, 1024);
+  max_ops = std::max<std::size_t>(max_ops, 1);
+  std::vector<std::vector<operation>> groups(1);
+  std::size_t bytes = 0;
+  std::string one;
+  for_each_piece(ops, budget, [&](const operation& op) {
+    one.clear();
+    append_op(one, op);
+    if (!groups.back().empty() && (bytes + one.size() + 1 > budget || groups.back().size() >= max_ops)) {
+      groups.emplace_back();
+      bytes = 0;
+    }
+    bytes += one.size() + 1;
+    groups.back().push_back(op);
+  });
   return groups;
+}
+
+// {"type":"ops","doc":DOC,"ops":[BODY]}
+std::string ops_frame(std::string_view doc, std::string_view body) {
+  std::string out;
+  out.reserve(body.size() + doc.size() + 32);
+  append_doc_head(out, "ops", doc);
+  out += "\"ops\":[";
+  out += body;
+  out += "]}";
+  return out;
+}
+
+// {"type":TYPE,"doc":DOC}
+std::string doc_only_frame(std::string_view type, std::string_view doc) {
+  std::string out;
+  append_doc_head(out, type, doc);
+  out.back() = '}';
+  return out;
+}
+
+// {"type":"error","code":CODE,"message":MESSAGE[,"doc":DOC]}
+std::string error_frame(std::string_view code, std::string_view message, std::string_view doc) {
+  std::string out = "{\"type\":\"error\",\"code\":";
+  append_json_string(out, code);
+  out += ",\"message\":";
+  append_json_string(out, message);
+  if (!doc.empty()) {
+    out += ",\"doc\":";
+    append_json_string(out, doc);
+  }
+  out.push_back('}');
+  return out;
 }
 }  // namespace
 
@@ -182,12 +249,7 @@ std::string encode_presence(std::string_view doc, std::string_view state_json) {
   return out;
 }
 
-std::string encode_close(std::string_view doc) {
-  std::string out;
-  append_doc_head(out, "close", doc);
-  out.back() = '}';
-  return out;
-}
+std::string encode_close(std::string_view doc) { return doc_only_frame("close", doc); }
 
 std::string encode_ping() { return "{\"type\":\"ping\"}"; }
 
@@ -215,11 +277,22 @@ std::string encode_sync(std::string_view doc, std::span<const operation> ops, co
 std::vector<std::string> encode_sync_chunked(std::string_view doc, std::span<const operation> ops,
                                              const version_vector& server_version, std::size_t budget,
                                              std::uint64_t ref) {
-  auto groups = group_for_budget(ops, budget, decode_limits{}.max_ops_per_message);
+  auto bodies = json_bodies(ops, budget, decode_limits{}.max_ops_per_message);
   std::vector<std::string> messages;
-  messages.reserve(groups.size());
-  for (std::size_t i = 0; i + 1 < groups.size(); ++i) messages.push_back(encode_ops(doc, groups[i]));
-  messages.push_back(encode_sync(doc, groups.back(), server_version, ref));
+  messages.reserve(bodies.size());
+  for (std::size_t i = 0; i + 1 < bodies.size(); ++i) messages.push_back(ops_frame(doc, bodies[i]));
+  std::string last;
+  append_doc_head(last, "sync", doc);
+  last += "\"ops\":[";
+  last += bodies.back();
+  last += "],\"version\":";
+  append_version(last, server_version);
+  if (ref) {
+    last += ",\"ref\":";
+    append_uint(last, ref);
+  }
+  last.push_back('}');
+  messages.push_back(std::move(last));
   return messages;
 }
 
@@ -227,7 +300,12 @@ std::vector<std::string> encode_ops_chunked(std::string_view doc, std::span<cons
                                             std::size_t max_ops) {
   std::vector<std::string> messages;
   if (ops.empty()) return messages;
-  for (auto& g : group_for_budget(ops, budget, max_ops)) messages.push_back(encode_ops(doc, g));
+  // The common case (a keystroke, a small batch) needs no cutting.
+  if (ops.size() <= max_ops && json_size_bound(ops) <= budget) {
+    messages.push_back(encode_ops(doc, ops));
+    return messages;
+  }
+  for (auto& body : json_bodies(ops, budget, max_ops)) messages.push_back(ops_frame(doc, body));
   return messages;
 }
 
@@ -235,7 +313,11 @@ std::vector<std::string> encode_binary_ops_chunked(std::uint64_t ref, std::span<
                                                    std::size_t budget, std::size_t max_ops) {
   std::vector<std::string> messages;
   if (ops.empty()) return messages;
-  for (auto& g : group_for_budget(ops, budget, max_ops)) messages.push_back(encode_binary_ops(ref, g));
+  if (ops.size() <= max_ops && json_size_bound(ops) <= budget) {
+    messages.push_back(encode_binary_ops(ref, ops));
+    return messages;
+  }
+  for (auto& g : op_groups(ops, budget, max_ops)) messages.push_back(encode_binary_ops(ref, g));
   return messages;
 }
 
@@ -259,26 +341,12 @@ std::string encode_peer_presence(std::string_view doc, std::uint64_t session, st
   return out;
 }
 
-std::string encode_closed(std::string_view doc) {
-  std::string out;
-  append_doc_head(out, "closed", doc);
-  out.back() = '}';
-  return out;
-}
+std::string encode_closed(std::string_view doc) { return doc_only_frame("closed", doc); }
 
 std::string encode_pong() { return "{\"type\":\"pong\"}"; }
 
 std::string encode_error(error_kind kind, std::string_view message, std::string_view doc) {
-  std::string out = "{\"type\":\"error\",\"code\":\"";
-  out += error_kind_name(kind);
-  out += "\",\"message\":";
-  append_json_string(out, message);
-  if (!doc.empty()) {
-    out += ",\"doc\":";
-    append_json_string(out, doc);
-  }
-  out.push_back('}');
-  return out;
+  return error_frame(error_kind_name(kind), message, doc);
 }
 
 // ---- any message --------------------------------------------------------------
@@ -317,19 +385,8 @@ std::string encode(const server_message& m) {
     std::string operator()(const closed_msg& x) const { return encode_closed(x.doc); }
     std::string operator()(const pong_msg&) const { return encode_pong(); }
     std::string operator()(const error_msg& x) const {
-      error_kind k;
-      if (!x.code.empty() && !error_kind_from_name(x.code, &k)) {  // keep a code this build does not know
-        std::string out = "{\"type\":\"error\",\"code\":";
-        append_json_string(out, x.code);
-        out += ",\"message\":";
-        append_json_string(out, x.message);
-        if (!x.doc.empty()) {
-          out += ",\"doc\":";
-          append_json_string(out, x.doc);
-        }
-        out.push_back('}');
-        return out;
-      }
+      error_kind k;  // a code this build does not know is kept as it came
+      if (!x.code.empty() && !error_kind_from_name(x.code, &k)) return error_frame(x.code, x.message, x.doc);
       return encode_error(x.kind, x.message, x.doc);
     }
   };
