@@ -257,10 +257,8 @@ void websocket_session::on_read(beast::error_code ec, std::size_t) {
         auto data = buffer_.data();
         handle_binary(std::string_view(static_cast<const char*>(data.data()), data.size()));
       } else {
-        ++ctx_.stats.errors_sent;
-        reply(protocol::encode_error(error_kind::bad_message,
-                                     "binary frames are off on this connection: ask for them in hello "
-                                     "(\"binary\":true) or send JSON text"));
+        error(error_kind::bad_message,
+              "binary frames are off on this connection: ask for them in hello (\"binary\":true) or send JSON text");
       }
     } else {
       // Room after the message lets the decoder parse it where it lies,
@@ -272,9 +270,8 @@ void websocket_session::on_read(beast::error_code ec, std::size_t) {
     }
   } catch (const std::exception& e) {
     ++ctx_.stats.internal_errors;
-    ++ctx_.stats.errors_sent;
     log(log_level::error, "session {}: internal error handling a message: {}", id_, e.what());
-    reply(protocol::encode_error(error_kind::internal, std::string("internal error: ") + e.what()));
+    error(error_kind::internal, std::string("internal error: ") + e.what());
   }
   buffer_.consume(buffer_.size());
   // A long message (a sync, a paste) grew the buffer: give that back rather
@@ -322,16 +319,11 @@ void websocket_session::handle(std::string_view frame, std::size_t readable) {
   static thread_local protocol::decoder decoder;
   auto parsed = decoder.client(frame, limits, readable);
   if (auto* e = std::get_if<protocol::decode_error>(&parsed)) {
-    ++ctx_.stats.errors_sent;
-    reply(protocol::encode_error(e->kind, e->message, e->doc));
+    error(e->kind, e->message, e->doc);
     return;
   }
   auto& msg = std::get<protocol::client_message>(parsed);
   auto self = shared_from_this();
-  auto error = [&](error_kind k, const std::string& m, const std::string& doc = {}) {
-    ++ctx_.stats.errors_sent;
-    reply(protocol::encode_error(k, m, doc));
-  };
   if (auto* h = std::get_if<protocol::hello_msg>(&msg)) {
     if (h->protocol != protocol::protocol_version) {
       error(error_kind::protocol_version,
@@ -399,11 +391,7 @@ void websocket_session::handle(std::string_view frame, std::size_t readable) {
     return;
   }
   if (auto* ops = std::get_if<protocol::ops_msg>(&msg)) {
-    if (claims_ && claims_->rights_for(doc) != access::write) {
-      error(error_kind::forbidden, "read-only access: your token does not allow editing this document", doc);
-      return;
-    }
-    room->submit(self, std::move(ops->ops));
+    submit(doc, *room, std::move(ops->ops));
   } else if (auto* p = std::get_if<protocol::presence_msg>(&msg)) {
     room->presence(self, std::move(p->state_json));
   }
@@ -411,10 +399,6 @@ void websocket_session::handle(std::string_view frame, std::size_t readable) {
 
 void websocket_session::handle_binary(std::string_view frame) {
   static const protocol::decode_limits limits{};
-  auto error = [&](error_kind k, const std::string& m, const std::string& doc = {}) {
-    ++ctx_.stats.errors_sent;
-    reply(protocol::encode_error(k, m, doc));
-  };
   auto decoded = protocol::decoder::binary(frame, limits);
   if (auto* e = std::get_if<protocol::decode_error>(&decoded)) {
     error(e->kind, e->message);
@@ -433,11 +417,20 @@ void websocket_session::handle_binary(std::string_view frame) {
     error(error_kind::not_open, "no open document has ref " + std::to_string(ops->ref) + " on this connection");
     return;
   }
-  if (claims_ && claims_->rights_for(d->id) != access::write) {
-    error(error_kind::forbidden, "read-only access: your token does not allow editing this document", d->id);
+  submit(d->id, *d->room, std::move(ops->ops));
+}
+
+void websocket_session::submit(const std::string& doc, document_room& room, std::vector<operation> ops) {
+  if (claims_ && claims_->rights_for(doc) != access::write) {
+    error(error_kind::forbidden, "read-only access: your token does not allow editing this document", doc);
     return;
   }
-  d->room->submit(shared_from_this(), std::move(ops->ops));
+  room.submit(shared_from_this(), std::move(ops));
+}
+
+void websocket_session::error(error_kind kind, const std::string& message, const std::string& doc) {
+  ++ctx_.stats.errors_sent;
+  reply(protocol::encode_error(kind, message, doc));
 }
 
 void websocket_session::enqueue(std::shared_ptr<const std::string> message) {

@@ -25,6 +25,7 @@
 #include "server/limits.h"
 #include "server/send_queue.h"
 #include "server/subscriber.h"
+#include "weft/protocol.h"
 
 namespace weft::server {
 
@@ -127,6 +128,11 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
   /// False: the connection is being closed with the reason.
   bool authorised(const std::string& hello_token = {});
   void reply(std::string message);
+  /// Replies with an `error` message (counted in weft_errors_sent_total).
+  void error(protocol::error_kind kind, const std::string& message, const std::string& doc = {});
+  /// Hands ops for `doc` (open on this connection, in `room`) to the room,
+  /// if the connection may edit it.
+  void submit(const std::string& doc, document_room& room, std::vector<operation> ops);
   void do_write();
   /// Closes with `code`/`reason` after the frame in flight and `last_message`
   /// (e.g. an error saying why); anything else queued is dropped.
