@@ -46,11 +46,6 @@ bool room_registry::remove_if_unpinned(const document_room* room) {
   return true;
 }
 
-std::size_t room_registry::size() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return rooms_.size();
-}
-
 void room_registry::clear() {
   std::lock_guard<std::mutex> lock(mu_);
   rooms_.clear();

@@ -29,8 +29,6 @@ class room_registry {
   /// Called by an idle room (on its strand): forgets it if nobody pins it.
   /// True: it was removed, and must not be used again.
   bool remove_if_unpinned(const document_room* room);
-  /// Rooms in memory.
-  std::size_t size();
   /// Drops every room (teardown).
   void clear();
 

@@ -67,15 +67,13 @@ void document_room::start() {
 
 void document_room::loaded(result<stored_document> r) {
   if (!r.ok()) {
-    state_ = state::broken;
-    broken_reason_ = "cannot read the document from storage: " + r.error().to_string();
+    set_broken("cannot read the document from storage: " + r.error().to_string());
   } else {
     stored_document& d = r.value();
     if (!d.snapshot.empty()) {
       auto snap = document::decode_snapshot(d.snapshot, server_replica, room_options(ctx_.config));
       if (!snap.ok()) {
-        state_ = state::broken;
-        broken_reason_ = "stored snapshot is corrupt: " + snap.error().to_string();
+        set_broken("stored snapshot is corrupt: " + snap.error().to_string());
         ctx_.stats.count(metrics::storage_error::corrupt);
       } else {
         doc_ = std::move(snap.value());
@@ -86,16 +84,14 @@ void document_room::loaded(result<stored_document> r) {
       if (state_ == state::broken) break;
       auto ops = decode_ops(bytes);
       if (!ops.ok()) {
-        state_ = state::broken;
-        broken_reason_ = "stored op batch " + std::to_string(seq) + " is corrupt: " + ops.error().to_string();
+        set_broken("stored op batch " + std::to_string(seq) + " is corrupt: " + ops.error().to_string());
         ctx_.stats.count(metrics::storage_error::corrupt);
         break;
       }
       for (const auto& op : ops.value()) {
         auto a = doc_.apply(op);
         if (!a.ok()) {
-          state_ = state::broken;
-          broken_reason_ = "stored op does not apply: " + a.error().to_string();
+          set_broken("stored op does not apply: " + a.error().to_string());
           break;
         }
       }
@@ -104,11 +100,10 @@ void document_room::loaded(result<stored_document> r) {
     }
     if (state_ != state::broken) state_ = state::ready;
   }
-  if (state_ == state::broken) {
-    broken_flag_ = true;
+  if (state_ == state::broken)
     log(log_level::error, "document {}: {}", id_, broken_reason_);
-  }
-  else log(log_level::debug, "document {} loaded: {} characters, {} batches after snapshot", id_, doc_.length(),
+  else
+    log(log_level::debug, "document {} loaded: {} characters, {} batches after snapshot", id_, doc_.length(),
            r.ok() ? r.value().batches.size() : 0);
   durable_ = doc_.version();
   update_pending_metric();
@@ -129,35 +124,38 @@ void document_room::send_to(const std::shared_ptr<subscriber>& s, std::string ms
   s->send(std::make_shared<const std::string>(std::move(msg)));
 }
 
-void document_room::broadcast(const std::shared_ptr<const std::string>& msg, std::uint64_t except) {
+void document_room::set_broken(std::string reason) {
+  state_ = state::broken;
+  broken_reason_ = std::move(reason);
+  broken_flag_ = true;
+}
+
+template <class F>
+void document_room::for_each_subscriber(std::uint64_t except, F&& f) {
   for (auto it = subscribers_.begin(); it != subscribers_.end();) {
     auto s = it->second.lock();
     if (!s) {
       it = subscribers_.erase(it);
       continue;
     }
-    if (it->first != except) s->send(msg);
+    if (it->first != except) f(s);
     ++it;
   }
 }
 
+void document_room::broadcast(const std::shared_ptr<const std::string>& msg, std::uint64_t except) {
+  for_each_subscriber(except, [&](const std::shared_ptr<subscriber>& s) { s->send(msg); });
+}
+
 void document_room::broadcast_ops(const std::vector<operation>& ops, std::uint64_t except) {
-  std::shared_ptr<const std::string> json, binary;
-  for (auto it = subscribers_.begin(); it != subscribers_.end();) {
-    auto s = it->second.lock();
-    if (!s) {
-      it = subscribers_.erase(it);
-      continue;
-    }
-    if (it->first != except) {
-      auto& frame = s->binary() ? binary : json;
-      if (!frame)
-        frame = std::make_shared<const std::string>(s->binary() ? protocol::encode_binary_ops(ref_, ops)
-                                                                : protocol::encode_ops(id_, ops));
-      s->send(frame);
-    }
-    ++it;
-  }
+  std::shared_ptr<const std::string> json, binary;  // each format encoded at most once
+  for_each_subscriber(except, [&](const std::shared_ptr<subscriber>& s) {
+    auto& frame = s->binary() ? binary : json;
+    if (!frame)
+      frame = std::make_shared<const std::string>(s->binary() ? protocol::encode_binary_ops(ref_, ops)
+                                                              : protocol::encode_ops(id_, ops));
+    s->send(frame);
+  });
 }
 
 void document_room::send_ops_to(const std::shared_ptr<subscriber>& s, const std::vector<operation>& ops) {
@@ -268,9 +266,7 @@ void document_room::durable(status st, version_vector applied_version) {
     // Nothing after a failed commit may be acknowledged: it could be missing
     // from disk. Stop accepting writes; clients keep their unacknowledged ops.
     if (state_ != state::broken) log(log_level::error, "document {}: commit failed: {}", id_, st.to_string());
-    state_ = state::broken;
-    broken_flag_ = true;
-    broken_reason_ = "the server could not store edits (" + st.to_string() + "); they were not acknowledged";
+    set_broken("the server could not store edits (" + st.to_string() + "); they were not acknowledged");
     broadcast(std::make_shared<const std::string>(protocol::encode_error(error_kind::storage, broken_reason_, id_)), 0);
     return;
   }

@@ -72,6 +72,11 @@ class document_room : public std::enable_shared_from_this<document_room> {
   void loaded(result<struct stored_document> r);
   void do_join(std::shared_ptr<subscriber> s, version_vector client_version);
   void do_submit(std::shared_ptr<subscriber> s, std::vector<operation> ops);
+  /// Refuses everything from now on, saying `reason`.
+  void set_broken(std::string reason);
+  /// Calls f(subscriber) for each live subscriber but `except` (forgetting gone ones).
+  template <class F>
+  void for_each_subscriber(std::uint64_t except, F&& f);
   void broadcast(const std::shared_ptr<const std::string>& msg, std::uint64_t except);
   /// Sends ops to every subscriber but `except`, each in its format, each
   /// format encoded at most once.
