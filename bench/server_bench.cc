@@ -64,7 +64,7 @@ void run_client(std::uint16_t port, const std::string& doc, weft::replica_id id,
   // Decodes what is in buf; an undecodable message fails the run.
   auto decode = [&]() -> protocol::server_message {
     auto r = decoder.server(std::string_view(static_cast<const char*>(buf.data().data()), buf.size()),
-                            protocol::decode_limits{1u << 30, 1u << 20, 1u << 30});
+                            protocol::server_message_limits);
     if (auto* m = std::get_if<protocol::server_message>(&r)) return std::move(*m);
     out->ok = false;
     return protocol::pong_msg{};

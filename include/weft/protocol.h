@@ -178,6 +178,10 @@ struct decode_limits {
   std::size_t max_version_entries = 100000;
 };
 
+/// What a client accepts from its server: it trusts it, so only the frame
+/// size (the transport's) bounds a message (a sync may hold a whole history).
+inline constexpr decode_limits server_message_limits{1u << 30, 1u << 20, 1u << 30};
+
 /// Decodes frames. Holds the JSON parser's buffers, reused from frame to
 /// frame. Not thread-safe: one per thread (or per connection). Never throws.
 class decoder {

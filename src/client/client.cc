@@ -176,17 +176,15 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     ws->async_read(buffer, [self = shared_from_this(), gen = generation](beast::error_code ec, std::size_t) {
       if (gen != self->generation) return;
       if (ec) return self->lost();
-      if (!self->ws->got_text()) {
-        auto data = self->buffer.data();
-        self->handle_binary(std::string_view(static_cast<const char*>(data.data()), data.size()));
-        self->buffer.consume(self->buffer.size());
-        if (gen == self->generation) self->read();
-        return;
-      }
       const std::size_t size = self->buffer.size();
-      self->buffer.prepare(protocol::decoder::padding);  // parsed in place, not copied
-      auto data = self->buffer.data();
-      self->handle(std::string_view(static_cast<const char*>(data.data()), size), size + protocol::decoder::padding);
+      if (self->ws->got_text()) {
+        self->buffer.prepare(protocol::decoder::padding);  // parsed in place, not copied
+        auto data = self->buffer.data();
+        self->handle(std::string_view(static_cast<const char*>(data.data()), size), size + protocol::decoder::padding);
+      } else {
+        auto data = self->buffer.data();
+        self->handle_binary(std::string_view(static_cast<const char*>(data.data()), size));
+      }
       self->buffer.consume(self->buffer.size());
       if (gen == self->generation) self->read();
     });
@@ -199,8 +197,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   // A message from the server. Frames it sends are trusted to be well
   // formed; one that is not is reported through on_error and skipped.
   void handle(std::string_view frame, std::size_t readable) {
-    static const protocol::decode_limits limits{1u << 30, 1u << 20, 1u << 30};
-    auto decoded = decoder.server(frame, limits, readable);
+    auto decoded = decoder.server(frame, protocol::server_message_limits, readable);
     if (auto* e = std::get_if<protocol::decode_error>(&decoded)) {
       // A message type from a newer server is not for us; anything else
       // undecodable is reported (as a client-side problem, not a server code).
@@ -212,8 +209,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   }
 
   void handle_binary(std::string_view frame) {
-    static const protocol::decode_limits limits{1u << 30, 1u << 20, 1u << 30};
-    auto decoded = protocol::decoder::binary(frame, limits);
+    auto decoded = protocol::decoder::binary(frame, protocol::server_message_limits);
     if (auto* e = std::get_if<protocol::decode_error>(&decoded)) {
       if (handlers.on_error) handlers.on_error("client_decode", "undecodable binary frame from the server: " + e->message);
       return;
@@ -269,7 +265,6 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   void on_message(protocol::pong_msg&) {}
   void on_message(protocol::closed_msg&) {}
 
-  // Applies remote ops and tells the handler about them.
   // Applies remote ops; on_remote hears of the ones the replica accepted
   // (applied, buffered or already known), never of a refused one, which is
   // reported through on_error instead.

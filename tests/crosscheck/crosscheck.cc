@@ -178,9 +178,8 @@ int main() {
       std::string hex, frame;
       in >> hex;
       if (!from_hex(hex, &frame)) fail("bad hex");
-      // The limits weft::client decodes with (src/client/client.cc).
-      static const weft::protocol::decode_limits limits{1u << 30, 1u << 20, 1u << 30};
-      auto r = codec.server(frame, limits);
+      // The limits weft::client decodes with.
+      auto r = codec.server(frame, weft::protocol::server_message_limits);
       if (auto* e = std::get_if<weft::protocol::decode_error>(&r))
         std::printf("error %s\n", weft::protocol::error_kind_name(e->kind));
       else

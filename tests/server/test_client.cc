@@ -69,10 +69,9 @@ std::optional<message> test_client::recv(std::chrono::milliseconds timeout) {
   message m;
   m.raw = beast::buffers_to_string(buffer_.data());
   buffer_.consume(buffer_.size());
-  static const protocol::decode_limits limits{1u << 30, 1u << 20, 1u << 30};
   if (!ws_.got_text()) {
     m.binary = true;
-    auto b = protocol::decoder::binary(m.raw, limits);
+    auto b = protocol::decoder::binary(m.raw, protocol::server_message_limits);
     if (auto* e = std::get_if<protocol::decode_error>(&b))
       throw std::runtime_error("the server sent an undecodable binary frame: " + e->message);
     auto& bm = std::get<protocol::binary_message>(b);
@@ -90,7 +89,7 @@ std::optional<message> test_client::recv(std::chrono::milliseconds timeout) {
     }
     return m;
   }
-  auto decoded = decoder_.server(m.raw, limits);
+  auto decoded = decoder_.server(m.raw, protocol::server_message_limits);
   if (auto* e = std::get_if<protocol::decode_error>(&decoded))
     throw std::runtime_error("the server sent an undecodable message (" + e->message + "): " + m.raw.substr(0, 200));
   m.decoded = std::move(std::get<protocol::server_message>(decoded));
