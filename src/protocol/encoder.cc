@@ -128,43 +128,46 @@ std::size_t json_size_bound(std::span<const operation> ops) {
   return n;
 }
 
-// The ops as JSON array bodies ("op,op,...", no brackets), each at most about
-// `budget` bytes and `max_ops` ops: every op is encoded once.
-std::vector<std::string> json_bodies(std::span<const operation> ops, std::size_t budget, std::size_t max_ops) {
+// Calls f(piece, its JSON, starts_group) for each piece of `ops` in order:
+// groups of pieces stay under about `budget` bytes of JSON and `max_ops` ops.
+template <class F>
+void group_pieces(std::span<const operation> ops, std::size_t budget, std::size_t max_ops, F&& f) {
   budget = std::max<std::size_t>(budget, 1024);
   max_ops = std::max<std::size_t>(max_ops, 1);
-  std::vector<std::string> bodies(1);
-  std::size_t count = 0;
+  std::size_t bytes = 0, count = 0;
   std::string one;
   for_each_piece(ops, budget, [&](const operation& op) {
     one.clear();
     append_op(one, op);
-    if (count && (bodies.back().size() + one.size() + 1 > budget || count >= max_ops)) {
-      bodies.emplace_back();
-      count = 0;
-    }
-    if (count++) bodies.back().push_back(',');
-    bodies.back() += one;
+    const bool starts_group = count == 0 || bytes + one.size() + 1 > budget || count >= max_ops;
+    if (starts_group) bytes = count = 0;
+    bytes += one.size() + 1;
+    ++count;
+    f(op, std::string_view(one), starts_group);
   });
+}
+
+// The groups as JSON array bodies ("op,op,...", no brackets), each op
+// encoded once; at least one (empty) body.
+std::vector<std::string> json_bodies(std::span<const operation> ops, std::size_t budget, std::size_t max_ops) {
+  std::vector<std::string> bodies;
+  group_pieces(ops, budget, max_ops, [&](const operation&, std::string_view json, bool starts_group) {
+    if (starts_group)
+      bodies.emplace_back();
+    else
+      bodies.back().push_back(',');
+    bodies.back() += json;
+  });
+  if (bodies.empty()) bodies.emplace_back();
   return bodies;
 }
 
-// The same groups as op lists (for binary frames), sized by their JSON.
+// The groups as op lists (for binary frames).
 std::vector<std::vector<operation>> op_groups(std::span<const operation> ops, std::size_t budget,
                                               std::size_t max_ops) {
-  budget = std::max<std::size_t>(budget, 1024);
-  max_ops = std::max<std::size_t>(max_ops, 1);
-  std::vector<std::vector<operation>> groups(1);
-  std::size_t bytes = 0;
-  std::string one;
-  for_each_piece(ops, budget, [&](const operation& op) {
-    one.clear();
-    append_op(one, op);
-    if (!groups.back().empty() && (bytes + one.size() + 1 > budget || groups.back().size() >= max_ops)) {
-      groups.emplace_back();
-      bytes = 0;
-    }
-    bytes += one.size() + 1;
+  std::vector<std::vector<operation>> groups;
+  group_pieces(ops, budget, max_ops, [&](const operation& op, std::string_view, bool starts_group) {
+    if (starts_group) groups.emplace_back();
     groups.back().push_back(op);
   });
   return groups;
