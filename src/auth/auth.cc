@@ -146,8 +146,13 @@ result<token_claims> token_verifier::verify(std::string_view token, std::int64_t
   if (!o["nbf"].get_int64().get(nbf) && now_unix < nbf) return bad("token not valid yet (nbf)");
   std::string_view sub;
   if (!o["sub"].get_string().get(sub)) out.subject = std::string(sub.substr(0, 200));
+  bool peer = false;
+  if (!o["peer"].get_bool().get(peer)) out.peer = peer;
   simdjson::dom::object docs;
-  if (o["docs"].get_object().get(docs)) return bad("token has no \"docs\" object of document rights");
+  if (o["docs"].get_object().get(docs)) {
+    if (out.peer) return out;  // a peer token needs no document rights
+    return bad("token has no \"docs\" object of document rights");
+  }
   for (auto [pattern, rights] : docs) {
     std::string_view r;
     if (rights.get_string().get(r)) return bad("document rights must be \"r\" or \"rw\"");

@@ -3,6 +3,7 @@
 //
 //   header  {"alg":"HS256","typ":"JWT"}
 //   claims  {"sub":"alice","exp":1893456000,"docs":{"team-*":"rw","handbook":"r"}}
+//   peer    {"sub":"eu-1","exp":1893456000,"peer":true}
 //
 // `exp` (Unix seconds) is required; `nbf` is honoured when present. `docs`
 // maps document id patterns (`*` matches any run of characters) to "r"
@@ -33,6 +34,10 @@ struct token_claims {
     access rights = access::none;
   };
   std::vector<grant> grants;
+  /// "peer": true: the bearer is another weft-server node, which may open a
+  /// replication link (/peer) and relay ops of any replica. Only this claim
+  /// grants that; document rights never do.
+  bool peer = false;
 
   /// The highest right any grant gives on `doc`.
   access rights_for(std::string_view doc) const noexcept;

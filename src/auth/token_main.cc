@@ -11,6 +11,7 @@
 namespace {
 
 const char* kUsage = R"(usage: weft-token --secret-file FILE --doc PATTERN=r|rw [--doc ...] [--sub NAME] [--ttl SECONDS]
+       weft-token --secret-file FILE --peer [--sub NODE] [--ttl SECONDS]
 
 Prints an HS256 access token for weft-server (docs/protocol.md, Authentication).
   --secret-file FILE   the key weft-server was given with --auth-secret-file
@@ -18,6 +19,9 @@ Prints an HS256 access token for weft-server (docs/protocol.md, Authentication).
                        r (read) or rw (read and edit); repeatable
   --sub NAME           who the token is for (shown in the server's logs)
   --ttl SECONDS        validity from now (default 3600)
+  --peer               a token for another weft-server node: it may open a
+                       replication link and relay any replica's ops
+                       (docs/replication.md). Give it a long --ttl
 )";
 
 int fail(const std::string& m) {
@@ -30,12 +34,17 @@ int fail(const std::string& m) {
 int main(int argc, char** argv) {
   std::string secret, sub, docs;
   long long ttl = 3600;
+  bool peer = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     std::string v = i + 1 < argc ? argv[i + 1] : "";
     if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
+    }
+    if (a == "--peer") {
+      peer = true;
+      continue;
     }
     if (i + 1 >= argc) return fail(a + " needs a value");
     ++i;
@@ -65,10 +74,13 @@ int main(int argc, char** argv) {
     }
   }
   if (secret.empty()) return fail("--secret-file is required");
-  if (docs.empty()) return fail("at least one --doc is required");
+  if (docs.empty() && !peer) return fail("at least one --doc (or --peer) is required");
   std::string claims = "{\"sub\":";
   weft::protocol::append_json_string(claims, sub);
-  claims += ",\"exp\":" + std::to_string(weft::server::unix_now() + ttl) + ",\"docs\":{" + docs + "}}";
+  claims += ",\"exp\":" + std::to_string(weft::server::unix_now() + ttl);
+  if (peer) claims += ",\"peer\":true";
+  if (!docs.empty()) claims += ",\"docs\":{" + docs + "}";
+  claims += "}";
   std::puts(weft::server::token_verifier(secret).sign(claims).c_str());
   return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <charconv>
 #include <cstring>
 #include <functional>
@@ -51,6 +52,16 @@ std::string usage() {
       "  --allowed-origin ORIGIN   accept browser WebSocket upgrades only from this Origin\n"
       "                            (repeatable; default: any). Clients without Origin are unaffected\n"
       "  --tls-cert FILE --tls-key FILE  serve https:// and wss:// (PEM files)\n"
+      "\n"
+      "replication between nodes (docs/replication.md):\n"
+      "  --node-id NAME            this node's name in the cluster (default local; letters, digits, - _ .)\n"
+      "  --peer ws://HOST:PORT     a node to link with (repeatable). This node dials it and keeps\n"
+      "                            redialling while it is down; a link carries batches both ways\n"
+      "  --peer-token-file FILE    token shown to peers that require one (weft-token --peer)\n"
+      "  --topology all|ring|star  which links batches travel when all are up (default all);\n"
+      "                            the others carry them only while a preferred route is down\n"
+      "  --hub NODE                the hub of --topology star\n"
+      "  --max-replication-lag-s N /healthz says degraded past this lag (default 60)\n"
       "  --help                    this text\n",
       d.bind, d.port, d.data_dir, d.max_message_bytes, d.max_docs_per_connection, d.max_send_queue,
       d.max_pending_ops, d.idle_unload_ms, d.presence_ttl_ms, d.snapshot_every_ops, d.ws_idle_timeout_ms,
@@ -116,6 +127,30 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
       {"--allowed-origin", [&](std::string_view v) { c.allowed_origins.emplace_back(v); return !v.empty(); }},
       {"--tls-cert", [&](std::string_view v) { c.tls_cert = std::string(v); return !v.empty(); }},
       {"--tls-key", [&](std::string_view v) { c.tls_key = std::string(v); return !v.empty(); }},
+      {"--node-id", [&](std::string_view v) { c.node_id = std::string(v); return !v.empty(); }},
+      {"--peer",
+       [&](std::string_view v) {
+         c.peers.emplace_back(v);
+         return v.starts_with("ws://") && v.size() > 5;
+       }},
+      {"--peer-token-file",
+       [&](std::string_view v) {
+         std::ifstream in{std::string(v), std::ios::binary};
+         if (!in) return false;
+         std::stringstream ss;
+         ss << in.rdbuf();
+         c.peer_token = ss.str();
+         while (!c.peer_token.empty() && std::isspace(static_cast<unsigned char>(c.peer_token.back())))
+           c.peer_token.pop_back();
+         return !c.peer_token.empty();
+       }},
+      {"--topology",
+       [&](std::string_view v) {
+         c.topology = std::string(v);
+         return v == "all" || v == "ring" || v == "star";
+       }},
+      {"--hub", [&](std::string_view v) { c.hub = std::string(v); return !v.empty(); }},
+      {"--max-replication-lag-s", [&](std::string_view v) { return parse_number(v, c.max_replication_lag_s) && c.max_replication_lag_s > 0; }},
   };
   // Flags without a value.
   std::map<std::string, std::function<void()>, std::less<>> switches = {
@@ -147,6 +182,8 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
       return parse_outcome{fmt::format("weft-server: bad value for {}: \"{}\"\n", name, shown), 2};
     }
   }
+  if (c.topology == "star" && c.hub.empty())
+    return parse_outcome{"weft-server: --topology star needs --hub NODE\n", 2};
   if (c.tls_cert.empty() != c.tls_key.empty())
     return parse_outcome{"weft-server: --tls-cert and --tls-key go together\n", 2};
   return c;

@@ -39,6 +39,14 @@ struct server_config {
   std::string tls_cert;                      ///< --tls-cert: PEM certificate chain; with --tls-key enables TLS
   std::string tls_key;                       ///< --tls-key: PEM private key
 
+  // ---- replication between nodes (docs/replication.md) ------------------------------
+  std::string node_id = "local";             ///< --node-id: this node's name in the cluster
+  std::vector<std::string> peers;            ///< --peer URL (repeatable): nodes this one dials (ws://HOST:PORT)
+  std::string peer_token;                    ///< --peer-token-file: token presented to peers (weft-token --peer)
+  std::string topology = "all";              ///< --topology: all, ring or star (which links carry batches)
+  std::string hub;                           ///< --hub NODE: the hub of a star
+  unsigned max_replication_lag_s = 60;       ///< --max-replication-lag-s: past it /healthz says degraded
+
   // ---- lifecycle ---------------------------------------------------------------------
   unsigned idle_unload_ms = 30000;        ///< --idle-unload-ms: unload a document this long after its last subscriber left
   unsigned presence_ttl_ms = 60000;       ///< --presence-ttl-ms: forget presence not refreshed for this long

@@ -16,6 +16,7 @@
 #include "server/limits.h"
 #include "server/metrics.h"
 #include "server/registry.h"
+#include "server/replicator.h"
 #include "server/storage.h"
 
 namespace weft::server {
@@ -35,6 +36,8 @@ struct server_context {
   /// Set when the server requires tokens (--auth-secret*).
   std::optional<token_verifier> auth = std::nullopt;
   connection_limiter connections{config.max_connections_per_address};
+  /// Replication with other nodes (docs/replication.md); set once at start.
+  std::unique_ptr<replicator> replication = nullptr;
   /// Set when serving TLS (--tls-cert/--tls-key).
   std::unique_ptr<boost::asio::ssl::context> tls = nullptr;
 

@@ -14,6 +14,8 @@
 #include "server/context.h"
 #include "server/log.h"
 #include "server/room.h"
+#include "server/peer_link.h"
+#include "server/replicator.h"
 #include "server/websocket_session.h"
 
 namespace weft::server {
@@ -203,6 +205,18 @@ void http_session<Stream>::upgrade(http::request<http::string_body> req) {
     }
   }
   tcp().expires_never();
+  std::string_view path(req.target().data(), req.target().size());
+  if (path == "/peer" || path.starts_with("/peer?")) {
+    // A replication link from another node: only with a peer token (when
+    // tokens are required), here or in its hello.
+    if (info.claims && !info.claims->peer) {
+      ++ctx_.stats.auth_failures;
+      respond(unauthorized(v, false, "a client token cannot open a replication link (weft-token --peer)"));
+      return;
+    }
+    accept_peer_link(std::move(stream_), std::move(req), ctx_, info.claims != nullptr);
+    return;
+  }
   info.slot = std::move(slot_);
   if constexpr (is_tls(static_cast<Stream*>(nullptr))) {
     start_websocket_session(std::move(stream_), std::move(req), ctx_, sessions_, std::move(info));
@@ -244,13 +258,26 @@ void http_session<Stream>::handle(http::request<http::string_body> req) {
     return;
   }
   if (target == "/healthz") {
-    respond(make(http::status::ok, v, ka, "ok\n", "text/plain"));
+    // Degraded replication is reported, not fatal: the node keeps serving.
+    auto degraded = ctx_.replication ? ctx_.replication->degraded() : std::nullopt;
+    respond(make(http::status::ok, v, ka, degraded ? "degraded: " + *degraded + "\n" : "ok\n", "text/plain"));
     return;
   }
   if (target == "/metrics") {
-    respond(make(http::status::ok, v, ka, ctx_.stats.render(), "text/plain; version=0.0.4"));
+    std::string body = ctx_.stats.render();
+    if (ctx_.replication) body += ctx_.replication->metrics_text();
+    respond(make(http::status::ok, v, ka, std::move(body), "text/plain; version=0.0.4"));
     return;
   }
+  if (target == "/api/cluster") {
+    auto res = make(http::status::ok, v, ka, ctx_.replication ? ctx_.replication->cluster_json() : "{}",
+                    "application/json");
+    // The cluster page of one node may poll the others.
+    res.set(http::field::access_control_allow_origin, "*");
+    respond(std::move(res));
+    return;
+  }
+  if (target == "/cluster") target = "/cluster.html";
   constexpr std::string_view api = "/api/docs/";
   if (target.rfind(api, 0) == 0 && target.size() > api.size() + 5 && target.ends_with("/text")) {
     std::string id = target.substr(api.size(), target.size() - api.size() - 5);

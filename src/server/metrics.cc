@@ -38,6 +38,11 @@ std::string metrics::render() const {
           connections_refused.load());
   counter("weft_rate_limited_total", "Connections closed for sending messages too fast.", rate_limited.load());
   counter("weft_idle_timeouts_total", "Connections closed for staying silent through a ping.", idle_timeouts.load());
+  counter("weft_replicated_ops_applied_total", "Operations from other nodes applied here.",
+          replicated_ops_applied.load());
+  counter("weft_replicated_duplicate_ops_total",
+          "Operations from other nodes that were known here already (dropped by op id).",
+          replicated_duplicate_ops.load());
   counter("weft_internal_errors_total", "Exceptions caught at the edge of a handler (bugs; the server stayed up).",
           internal_errors.load());
   fmt::format_to(it, "# HELP weft_storage_errors_total Storage failures, by kind.\n"

@@ -27,6 +27,8 @@ class metrics {
   std::atomic<std::uint64_t> connections_refused{0};  // over the per-address limit, bad Origin
   std::atomic<std::uint64_t> rate_limited{0};      // connections closed for their message rate
   std::atomic<std::uint64_t> idle_timeouts{0};     // connections closed for not answering a ping
+  std::atomic<std::uint64_t> replicated_ops_applied{0};   // ops from other nodes applied here
+  std::atomic<std::uint64_t> replicated_duplicate_ops{0}; // ops from other nodes held already
   std::atomic<std::uint64_t> internal_errors{0};   // exceptions caught at a handler's edge (bugs)
   /// Storage failures by kind (weft_storage_errors_total{kind=...}): the disk
   /// is full (or over --max-db-mb), an I/O error, corrupt data (SQLite's or a

@@ -79,7 +79,6 @@ void document_room::loaded(result<stored_document> r) {
         doc_ = std::move(snap.value());
       }
     }
-    next_seq_ = d.snapshot_seq + 1;
     for (const auto& [seq, bytes] : d.batches) {
       if (state_ == state::broken) break;
       auto ops = decode_ops(bytes);
@@ -95,7 +94,6 @@ void document_room::loaded(result<stored_document> r) {
           break;
         }
       }
-      next_seq_ = seq + 1;
       ops_since_snapshot_ += ops.value().size();
     }
     if (state_ != state::broken) state_ = state::ready;
@@ -250,14 +248,69 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
       unblocked.push_back(op);
   if (!unblocked.empty()) send_ops_to(s, unblocked);
 
-  std::uint64_t seq = next_seq_++;
   ops_since_snapshot_ += applied.size();
-  ctx_.store.append(id_, seq, encode_ops(applied),
+  ctx_.store.append(id_, encode_ops(applied),
                     [self = shared_from_this(), v = doc_.version()](status st) mutable {
                       net::post(self->strand_, [self, st = std::move(st), v = std::move(v)]() mutable {
                         self->durable(std::move(st), std::move(v));
                       });
                     });
+  maybe_snapshot(false);
+}
+
+void document_room::replicate(batch_origin origin, std::string batch, std::function<void(status)> done) {
+  on_strand([this, origin = std::move(origin), batch = std::move(batch), done = std::move(done)]() mutable {
+    when_ready([this, origin = std::move(origin), batch = std::move(batch), done = std::move(done)]() mutable {
+      do_replicate(std::move(origin), std::move(batch), std::move(done));
+    });
+  });
+}
+
+void document_room::do_replicate(batch_origin origin, std::string batch, std::function<void(status)> done) {
+  if (state_ == state::broken) {
+    done(status(error_code::invalid_argument, "document " + id_ + " is unavailable here: " + broken_reason_));
+    return;
+  }
+  auto ops = decode_ops(batch);
+  if (!ops.ok()) {
+    // A peer stores what it sends: bytes that do not decode are a bug or an
+    // attack on the link, never data to keep.
+    done(status(error_code::corrupt_data, "replicated batch does not decode: " + ops.error().to_string()));
+    return;
+  }
+  std::vector<operation> applied;
+  std::size_t refused = 0, duplicates = 0;
+  std::vector<operation> kept;
+  for (const operation& op : ops.value()) {
+    auto r = doc_.apply(op, nullptr, &applied);
+    if (r.ok()) kept.push_back(op);
+    if (!r.ok()) {
+      ++refused;
+      log(log_level::warn, "document {}: replicated op from {} refused: {}", id_, origin.key, r.error().to_string());
+    } else if (r.value().result == apply_outcome::state::duplicate) {
+      ++duplicates;
+    }
+  }
+  ctx_.stats.replicated_ops_applied += applied.size();
+  ctx_.stats.replicated_duplicate_ops += duplicates;
+  if (refused > 0) {
+    // Keep what applies; an op that does not would break every later load.
+    batch = encode_ops(kept);
+  }
+  update_pending_metric();
+  if (!applied.empty()) {
+    ctx_.stats.ops_applied += applied.size();
+    broadcast_ops(applied, 0);
+  }
+  // The whole batch is stored, buffered ops included: the origin's sequence
+  // number advances with it, so nothing would bring them again.
+  ops_since_snapshot_ += applied.size();
+  ctx_.store.append_replicated(
+      id_, std::move(origin), std::move(batch),
+      [self = shared_from_this(), v = doc_.version(), done = std::move(done)](status st) mutable {
+        net::post(self->strand_, [self, st, v = std::move(v)]() mutable { self->durable(std::move(st), std::move(v)); });
+        done(st);
+      });
   maybe_snapshot(false);
 }
 
@@ -311,9 +364,11 @@ void document_room::send_acks() {
 void document_room::maybe_snapshot(bool force) {
   if (state_ != state::ready || ops_since_snapshot_ == 0) return;
   if (!force && ops_since_snapshot_ < ctx_.config.snapshot_every_ops) return;
-  // Covers every batch written so far (seq < next_seq_); buffered ops are not
-  // in it, as they are not in any batch either.
-  ctx_.store.put_snapshot(id_, next_seq_ - 1, doc_.encode_snapshot(), [id = id_](status st) {
+  // A snapshot covers every log entry of the document queued before it.
+  // Buffered ops are not in a snapshot, but replicated batches holding them
+  // are in the log: wait until the buffer is empty.
+  if (doc_.pending_ops() > 0) return;
+  ctx_.store.put_snapshot(id_, doc_.encode_snapshot(), [id = id_](status st) {
     if (!st.ok()) log(log_level::error, "document {}: snapshot failed: {}", id, st.to_string());
   });
   ops_since_snapshot_ = 0;

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "server/storage.h"
 #include "server/subscriber.h"
 #include "weft/document.h"
 
@@ -50,6 +51,11 @@ class document_room : public std::enable_shared_from_this<document_room> {
   void join(std::shared_ptr<subscriber> s, version_vector client_version);
   /// Applies ops sent by `s` and rebroadcasts them; acks `s` when durable.
   void submit(std::shared_ptr<subscriber> s, std::vector<operation> ops);
+  /// Applies a batch replicated from a peer node (origin tagged): rebroadcasts
+  /// what is new to every subscriber here, stores the whole batch with its
+  /// origin, and calls `done` (on the storage thread) once it is durable or
+  /// could not be stored. Ops already known count as duplicates.
+  void replicate(batch_origin origin, std::string batch, std::function<void(status)> done);
   /// Relays presence ("null" clears it).
   void presence(std::shared_ptr<subscriber> s, std::string state_json);
   /// Unsubscribes (and clears presence of) session `session_id`.
@@ -85,6 +91,7 @@ class document_room : public std::enable_shared_from_this<document_room> {
   void send_ops_to(const std::shared_ptr<subscriber>& s, const std::vector<operation>& ops);
   void send_ack_to(const std::shared_ptr<subscriber>& s, const version_vector& ack);
   void send_to(const std::shared_ptr<subscriber>& s, std::string msg);
+  void do_replicate(batch_origin origin, std::string batch, std::function<void(status)> done);
   void durable(status st, version_vector applied_version);
   /// Sends each waiting author the acks its ops have earned.
   void send_acks();
@@ -112,7 +119,6 @@ class document_room : public std::enable_shared_from_this<document_room> {
   };
   std::map<std::uint64_t, presence_entry> presence_;
   bool presence_timer_running_ = false;
-  std::uint64_t next_seq_ = 1;           // seq of the next op batch written
   std::size_t ops_since_snapshot_ = 0;
   version_vector durable_;               // what storage has committed
   // Authors waiting for acks: what they sent (highest counter per replica)

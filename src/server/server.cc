@@ -59,6 +59,7 @@ struct server::impl {
 
   ~impl() {
     if (ctx) ctx->rooms.clear();
+    if (store) store->on_advanced(nullptr);
     acceptor.reset();
     liveness.reset();
     store.reset();
@@ -124,6 +125,8 @@ result<std::unique_ptr<server>> server::start(server_config config) {
   storage_options so;
   so.max_bytes = p->config.max_db_mb << 20;
   so.commit_window = std::chrono::milliseconds(p->config.commit_window_ms);
+  so.node_id = p->config.node_id;
+  so.retain_feed_for_peers = !p->config.peers.empty() || p->config.node_id != "local";
   auto st = storage::open(p->config.data_dir, &p->stats, so);
   if (!st.ok()) return st.error();
   p->store = std::move(st.value());
@@ -136,6 +139,8 @@ result<std::unique_ptr<server>> server::start(server_config config) {
   p->ctx.reset(new server_context{p->config, std::move(ios), *p->store, p->stats});
   if (!p->config.auth_secret.empty()) p->ctx->auth.emplace(p->config.auth_secret);
   p->ctx->tls = std::move(tls);
+  p->ctx->replication = std::make_unique<replicator>(*p->ctx);
+  p->store->on_advanced([r = p->ctx->replication.get()](const std::vector<std::string>&) { r->feed_advanced(); });
   p->acceptor.emplace(*p->ios[0]);
 
   tcp::endpoint ep(addr, p->config.port);
@@ -152,8 +157,9 @@ result<std::unique_ptr<server>> server::start(server_config config) {
   p->liveness.emplace(net::make_strand(*p->ios[0]));
   p->schedule_liveness();
   for (auto& io : p->ios) p->threads.emplace_back([io = io.get()] { io->run(); });
-  log(log_level::info, "weft-server listening on {}:{} (data {}, {} threads{}{}{})", p->config.bind, p->port,
-      p->config.data_dir, n, p->config.web_root.empty() ? "" : ", web root " + p->config.web_root,
+  p->ctx->replication->start();
+  log(log_level::info, "weft-server {} listening on {}:{} (data {}, {} threads{}{}{})", p->store->origin_key(),
+      p->config.bind, p->port, p->config.data_dir, n, p->config.web_root.empty() ? "" : ", web root " + p->config.web_root,
       p->ctx->tls ? ", TLS" : "", p->ctx->auth ? ", tokens required" : ", no authentication");
   return std::unique_ptr<server>(new server(std::move(p)));
 }
@@ -172,6 +178,7 @@ void server::stop() {
     p->liveness_stopped = true;
     p->liveness->cancel();
   });
+  p_->ctx->replication->stop();
   p_->sessions.close_all("server shutting down");
   // Give sessions a moment to send their close frames.
   for (int i = 0; i < 100 && p_->sessions.size() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));

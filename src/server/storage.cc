@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <cctype>
 #include <future>
 
 #include "server/metrics.h"
@@ -121,22 +122,140 @@ result<std::unique_ptr<storage>> storage::open(const std::string& dir, metrics* 
     status q = st->exec(sql.c_str());
     if (!q.ok()) return q;
   }
-  for (const char* sql : {
-           "PRAGMA journal_mode=WAL",
-           "PRAGMA synchronous=FULL",
-           "CREATE TABLE IF NOT EXISTS ops(doc TEXT NOT NULL, seq INTEGER NOT NULL, batch BLOB NOT NULL,"
-           " PRIMARY KEY(doc, seq)) WITHOUT ROWID",
-           "CREATE TABLE IF NOT EXISTS snapshots(doc TEXT PRIMARY KEY, seq INTEGER NOT NULL, data BLOB NOT NULL)"
-           " WITHOUT ROWID",
-       }) {
+  for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL"}) {
     status s = st->exec(sql);
     if (!s.ok()) return s;
   }
+  if (status s = st->migrate_and_identify(options); !s.ok()) return s;
   st->thread_ = std::thread([p = st.get()] { p->run(); });
   return st;
 }
 
 storage::storage(sqlite3* db, metrics* m) : db_(db), metrics_(m) {}
+
+namespace {
+// Schema versions (PRAGMA user_version): 0 is the first format (op batches
+// keyed by (doc, seq), no feed), 2 the log with origins (docs/encoding.md).
+constexpr int schema_version = 2;
+
+bool valid_node_id(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
+  return true;
+}
+
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+status storage::migrate_and_identify(const storage_options& options) {
+  if (!valid_node_id(options.node_id))
+    return status(error_code::invalid_argument,
+                  "node id '" + options.node_id + "' must be 1-64 letters, digits, '-', '_' or '.'");
+  node_id_ = options.node_id;
+  retain_ = options.retain_feed_for_peers;
+  int version = 0;
+  {
+    stmt v(db_, "PRAGMA user_version");
+    if (v.ok() && v.step() == SQLITE_ROW) version = static_cast<int>(v.column_int(0));
+  }
+  if (version > schema_version)
+    return status(error_code::unsupported_version, "the database has schema version " + std::to_string(version) +
+                                                       ", newer than this weft-server understands (" +
+                                                       std::to_string(schema_version) + ")");
+  if (status s = exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  auto fail = [&](status s) {
+    (void)exec("ROLLBACK");
+    return s;
+  };
+  for (const char* sql : {
+           "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+           "CREATE TABLE IF NOT EXISTS log(lsn INTEGER PRIMARY KEY, doc TEXT NOT NULL, origin TEXT NOT NULL,"
+           " olsn INTEGER NOT NULL, path TEXT NOT NULL, ts INTEGER NOT NULL, batch BLOB NOT NULL)",
+           "CREATE UNIQUE INDEX IF NOT EXISTS log_by_origin ON log(origin, olsn)",
+           "CREATE INDEX IF NOT EXISTS log_by_doc ON log(doc, lsn)",
+           "CREATE TABLE IF NOT EXISTS origins(origin TEXT PRIMARY KEY, have INTEGER NOT NULL) WITHOUT ROWID",
+           "CREATE TABLE IF NOT EXISTS peer_progress(peer TEXT NOT NULL, origin TEXT NOT NULL,"
+           " olsn INTEGER NOT NULL, PRIMARY KEY(peer, origin)) WITHOUT ROWID",
+           // seq: the highest log lsn of the document the snapshot covers.
+           "CREATE TABLE IF NOT EXISTS snapshots(doc TEXT PRIMARY KEY, seq INTEGER NOT NULL, data BLOB NOT NULL)"
+           " WITHOUT ROWID",
+           "INSERT OR IGNORE INTO meta(key, value) VALUES('incarnation', lower(hex(randomblob(6))))",
+       }) {
+    if (status s = exec(sql); !s.ok()) return fail(s);
+  }
+  {
+    stmt inc(db_, "SELECT value FROM meta WHERE key = 'incarnation'");
+    if (!inc.ok() || inc.step() != SQLITE_ROW) return fail(db_error(db_, "read incarnation"));
+    own_key_ = node_id_ + "~" + inc.column_text(0);
+  }
+  if (version == 0) {
+    // The first format: batches in ops(doc, seq), snapshots covering seq <=
+    // N of their document (those batches deleted). Every remaining batch
+    // becomes a log entry of this node's origin, in document order, and
+    // snapshots cover no log entry (they covered only deleted batches).
+    bool has_ops;
+    {
+      stmt q(db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ops'");
+      has_ops = q.ok() && q.step() == SQLITE_ROW;
+    }
+    if (has_ops) {
+      {
+        stmt copy(db_,
+                  "INSERT INTO log(doc, origin, olsn, path, ts, batch) SELECT doc, ?1,"
+                  " ROW_NUMBER() OVER (ORDER BY doc, seq), ?1, 0, batch FROM ops ORDER BY doc, seq");
+        copy.text(1, own_key_);
+        if (!copy.ok() || copy.step() != SQLITE_DONE) return fail(db_error(db_, "migrate op batches"));
+      }
+      {
+        stmt count(db_, "INSERT OR REPLACE INTO origins(origin, have) SELECT ?1, COUNT(*) FROM log WHERE origin = ?1");
+        count.text(1, own_key_);
+        if (!count.ok() || count.step() != SQLITE_DONE) return fail(db_error(db_, "migrate origins"));
+      }
+      for (const char* sql : {"UPDATE snapshots SET seq = 0", "DROP TABLE ops"})
+        if (status s = exec(sql); !s.ok()) return fail(s);
+    }
+  }
+  if (status s = exec(("PRAGMA user_version = " + std::to_string(schema_version)).c_str()); !s.ok()) return fail(s);
+  if (status s = exec("COMMIT"); !s.ok()) return fail(s);
+  stmt o(db_, "SELECT origin, have FROM origins");
+  while (o.ok() && o.step() == SQLITE_ROW) have_[o.column_text(0)] = o.column_int(1);
+  // Entries held past a gap (a crash between out-of-order commits) are
+  // found again: they count once the gap fills.
+  {
+    stmt a(db_,
+           "SELECT origin, olsn FROM log l WHERE olsn > IFNULL((SELECT have FROM origins o WHERE o.origin = l.origin), 0)");
+    while (a.ok() && a.step() == SQLITE_ROW) ahead_[a.column_text(0)].insert(a.column_int(1));
+  }
+  return {};
+}
+
+origin_vector storage::have() const {
+  std::lock_guard<std::mutex> lock(have_mu_);
+  return have_;
+}
+
+void storage::mark_held(const std::string& key, std::uint64_t n) {
+  std::lock_guard<std::mutex> lock(have_mu_);
+  std::uint64_t& h = have_[key];
+  if (n <= h) return;
+  if (n != h + 1) {
+    ahead_[key].insert(n);
+    return;
+  }
+  h = n;
+  auto it = ahead_.find(key);
+  if (it == ahead_.end()) return;
+  auto& set = it->second;
+  while (!set.empty() && *set.begin() <= h + 1) {
+    if (*set.begin() == h + 1) ++h;
+    set.erase(set.begin());
+  }
+  if (set.empty()) ahead_.erase(it);
+}
 
 storage::~storage() {
   {
@@ -193,12 +312,33 @@ void storage::enqueue(request r) {
   if (wake) cv_.notify_one();
 }
 
-void storage::append(std::string doc, std::uint64_t seq, std::string batch, done_fn done) {
-  enqueue(request{request::kind::append, std::move(doc), seq, std::move(batch), std::move(done), {}});
+void storage::append(std::string doc, std::string batch, done_fn done) {
+  enqueue(request{request::kind::append, std::move(doc), 0, std::move(batch), std::move(done)});
 }
 
-void storage::put_snapshot(std::string doc, std::uint64_t seq, std::string snapshot, done_fn done) {
-  enqueue(request{request::kind::snapshot, std::move(doc), seq, std::move(snapshot), std::move(done), {}});
+void storage::append_replicated(std::string doc, batch_origin origin, std::string batch, done_fn done) {
+  request r{request::kind::replicated, std::move(doc), origin.olsn, std::move(batch), std::move(done)};
+  r.key = std::move(origin.key);
+  r.path = std::move(origin.path);
+  enqueue(std::move(r));
+}
+
+void storage::put_snapshot(std::string doc, std::string snapshot, done_fn done) {
+  enqueue(request{request::kind::snapshot, std::move(doc), 0, std::move(snapshot), std::move(done)});
+}
+
+void storage::read_feed(std::string key, std::uint64_t after, std::size_t max_entries,
+                        std::function<void(result<feed_page>)> done) {
+  request r{request::kind::feed, std::move(key), after, {}, {}};
+  r.max = max_entries;
+  r.fed = std::move(done);
+  enqueue(std::move(r));
+}
+
+void storage::record_peer_progress(std::string peer, origin_vector confirmed) {
+  request r{request::kind::progress, std::move(peer), 0, {}, {}};
+  r.progress = std::move(confirmed);
+  enqueue(std::move(r));
 }
 
 void storage::load(std::string doc, std::function<void(result<stored_document>)> done) {
@@ -208,35 +348,145 @@ void storage::load(std::string doc, std::function<void(result<stored_document>)>
 void storage::flush() {
   std::promise<void> p;
   auto f = p.get_future();
-  enqueue(request{request::kind::barrier, {}, 0, {}, [&p](status) { p.set_value(); }, {}});
+  enqueue(request{request::kind::barrier, {}, 0, {}, [&p](status) { p.set_value(); }});
   f.wait();
 }
 
-status storage::write(const request& r) {
-  if (r.type == request::kind::append) {
-    // A plain INSERT: a batch already stored under this key is never
-    // replaced (that would silently change acknowledged history); the
-    // conflict fails the commit instead.
-    stmt s(prepared("INSERT INTO ops(doc, seq, batch) VALUES(?1, ?2, ?3)"));
-    if (!s.ok()) return db_error(db_, "prepare insert");
-    s.text(1, r.doc);
-    s.integer(2, r.seq);
-    s.blob(3, r.data);
-    if (s.step() != SQLITE_DONE) return db_error(db_, "insert op batch");
-    return {};
+status storage::write(const request& r, status& refusal) {
+  switch (r.type) {
+    case request::kind::append: {
+      // A plain INSERT: an entry already stored under this key is never
+      // replaced (that would silently change acknowledged history); the
+      // conflict fails the commit instead.
+      std::uint64_t olsn;
+      {
+        std::lock_guard<std::mutex> lock(have_mu_);
+        olsn = have_[own_key_] + 1;
+      }
+      stmt s(prepared("INSERT INTO log(doc, origin, olsn, path, ts, batch) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"));
+      if (!s.ok()) return db_error(db_, "prepare insert");
+      s.text(1, r.doc);
+      s.text(2, own_key_);
+      s.integer(3, olsn);
+      s.text(4, own_key_);
+      s.integer(5, static_cast<std::uint64_t>(unix_ms()));
+      s.blob(6, r.data);
+      if (s.step() != SQLITE_DONE) return db_error(db_, "insert op batch");
+      mark_held(own_key_, olsn);
+      return {};
+    }
+    case request::kind::replicated: {
+      bool held;
+      {
+        std::lock_guard<std::mutex> lock(have_mu_);
+        auto h = have_.find(r.key);
+        auto a = ahead_.find(r.key);
+        held = (h != have_.end() && r.seq <= h->second) || (a != ahead_.end() && a->second.count(r.seq));
+      }
+      if (held) {
+        // Replayed after a reconnect or through a second route: the same
+        // bytes are fine, other bytes under the same key are a bug or a
+        // forgery and must not pass as the same batch.
+        stmt q(prepared("SELECT batch FROM log WHERE origin = ?1 AND olsn = ?2"));
+        if (!q.ok()) return db_error(db_, "prepare feed lookup");
+        q.text(1, r.key);
+        q.integer(2, r.seq);
+        int rc = q.step();
+        if (rc == SQLITE_ROW && q.column_blob(0) != r.data) {
+          // Refused on its own: the rest of the group commit goes on.
+          refusal = status(error_code::invalid_argument, "conflicting write: batch " + std::to_string(r.seq) +
+                                                             " of " + r.key + " arrived with other contents than stored");
+          if (metrics_) metrics_->count(metrics::storage_error::conflict);
+        }
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_error(db_, "feed lookup");
+        return {};
+      }
+      stmt s(prepared("INSERT INTO log(doc, origin, olsn, path, ts, batch) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"));
+      if (!s.ok()) return db_error(db_, "prepare insert");
+      std::string path = r.path.empty() ? own_key_ : r.path + "," + own_key_;
+      s.text(1, r.doc);
+      s.text(2, r.key);
+      s.integer(3, r.seq);
+      s.text(4, path);
+      s.integer(5, static_cast<std::uint64_t>(unix_ms()));
+      s.blob(6, r.data);
+      if (s.step() != SQLITE_DONE) return db_error(db_, "insert replicated batch");
+      mark_held(r.key, r.seq);
+      return {};
+    }
+    case request::kind::progress: {
+      stmt s(prepared("INSERT INTO peer_progress(peer, origin, olsn) VALUES(?1, ?2, ?3)"
+                      " ON CONFLICT(peer, origin) DO UPDATE SET olsn = max(olsn, excluded.olsn)"));
+      if (!s.ok()) return db_error(db_, "prepare peer progress");
+      for (const auto& [key, n] : r.progress) {
+        s.text(1, r.doc);
+        s.text(2, key);
+        s.integer(3, n);
+        if (s.step() != SQLITE_DONE) return db_error(db_, "record peer progress");
+        sqlite3_reset(s.get());
+      }
+      return {};
+    }
+    case request::kind::snapshot: {
+      stmt s(prepared("INSERT OR REPLACE INTO snapshots(doc, seq, data)"
+                      " VALUES(?1, (SELECT IFNULL(MAX(lsn), 0) FROM log WHERE doc = ?1), ?2)"));
+      if (!s.ok()) return db_error(db_, "prepare snapshot");
+      s.text(1, r.doc);
+      s.blob(2, r.data);
+      if (s.step() != SQLITE_DONE) return db_error(db_, "write snapshot");
+      return compact(r.doc);
+    }
+    default:
+      return {};
   }
-  stmt s(prepared("INSERT OR REPLACE INTO snapshots(doc, seq, data) VALUES(?1, ?2, ?3)"));
-  if (!s.ok()) return db_error(db_, "prepare snapshot");
-  s.text(1, r.doc);
-  s.integer(2, r.seq);
-  s.blob(3, r.data);
-  if (s.step() != SQLITE_DONE) return db_error(db_, "write snapshot");
-  stmt d(prepared("DELETE FROM ops WHERE doc = ?1 AND seq <= ?2"));
-  if (!d.ok()) return db_error(db_, "prepare delete");
-  d.text(1, r.doc);
-  d.integer(2, r.seq);
-  if (d.step() != SQLITE_DONE) return db_error(db_, "delete snapshotted ops");
+}
+
+status storage::compact(const std::string& doc) {
+  // Alone, a snapshot's entries go at once. With peers, an entry also waits
+  // until every peer known here has confirmed it: a peer resumes from its
+  // checkpoint, and an entry gone before it got it would need a per-document
+  // exchange instead.
+  const char* sql = retain_
+                        ? "DELETE FROM log WHERE doc = ?1 AND lsn <= (SELECT seq FROM snapshots WHERE doc = ?1)"
+                          " AND (SELECT COUNT(*) FROM peer_progress p WHERE p.origin = log.origin AND p.olsn >= log.olsn)"
+                          " = (SELECT COUNT(DISTINCT peer) FROM peer_progress)"
+                          " AND EXISTS (SELECT 1 FROM peer_progress)"
+                        : "DELETE FROM log WHERE doc = ?1 AND lsn <= (SELECT seq FROM snapshots WHERE doc = ?1)";
+  stmt d(prepared(sql));
+  if (!d.ok()) return db_error(db_, "prepare compaction");
+  d.text(1, doc);
+  if (d.step() != SQLITE_DONE) return db_error(db_, "compact log");
   return {};
+}
+
+result<feed_page> storage::read_feed_now(const std::string& key, std::uint64_t after, std::size_t max) {
+  feed_page page;
+  std::uint64_t upto;
+  {
+    std::lock_guard<std::mutex> lock(have_mu_);
+    auto h = have_.find(key);
+    upto = h == have_.end() ? 0 : h->second;
+  }
+  if (after >= upto) return page;
+  stmt s(prepared("SELECT olsn, doc, path, ts, batch FROM log WHERE origin = ?1 AND olsn > ?2 AND olsn <= ?3"
+                  " ORDER BY olsn LIMIT ?4"));
+  if (!s.ok()) return db_error(db_, "prepare feed read");
+  s.text(1, key);
+  s.integer(2, after);
+  s.integer(3, upto);
+  s.integer(4, max);
+  int rc;
+  std::uint64_t next = after + 1;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    std::uint64_t olsn = s.column_int(0);
+    if (olsn != next) break;  // compacted below here
+    page.entries.push_back(feed_entry{key, olsn, s.column_text(1), s.column_text(2),
+                                      static_cast<std::int64_t>(s.column_int(3)), s.column_blob(4)});
+    ++next;
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_error(db_, "read feed");
+  if (page.entries.empty()) page.compacted = true;
+  return page;
 }
 
 result<stored_document> storage::read(const std::string& doc) {
@@ -251,7 +501,7 @@ result<stored_document> storage::read(const std::string& doc) {
   } else if (rc != SQLITE_DONE) {
     return db_error(db_, "read snapshot");
   }
-  stmt o(prepared("SELECT seq, batch FROM ops WHERE doc = ?1 AND seq > ?2 ORDER BY seq"));
+  stmt o(prepared("SELECT lsn, batch FROM log WHERE doc = ?1 AND lsn > ?2 ORDER BY lsn"));
   if (!o.ok()) return db_error(db_, "prepare ops read");
   o.text(1, doc);
   o.integer(2, out.snapshot_seq);
@@ -285,25 +535,68 @@ void storage::run() {
         ++i;
         continue;
       }
+      if (work[i].type == request::kind::feed) {
+        work[i].fed(read_feed_now(work[i].doc, work[i].seq, work[i].max));
+        ++i;
+        continue;
+      }
       std::size_t j = i;
-      while (j < work.size() && work[j].type != request::kind::load) ++j;
+      while (j < work.size() && work[j].type != request::kind::load && work[j].type != request::kind::feed) ++j;
       auto t0 = std::chrono::steady_clock::now();
+      // What the transaction does to the progress it is undone with it.
+      origin_vector have_before;
+      std::map<std::string, std::set<std::uint64_t>> ahead_before;
+      {
+        std::lock_guard<std::mutex> lock(have_mu_);
+        have_before = have_;
+        ahead_before = ahead_;
+      }
       status st = exec_prepared("BEGIN IMMEDIATE");
       std::size_t writes = 0;
+      std::vector<status> refusals(j - i);
       for (std::size_t k = i; k < j && st.ok(); ++k) {
         if (work[k].type == request::kind::barrier) continue;
-        st = write(work[k]);
+        st = write(work[k], refusals[k - i]);
         ++writes;
+      }
+      std::vector<std::string> advanced;
+      if (st.ok()) {
+        std::lock_guard<std::mutex> lock(have_mu_);
+        for (const auto& [key, h] : have_) {
+          auto b = have_before.find(key);
+          if (h > (b == have_before.end() ? 0 : b->second)) advanced.push_back(key);
+        }
+      }
+      if (st.ok() && !advanced.empty()) {
+        stmt up(prepared("INSERT INTO origins(origin, have) VALUES(?1, ?2)"
+                         " ON CONFLICT(origin) DO UPDATE SET have = excluded.have"));
+        std::lock_guard<std::mutex> lock(have_mu_);
+        for (const auto& key : advanced) {
+          up.text(1, key);
+          up.integer(2, have_[key]);
+          if (up.step() != SQLITE_DONE) {
+            st = db_error(db_, "record origin progress");
+            break;
+          }
+          sqlite3_reset(up.get());
+        }
       }
       if (st.ok()) {
         st = exec_prepared("COMMIT");
+      }
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(have_mu_);
+        have_ = std::move(have_before);
+        ahead_ = std::move(ahead_before);
+        advanced.clear();
       }
       if (!st.ok() && metrics_) metrics_->count(kind_of(sqlite3_extended_errcode(db_)));
       if (!st.ok() && !sqlite3_get_autocommit(db_)) (void)exec("ROLLBACK");
       auto dt = std::chrono::steady_clock::now() - t0;
       if (metrics_ && writes > 0) metrics_->observe_commit(std::chrono::duration<double>(dt).count(), writes);
       for (std::size_t k = i; k < j; ++k)
-        if (work[k].done) work[k].done(st);
+        if (work[k].done) work[k].done(st.ok() && !refusals[k - i].ok() ? refusals[k - i] : st);
+      if (!advanced.empty() && on_advanced_) on_advanced_(advanced);
       i = j;
     }
     work.clear();

@@ -374,7 +374,7 @@ TEST_F(SecurityTest, ACorruptBatchIsReportedAndNeverServed) {
   ASSERT_NO_FATAL_FAILURE(store_then_stop("fragile", "precious words"));
   // Flip one byte in the middle of the stored batch: its checksum no longer matches.
   sql(dir_ / "weft.db",
-      "UPDATE ops SET batch = substr(batch, 1, 10) || char((unicode(substr(batch, 11, 1)) + 1) % 128) || "
+      "UPDATE log SET batch = substr(batch, 1, 10) || char((unicode(substr(batch, 11, 1)) + 1) % 128) || "
       "substr(batch, 12) WHERE doc = 'fragile'");
   start();
   test_client c(port());

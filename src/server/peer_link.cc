@@ -1,0 +1,573 @@
+#include "server/peer_link.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <algorithm>
+
+#include "server/context.h"
+#include "server/log.h"
+#include "server/replicator.h"
+#include "server/room.h"
+#include "weft/protocol.h"
+
+namespace weft::server {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+namespace peer = protocol::peer;
+using tcp = net::ip::tcp;
+
+namespace {
+// Batches in flight to rooms and storage before the link stops reading: the
+// peer's sends then wait in TCP, so a catch-up cannot flood this node.
+constexpr std::size_t max_in_flight = 4096;
+// Batches sent and not yet confirmed before the sender waits.
+constexpr std::size_t send_window = 8192;
+// Feed entries read per storage request, and per frame.
+constexpr std::size_t read_batch = 512;
+// Silence after which a link is taken for dead (probes go every second).
+constexpr auto dead_after = std::chrono::seconds(10);
+
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+std::uint64_t steady_us() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
+}
+std::string node_of(const std::string& key) { return key.substr(0, key.find('~')); }
+bool path_holds(const std::string& path, const std::string& key) {
+  std::size_t pos = 0;
+  while (pos <= path.size()) {
+    std::size_t end = path.find(',', pos);
+    if (end == std::string::npos) end = path.size();
+    if (path.compare(pos, end - pos, key) == 0) return true;
+    pos = end + 1;
+  }
+  return false;
+}
+}  // namespace
+
+peer_link::peer_link(server_context& ctx, replicator& rep, bool outbound, net::any_io_executor ex)
+    : ctx_(ctx), rep_(rep), outbound_(outbound), timer_(ex), last_heard_(std::chrono::steady_clock::now()) {}
+
+peer_link::~peer_link() = default;
+
+std::vector<std::string> peer_link::subscribed() const {
+  std::lock_guard<std::mutex> lock(subscribed_mu_);
+  return subscribed_;
+}
+
+void peer_link::send(std::string frame, bool text) {
+  if (closed_) return;
+  if (text) {
+    stats_.bytes_sent += frame.size();
+  } else {
+    stats_.bytes_sent += frame.size();
+  }
+  outbox_.emplace_back(std::move(frame), text);
+  stats_.queue = outbox_.size();
+  if (!writing_) {
+    writing_ = true;
+    write_message(outbox_.front().first, outbox_.front().second);
+  }
+}
+
+void peer_link::on_write(boost::system::error_code ec) {
+  writing_ = false;
+  if (ec) {
+    closed("write failed: " + ec.message());
+    return;
+  }
+  if (!outbox_.empty()) outbox_.pop_front();
+  stats_.queue = outbox_.size();
+  if (closed_ || outbox_.empty()) return;
+  writing_ = true;
+  write_message(outbox_.front().first, outbox_.front().second);
+}
+
+void peer_link::send_hello() {
+  send(peer::encode(peer::hello{rep_.node(), rep_.key(), ctx_.config.peer_token}), true);
+}
+
+void peer_link::closed(const std::string& why) {
+  if (closed_) return;
+  closed_ = true;
+  timer_.cancel();
+  if (handshaken_) log(log_level::warn, "link to {} ended: {}", peer_node_.empty() ? "?" : peer_node_, why);
+  rep_.detach(this, why);
+}
+
+void peer_link::close(std::string reason) {
+  post([self = shared_from_this(), reason = std::move(reason)] {
+    if (self->closed_) return;
+    self->send(peer::encode(peer::link_error{reason}), true);
+    self->close_transport(reason);
+    self->closed(reason);
+  });
+}
+
+void peer_link::on_read(boost::system::error_code ec, std::string_view frame) {
+  if (ec) {
+    closed(ec == websocket::error::closed ? "closed by the peer" : "read failed: " + ec.message());
+    return;
+  }
+  if (closed_) return;
+  last_heard_ = std::chrono::steady_clock::now();
+  stats_.last_contact_ms = unix_ms();
+  stats_.bytes_received += frame.size();
+  if (!got_text()) {
+    if (!started_) {
+      close("batches before the handshake");
+      return;
+    }
+    handle_entries(frame);
+  } else {
+    auto m = peer::decode(frame);
+    if (!m.ok()) {
+      log(log_level::warn, "link to {}: {}", peer_node_, m.error().to_string());
+      close(m.error().detail());
+      return;
+    }
+    handle_control(m.value());
+  }
+  if (closed_) return;
+  if (in_flight_ >= max_in_flight) {
+    reading_paused_ = true;
+    return;
+  }
+  read_message();
+}
+
+void peer_link::maybe_resume_reading() {
+  if (reading_paused_ && !closed_ && in_flight_ < max_in_flight / 2) {
+    reading_paused_ = false;
+    read_message();
+  }
+}
+
+void peer_link::handle_control(const peer::message& m) {
+  if (auto* h = std::get_if<peer::hello>(&m)) {
+    if (outbound_ || handshaken_) return close("unexpected peer_hello");
+    handle_hello(*h);
+    return;
+  }
+  if (auto* w = std::get_if<peer::welcome>(&m)) {
+    if (!outbound_ || handshaken_) return close("unexpected peer_welcome");
+    if (w->version != peer::link_version) return close("link protocol version " + std::to_string(w->version) + " is not " + std::to_string(peer::link_version));
+    peer_node_ = w->node;
+    peer_key_ = w->key;
+    handshaken_ = true;
+    std::string why;
+    if (!rep_.attach(shared_from_this(), why)) close(why);
+    return;
+  }
+  if (auto* e = std::get_if<peer::link_error>(&m)) {
+    log(log_level::warn, "link to {}: the peer refused: {}", peer_node_.empty() ? "?" : peer_node_, e->message);
+    close_transport("refused");
+    closed("refused by the peer: " + e->message);
+    return;
+  }
+  if (!started_) return close("replication before the handshake");
+  if (auto* ls = std::get_if<peer::link_state>(&m)) {
+    rep_.merge_link_state(this, *ls);
+  } else if (auto* s = std::get_if<peer::subscribe>(&m)) {
+    ++generation_;
+    origins_ = std::set<std::string>(s->origins.begin(), s->origins.end());
+    peer_have_ = s->have;
+    cursor_ = s->have;
+    unconfirmed_.clear();
+    gaps_reported_.clear();
+    update_lag();
+    pump();
+  } else if (auto* c = std::get_if<peer::confirm>(&m)) {
+    on_confirm(c->have);
+  } else if (auto* p = std::get_if<peer::probe>(&m)) {
+    if (!p->reply)
+      send(peer::encode(peer::probe{p->t, true}), true);
+    else
+      stats_.rtt_us = steady_us() - p->t;
+  }
+}
+
+void peer_link::handle_hello(const peer::hello& h) {
+  // The token check happened in accept_peer_link (transport side); here the
+  // identity.
+  if (h.version != peer::link_version)
+    return close("link protocol version " + std::to_string(h.version) + " is not " + std::to_string(peer::link_version));
+  if (h.node.empty() || h.key.find('~') == std::string::npos || node_of(h.key) != h.node)
+    return close("peer_hello needs a node id and its origin key");
+  peer_node_ = h.node;
+  peer_key_ = h.key;
+  handshaken_ = true;
+  std::string why;
+  if (!rep_.attach(shared_from_this(), why)) return close(why);
+  send(peer::encode(peer::welcome{rep_.node(), rep_.key()}), true);
+}
+
+void peer_link::start(peer::link_state state, std::vector<std::string> origins) {
+  post([self = shared_from_this(), state = std::move(state), origins = std::move(origins)]() mutable {
+    if (self->closed_) return;
+    self->started_ = true;
+    log(log_level::info, "link to {} is up ({})", self->peer_node_, self->outbound_ ? "dialled" : "accepted");
+    self->send(peer::encode(state), true);
+    self->subscribe(std::move(origins));
+    self->tick();
+  });
+}
+
+void peer_link::send_link_state(peer::link_state state) {
+  post([self = shared_from_this(), state = std::move(state)] {
+    if (self->started_ && !self->closed_) self->send(peer::encode(state), true);
+  });
+}
+
+void peer_link::subscribe(std::vector<std::string> origins) {
+  post([self = shared_from_this(), origins = std::move(origins)]() mutable {
+    if (!self->started_ || self->closed_) return;
+    {
+      std::lock_guard<std::mutex> lock(self->subscribed_mu_);
+      self->subscribed_ = origins;
+    }
+    self->send(peer::encode(peer::subscribe{std::move(origins), self->ctx_.store.have()}), true);
+  });
+}
+
+// ---- receiving --------------------------------------------------------------------
+
+void peer_link::handle_entries(std::string_view frame) {
+  auto entries = peer::decode_entries(frame);
+  if (!entries.ok()) return close(entries.error().to_string());
+  for (auto& e : entries.value()) {
+    if (!protocol::valid_doc_id(e.doc) || e.olsn == 0 || e.key.find('~') == std::string::npos)
+      return close("a replicated batch with a bad document id, key or sequence number");
+    ++stats_.batches_received;
+    if (path_holds(e.path, rep_.key())) {
+      // It went through here already: held, whatever the routes said.
+      ++stats_.duplicates;
+      continue;
+    }
+    ++in_flight_;
+    auto room = ctx_.rooms.acquire(e.doc);
+    batch_origin origin{e.key, e.olsn, std::move(e.path)};
+    room->replicate(std::move(origin), std::move(e.batch),
+                    [self = shared_from_this(), room, key = e.key, olsn = e.olsn](status st) mutable {
+                      self->post([self, room = std::move(room), key = std::move(key), olsn, st = std::move(st)] {
+                        self->entry_done(room, key, olsn, st);
+                      });
+                    });
+  }
+}
+
+void peer_link::entry_done(const std::shared_ptr<document_room>& room, const std::string& key, std::uint64_t olsn,
+                           const status& st) {
+  --in_flight_;
+  ctx_.rooms.release(room);
+  if (!st.ok()) {
+    ++stats_.errors;
+    log(log_level::error, "link to {}: batch {} of {} (document {}) not stored: {}", peer_node_, olsn, key, room->id(),
+        st.to_string());
+    // Ask again from the checkpoint in a while: storage may work again.
+    if (!resubscribe_scheduled_ && !closed_) {
+      resubscribe_scheduled_ = true;
+      auto t = std::make_shared<net::steady_timer>(timer_.get_executor(), std::chrono::seconds(2));
+      t->async_wait([self = shared_from_this(), t](boost::system::error_code) {
+        self->resubscribe_scheduled_ = false;
+        self->subscribe(self->subscribed());
+      });
+    }
+  }
+  if (!confirm_scheduled_) {
+    // One confirmation per commit: the others finishing in this commit are
+    // already queued on the strand before this runs.
+    confirm_scheduled_ = true;
+    post([self = shared_from_this()] {
+      self->confirm_scheduled_ = false;
+      self->send_confirm();
+    });
+  }
+  maybe_resume_reading();
+}
+
+void peer_link::send_confirm() {
+  if (!started_ || closed_) return;
+  send(peer::encode(peer::confirm{ctx_.store.have()}), true);
+}
+
+// ---- sending ----------------------------------------------------------------------
+
+void peer_link::feed_advanced() {
+  post([self = shared_from_this()] { self->pump(); });
+}
+
+void peer_link::pump() {
+  if (!started_ || closed_ || feed_reading_ || origins_.empty()) return;
+  if (unconfirmed_.size() >= send_window) return;
+  // The next key (round robin) of a subscribed origin with entries to send.
+  auto have = ctx_.store.have();
+  const std::string* next = nullptr;
+  auto pick = [&](auto begin, auto end) {
+    for (auto it = begin; it != end && !next; ++it) {
+      const auto& [key, upto] = *it;
+      if (key == peer_key_ || !origins_.count(node_of(key)) || gaps_reported_.count(key)) continue;
+      if (cursor_[key] < upto) next = &key;
+    }
+  };
+  pick(have.upper_bound(last_key_), have.end());
+  pick(have.begin(), have.upper_bound(last_key_));
+  update_lag();
+  if (!next) return;
+  last_key_ = *next;
+  feed_reading_ = true;
+  ctx_.store.read_feed(*next, cursor_[*next], read_batch,
+                       [self = shared_from_this(), g = generation_, key = *next](result<feed_page> page) mutable {
+                         self->post([self, g, key = std::move(key), page = std::move(page)]() mutable {
+                           self->on_feed(g, std::move(key), std::move(page));
+                         });
+                       });
+}
+
+void peer_link::on_feed(std::uint64_t generation, std::string key, result<feed_page> page) {
+  feed_reading_ = false;
+  if (closed_) return;
+  if (generation != generation_) return pump();  // the peer resubscribed meanwhile
+  if (!page.ok()) {
+    log(log_level::error, "link to {}: cannot read the feed: {}", peer_node_, page.error().to_string());
+    return;  // the next commit or tick tries again
+  }
+  if (page.value().compacted) {
+    // Only entries every peer known here confirmed are compacted, so this is
+    // a peer never seen before on a node whose log was compacted.
+    if (gaps_reported_.insert(key).second)
+      log(log_level::error,
+          "link to {}: the feed of {} was compacted past the peer's checkpoint {}; its documents need a "
+          "per-document resync (not built yet, docs/replication.md)",
+          peer_node_, key, cursor_[key]);
+    return pump();
+  }
+  std::vector<peer::entry> out;
+  for (auto& e : page.value().entries) {
+    cursor_[key] = e.olsn;
+    if (path_holds(e.path, peer_key_)) continue;  // never back to a node it passed
+    unconfirmed_.push_back(sent{key, e.olsn, e.ts_ms});
+    out.push_back(peer::entry{std::move(e.key), e.olsn, std::move(e.doc), std::move(e.path), e.ts_ms,
+                              std::move(e.batch)});
+  }
+  if (!out.empty()) {
+    stats_.batches_sent += out.size();
+    send(peer::encode_entries(out), false);
+  }
+  pump();
+}
+
+void peer_link::on_confirm(const peer::origin_vector& have) {
+  for (const auto& [key, n] : have) {
+    auto& h = peer_have_[key];
+    if (n > h) h = n;
+  }
+  while (!unconfirmed_.empty()) {
+    auto it = peer_have_.find(unconfirmed_.front().key);
+    if (it == peer_have_.end() || it->second < unconfirmed_.front().olsn) break;
+    unconfirmed_.pop_front();
+  }
+  update_lag();
+  // The peer's checkpoint here, for compaction: written now and then, and
+  // only from its own confirmation of durable data.
+  auto now = std::chrono::steady_clock::now();
+  if (now - progress_recorded_ >= std::chrono::seconds(1)) {
+    progress_recorded_ = now;
+    ctx_.store.record_peer_progress(peer_node_, peer_have_);
+  }
+  pump();
+}
+
+void peer_link::update_lag() {
+  // Behind: batches of subscribed origins held here and not confirmed.
+  std::uint64_t behind = 0;
+  for (const auto& [key, upto] : ctx_.store.have()) {
+    if (key == peer_key_ || !origins_.count(node_of(key))) continue;
+    auto it = peer_have_.find(key);
+    std::uint64_t h = it == peer_have_.end() ? 0 : it->second;
+    if (upto > h) behind += upto - h;
+  }
+  stats_.lag_batches = behind;
+  if (!unconfirmed_.empty())
+    stats_.lag_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, unix_ms() - unconfirmed_.front().ts_ms));
+  else if (behind == 0)
+    stats_.lag_ms = 0;
+  // else: not yet read from the feed; the lag stays what it was until it is.
+}
+
+void peer_link::tick() {
+  if (closed_) return;
+  if (std::chrono::steady_clock::now() - last_heard_ > dead_after) {
+    close_transport("silent");
+    closed("nothing heard for " + std::to_string(dead_after.count()) + " s");
+    return;
+  }
+  send(peer::encode(peer::probe{steady_us(), false}), true);
+  update_lag();
+  pump();
+  timer_.expires_after(std::chrono::seconds(1));
+  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->tick();
+  });
+}
+
+// ---- transports -------------------------------------------------------------------
+
+namespace {
+
+template <class Stream>
+class peer_transport final : public peer_link {
+ public:
+  peer_transport(server_context& ctx, replicator& rep, bool outbound, websocket::stream<Stream> ws)
+      : peer_link(ctx, rep, outbound, ws.get_executor()), ws_(std::move(ws)) {
+    ws_.read_message_max(64u << 20);
+    ws_.auto_fragment(false);
+  }
+  websocket::stream<Stream>& ws() { return ws_; }
+  void begin_outbound() {
+    send_hello();
+    read_message();
+  }
+  void begin_inbound() { read_message(); }
+  /// With auth on and no peer token in the upgrade: the hello must bring one.
+  bool need_token = false;
+
+ private:
+  std::shared_ptr<peer_transport> self() { return std::static_pointer_cast<peer_transport>(shared_from_this()); }
+  void post(std::function<void()> f) override { net::post(ws_.get_executor(), std::move(f)); }
+  void read_message() override {
+    buffer_.clear();
+    ws_.async_read(buffer_, [self = self()](beast::error_code ec, std::size_t) {
+      auto data = self->buffer_.cdata();
+      std::string_view frame(static_cast<const char*>(data.data()), data.size());
+      if (!ec && self->need_token) {
+        // The hello must carry a valid peer token.
+        auto m = peer::decode(frame);
+        auto* h = m.ok() ? std::get_if<peer::hello>(&m.value()) : nullptr;
+        if (!h) return self->refuse("the first message on /peer must be peer_hello");
+        auto claims = self->ctx_.auth->verify(h->token, unix_now());
+        if (!claims.ok()) {
+          ++self->ctx_.stats.auth_failures;
+          return self->refuse("peer token refused: " + claims.error().detail());
+        }
+        if (!claims.value().peer) {
+          ++self->ctx_.stats.auth_failures;
+          return self->refuse("this token is not a peer token (weft-token --peer)");
+        }
+        self->need_token = false;
+      }
+      self->on_read(ec, frame);
+    });
+  }
+  void refuse(const std::string& why) {
+    log(log_level::warn, "refused a replication link: {}", why);
+    ws_.text(true);
+    auto msg = std::make_shared<std::string>(peer::encode(peer::link_error{why}));
+    ws_.async_write(net::buffer(*msg), [self = self(), msg, why](beast::error_code, std::size_t) {
+      self->ws_.async_close(websocket::close_reason(websocket::close_code::policy_error, why.substr(0, 120)),
+                            [self](beast::error_code) {});
+    });
+  }
+  bool got_text() const override { return ws_.got_text(); }
+  void write_message(const std::string& frame, bool text) override {
+    ws_.text(text);
+    ws_.async_write(net::buffer(frame), [self = self()](beast::error_code ec, std::size_t) { self->on_write(ec); });
+  }
+  void close_transport(const std::string& reason) override {
+    ws_.async_close(websocket::close_reason(websocket::close_code::going_away, reason.substr(0, 120)),
+                    [self = self()](beast::error_code) {});
+  }
+
+  websocket::stream<Stream> ws_;
+  beast::flat_buffer buffer_;
+};
+
+struct dial_state {
+  tcp::resolver resolver;
+  std::string host, port, target;
+  explicit dial_state(net::any_io_executor ex) : resolver(ex) {}
+};
+
+}  // namespace
+
+void dial_peer(server_context& ctx, replicator& rep, const std::string& url,
+               std::function<void(result<std::shared_ptr<peer_link>>)> done) {
+  // ws://HOST:PORT[/...]
+  std::string rest = url.substr(5);
+  std::string hostport = rest.substr(0, rest.find('/'));
+  auto colon = hostport.rfind(':');
+  if (colon == std::string::npos) {
+    done(status(error_code::invalid_argument, "peer URL " + url + " needs a port"));
+    return;
+  }
+  auto ex = net::make_strand(ctx.io_for_connection());
+  auto st = std::make_shared<dial_state>(ex);
+  st->host = hostport.substr(0, colon);
+  st->port = hostport.substr(colon + 1);
+  st->resolver.async_resolve(
+      st->host, st->port,
+      [&ctx, &rep, st, ex, done = std::move(done)](beast::error_code ec, tcp::resolver::results_type results) mutable {
+        if (ec) return done(status(error_code::invalid_argument, "resolve " + st->host + ": " + ec.message()));
+        auto ws = std::make_shared<websocket::stream<beast::tcp_stream>>(ex);
+        beast::get_lowest_layer(*ws).expires_after(std::chrono::seconds(5));
+        beast::get_lowest_layer(*ws).async_connect(
+            results, [&ctx, &rep, st, ws, done = std::move(done)](beast::error_code ec, const tcp::endpoint&) mutable {
+              if (ec) return done(status(error_code::invalid_argument, "connect: " + ec.message()));
+              beast::get_lowest_layer(*ws).socket().set_option(tcp::no_delay(true), ec);
+              beast::get_lowest_layer(*ws).expires_never();
+              ws->set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
+              const std::string token = ctx.config.peer_token;
+              ws->set_option(websocket::stream_base::decorator([token](websocket::request_type& req) {
+                req.set(beast::http::field::user_agent, "weft-server peer link");
+                if (!token.empty()) req.set(beast::http::field::authorization, "Bearer " + token);
+              }));
+              auto res = std::make_shared<websocket::response_type>();
+              ws->async_handshake(*res, st->host + ":" + st->port, "/peer",
+                                  [&ctx, &rep, ws, res, done = std::move(done)](beast::error_code ec) mutable {
+                                    if (ec) {
+                                      std::string why = res->body();
+                                      while (!why.empty() && why.back() == '\n') why.pop_back();
+                                      return done(status(error_code::invalid_argument,
+                                                         "handshake: " + (why.empty() ? ec.message() : why)));
+                                    }
+                                    auto link = std::make_shared<peer_transport<beast::tcp_stream>>(ctx, rep, true,
+                                                                                                    std::move(*ws));
+                                    link->begin_outbound();
+                                    done(std::shared_ptr<peer_link>(link));
+                                  });
+            });
+      });
+}
+
+template <class Stream>
+void accept_peer_link(Stream&& stream, beast::http::request<beast::http::string_body> req, server_context& ctx,
+                      bool header_peer) {
+  if (!ctx.replication) return;
+  websocket::stream<Stream> ws(std::move(stream));
+  ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+  auto link = std::make_shared<peer_transport<Stream>>(ctx, *ctx.replication, false, std::move(ws));
+  link->need_token = ctx.auth.has_value() && !header_peer;
+  link->ws().async_accept(req, [link](beast::error_code ec) {
+    if (ec) return;
+    link->begin_inbound();
+  });
+}
+
+template void accept_peer_link<beast::tcp_stream>(beast::tcp_stream&&, beast::http::request<beast::http::string_body>,
+                                                  server_context&, bool);
+template void accept_peer_link<beast::ssl_stream<beast::tcp_stream>>(beast::ssl_stream<beast::tcp_stream>&&,
+                                                                     beast::http::request<beast::http::string_body>,
+                                                                     server_context&, bool);
+
+}  // namespace weft::server

@@ -1,0 +1,430 @@
+#include "server/replicator.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <random>
+
+#include "protocol/json_writer.h"
+#include "server/context.h"
+#include "server/log.h"
+#include "server/peer_link.h"
+
+namespace weft::server {
+
+namespace net = boost::asio;
+namespace peer = protocol::peer;
+
+namespace {
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+constexpr auto refresh_every = std::chrono::seconds(2);
+}  // namespace
+
+struct replicator::dialer {
+  std::string url;
+  std::string node;  // learnt at the first handshake
+  std::string state = "connecting";  // connecting, up, down, standby
+  std::string last_error;
+  std::weak_ptr<peer_link> link;
+  unsigned failures = 0;
+  std::uint64_t reconnects = 0;
+  std::unique_ptr<net::steady_timer> timer;
+};
+
+replicator::replicator(server_context& ctx)
+    : ctx_(ctx), node_(ctx.config.node_id), kind_(parse_topology(ctx.config.topology)) {
+  refresh_timer_ = std::make_unique<net::steady_timer>(net::make_strand(*ctx.ios[0]));
+  std::lock_guard<std::mutex> lock(mu_);
+  refresh_self_locked();
+}
+
+replicator::~replicator() = default;
+
+const std::string& replicator::key() const noexcept { return ctx_.store.origin_key(); }
+
+void replicator::start() {
+  for (const auto& url : ctx_.config.peers) {
+    auto d = std::make_shared<dialer>();
+    d->url = url;
+    d->timer = std::make_unique<net::steady_timer>(net::make_strand(*ctx_.ios[0]));
+    dialers_.push_back(d);
+    dial(d);
+  }
+  schedule_refresh();
+}
+
+void replicator::stop() {
+  std::map<std::string, std::shared_ptr<peer_link>> links;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopped_ = true;
+    links.swap(links_);
+  }
+  for (auto& d : dialers_) {
+    net::post(d->timer->get_executor(), [d] { d->timer->cancel(); });
+    if (auto l = d->link.lock()) l->close("server shutting down");
+  }
+  net::post(refresh_timer_->get_executor(), [this] { refresh_timer_->cancel(); });
+  for (auto& [n, l] : links) l->close("server shutting down");
+}
+
+void replicator::dial(const std::shared_ptr<dialer>& d) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return;
+    if (d->state != "standby") d->state = "connecting";
+  }
+  dial_peer(ctx_, *this, d->url, [this, d](result<std::shared_ptr<peer_link>> r) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!r.ok()) {
+      d->last_error = r.error().detail();
+      if (d->state != "standby") d->state = "down";
+      net::post(d->timer->get_executor(), [this, d] { schedule_redial(d); });
+      return;
+    }
+    d->link = r.value();
+  });
+}
+
+void replicator::schedule_redial(const std::shared_ptr<dialer>& d) {
+  // Exponential backoff with jitter, 200 ms to 5 s; a standby link (the peer
+  // keeps the link it dialled) checks back every 10 s.
+  unsigned ms;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return;
+    ++d->failures;
+    ms = d->state == "standby" ? 10000 : std::min(5000u, 200u << std::min(d->failures, 5u));
+  }
+  static thread_local std::minstd_rand rng{std::random_device{}()};
+  ms = ms / 2 + rng() % (ms / 2 + 1);
+  d->timer->expires_after(std::chrono::milliseconds(ms));
+  d->timer->async_wait([this, d](boost::system::error_code ec) {
+    if (!ec) dial(d);
+  });
+}
+
+bool replicator::attach(const std::shared_ptr<peer_link>& link, std::string& why) {
+  const std::string& p = link->peer_node();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) {
+      why = "shutting down";
+      return false;
+    }
+    if (p == node_) {
+      why = "the peer has this node's id (" + node_ + "); every node needs its own --node-id";
+      return false;
+    }
+    auto existing = links_.find(p);
+    if (existing != links_.end()) {
+      // Two links to one peer (both dialled each other): both ends keep the
+      // one dialled by the smaller node id, so they agree without talking.
+      const std::string& keeper = std::min(node_, p);
+      const bool new_dialled_by_keeper = (link->outbound() ? node_ : p) == keeper;
+      const bool old_dialled_by_keeper = (existing->second->outbound() ? node_ : p) == keeper;
+      if (old_dialled_by_keeper && !new_dialled_by_keeper) {
+        why = "duplicate link: " + keeper + " dials this pair";
+        for (auto& d : dialers_)
+          if (d->link.lock() == link) d->state = "standby";
+        return false;
+      }
+      existing->second->close("replaced by a newer link");
+    }
+    links_[p] = link;
+    auto& rec = peers_[p];
+    if (!rec.up && rec.down_since != std::chrono::steady_clock::time_point{}) ++rec.reconnects;
+    rec.up = true;
+    rec.down_since = {};
+    for (auto& d : dialers_)
+      if (d->link.lock() == link) {
+        d->node = p;
+        d->state = "up";
+        d->failures = 0;
+        d->last_error.clear();
+      }
+    refresh_self_locked();
+  }
+  // Start with an empty subscription: the reroute below sends the real one.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    link->start(state_locked(), {});
+  }
+  reroute_and_flood();
+  return true;
+}
+
+void replicator::detach(const peer_link* link, const std::string& why) {
+  std::shared_ptr<dialer> redial;
+  bool changed = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = links_.find(link->peer_node());
+    if (it != links_.end() && it->second.get() == link) {
+      links_.erase(it);
+      auto& rec = peers_[link->peer_node()];
+      rec.up = false;
+      rec.down_since = std::chrono::steady_clock::now();
+      refresh_self_locked();
+      changed = true;
+    }
+    for (auto& d : dialers_) {
+      auto l = d->link.lock();
+      if (l.get() == link) {
+        if (d->state != "standby") d->state = "down";
+        d->last_error = why;
+        redial = d;
+      }
+    }
+    if (stopped_) return;
+  }
+  if (redial) net::post(redial->timer->get_executor(), [this, redial] { schedule_redial(redial); });
+  if (changed) reroute_and_flood();
+}
+
+void replicator::refresh_self_locked() {
+  peer::node_state self;
+  self.node = node_;
+  self.version = std::max<std::uint64_t>(self_version_ + 1, static_cast<std::uint64_t>(unix_ms()));
+  self_version_ = self.version;
+  for (const auto& [p, l] : links_) self.links.push_back({p, l->stats().lag_ms.load()});
+  nodes_[node_] = std::move(self);
+}
+
+peer::link_state replicator::state_locked() const {
+  peer::link_state s;
+  for (const auto& [n, st] : nodes_) s.nodes.push_back(st);
+  return s;
+}
+
+void replicator::merge_link_state(const peer_link* from, const peer::link_state& state) {
+  bool changed = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& n : state.nodes) {
+      if (n.node == node_) continue;  // only this node speaks for itself
+      auto it = nodes_.find(n.node);
+      if (it == nodes_.end() || it->second.version < n.version) {
+        nodes_[n.node] = n;
+        changed = true;
+      }
+    }
+  }
+  if (changed) reroute_and_flood(from);
+}
+
+void replicator::reroute_and_flood(const peer_link* except) {
+  std::vector<std::pair<std::shared_ptr<peer_link>, std::vector<std::string>>> subs;
+  peer::link_state state;
+  std::vector<std::shared_ptr<peer_link>> links;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    reported_links reported;
+    for (const auto& [n, st] : nodes_) {
+      auto& s = reported[n];
+      for (const auto& l : st.links) s.insert(l.node);
+    }
+    upstream_ = upstream_by_origin(reported, node_, kind_, ctx_.config.hub);
+    // Batches of this node's own earlier incarnations (a node that lost its
+    // data directory) come back from one neighbour, the smallest.
+    if (!links_.empty()) upstream_[node_] = links_.begin()->first;
+    for (const auto& [p, l] : links_) {
+      std::vector<std::string> origins;
+      for (const auto& [origin, up] : upstream_)
+        if (up == p) origins.push_back(origin);
+      if (origins != l->subscribed()) subs.emplace_back(l, std::move(origins));
+      if (l.get() != except) links.push_back(l);
+    }
+    state = state_locked();
+  }
+  for (auto& [l, origins] : subs) l->subscribe(std::move(origins));
+  for (auto& l : links) l->send_link_state(state);
+}
+
+void replicator::schedule_refresh() {
+  refresh_timer_->expires_after(refresh_every);
+  refresh_timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return;
+      refresh_self_locked();  // fresh lags for the cluster picture
+    }
+    reroute_and_flood();
+    schedule_refresh();
+  });
+}
+
+void replicator::feed_advanced() {
+  std::vector<std::shared_ptr<peer_link>> links;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [p, l] : links_) links.push_back(l);
+  }
+  for (auto& l : links) l->feed_advanced();
+}
+
+void replicator::count_merged(std::uint64_t) noexcept {}
+
+std::string replicator::metrics_text() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out;
+  auto it = std::back_inserter(out);
+  auto family = [&](const char* name, const char* type, const char* help, auto value) {
+    fmt::format_to(it, "# HELP {0} {1}\n# TYPE {0} {2}\n", name, help, type);
+    for (const auto& [p, rec] : peers_) {
+      auto l = links_.find(p);
+      fmt::format_to(it, "{}{{peer=\"{}\"}} {}\n", name, p, value(rec, l == links_.end() ? nullptr : l->second.get()));
+    }
+  };
+  using rec_t = const peer_record&;
+  using link_t = const peer_link*;
+  family("weft_replication_link_up", "gauge", "1 while the link to the peer is up.",
+         [](rec_t r, link_t) { return r.up ? 1 : 0; });
+  family("weft_replication_lag_seconds", "gauge",
+         "Age of the oldest batch the peer has not confirmed (0 when caught up).",
+         [](rec_t, link_t l) { return l ? l->stats().lag_ms.load() / 1000.0 : 0.0; });
+  family("weft_replication_lag_batches", "gauge", "Batches held here that the peer has not confirmed.",
+         [](rec_t, link_t l) { return l ? l->stats().lag_batches.load() : 0; });
+  family("weft_replication_rtt_seconds", "gauge", "Round-trip time of the link's last probe.",
+         [](rec_t, link_t l) { return l ? l->stats().rtt_us.load() / 1e6 : 0.0; });
+  family("weft_replication_queue_frames", "gauge", "Frames waiting to be written on the link.",
+         [](rec_t, link_t l) { return l ? l->stats().queue.load() : 0; });
+  family("weft_replication_bytes_sent_total", "counter", "Bytes sent on the current link.",
+         [](rec_t, link_t l) { return l ? l->stats().bytes_sent.load() : 0; });
+  family("weft_replication_bytes_received_total", "counter", "Bytes received on the current link.",
+         [](rec_t, link_t l) { return l ? l->stats().bytes_received.load() : 0; });
+  family("weft_replication_batches_sent_total", "counter", "Batches sent on the current link.",
+         [](rec_t, link_t l) { return l ? l->stats().batches_sent.load() : 0; });
+  family("weft_replication_batches_received_total", "counter", "Batches received on the current link.",
+         [](rec_t, link_t l) { return l ? l->stats().batches_received.load() : 0; });
+  family("weft_replication_duplicates_total", "counter",
+         "Batches received on the current link that this node held already (dropped).",
+         [](rec_t, link_t l) { return l ? l->stats().duplicates.load() : 0; });
+  family("weft_replication_errors_total", "counter", "Batches from the peer that could not be stored here.",
+         [](rec_t, link_t l) { return l ? l->stats().errors.load() : 0; });
+  family("weft_replication_reconnects_total", "counter", "Times the link came back after being down.",
+         [](rec_t r, link_t) { return r.reconnects; });
+  return out;
+}
+
+std::string replicator::cluster_json() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out = "{\"node\":";
+  protocol::append_json_string(out, node_);
+  out += ",\"key\":";
+  protocol::append_json_string(out, ctx_.store.origin_key());
+  out += ",\"topology\":";
+  protocol::append_json_string(out, ctx_.config.topology);
+  out += ",\"hub\":";
+  protocol::append_json_string(out, ctx_.config.hub);
+  out += fmt::format(",\"max_lag_s\":{},\"links\":[", ctx_.config.max_replication_lag_s);
+  bool first = true;
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& [p, rec] : peers_) {
+    if (!first) out += ',';
+    first = false;
+    auto l = links_.find(p);
+    const peer_link* link = l == links_.end() ? nullptr : l->second.get();
+    std::string url, direction = link ? (link->outbound() ? "out" : "in") : "";
+    for (const auto& d : dialers_)
+      if (d->node == p) url = d->url;
+    out += "{\"peer\":";
+    protocol::append_json_string(out, p);
+    out += ",\"url\":";
+    protocol::append_json_string(out, url);
+    out += fmt::format(",\"state\":\"{}\",\"direction\":\"{}\"", rec.up ? "up" : "down", direction);
+    if (link) {
+      const auto& s = link->stats();
+      out += fmt::format(
+          ",\"last_contact_ms\":{},\"rtt_ms\":{:.3f},\"lag_s\":{:.3f},\"lag_batches\":{},\"queue\":{},"
+          "\"bytes_sent\":{},\"bytes_received\":{},\"batches_sent\":{},\"batches_received\":{},\"duplicates\":{},"
+          "\"errors\":{}",
+          s.last_contact_ms.load(), s.rtt_us.load() / 1000.0, s.lag_ms.load() / 1000.0, s.lag_batches.load(),
+          s.queue.load(), s.bytes_sent.load(), s.bytes_received.load(), s.batches_sent.load(),
+          s.batches_received.load(), s.duplicates.load(), s.errors.load());
+      out += ",\"receives\":[";
+      auto subs = link->subscribed();
+      for (std::size_t i = 0; i < subs.size(); ++i) {
+        if (i) out += ',';
+        protocol::append_json_string(out, subs[i]);
+      }
+      out += ']';
+    } else {
+      out += fmt::format(",\"down_s\":{:.1f}", std::chrono::duration<double>(now - rec.down_since).count());
+    }
+    for (const auto& d : dialers_)
+      if (d->node == p && !rec.up) {
+        out += ",\"error\":";
+        protocol::append_json_string(out, d->last_error);
+      }
+    out += fmt::format(",\"reconnects\":{}}}", rec.reconnects);
+  }
+  // Dialled peers never reached yet have no node id: listed by URL.
+  for (const auto& d : dialers_) {
+    if (!d->node.empty()) continue;
+    if (!first) out += ',';
+    first = false;
+    out += "{\"peer\":\"\",\"url\":";
+    protocol::append_json_string(out, d->url);
+    out += ",\"state\":";
+    protocol::append_json_string(out, d->state);
+    out += ",\"error\":";
+    protocol::append_json_string(out, d->last_error);
+    out += '}';
+  }
+  out += "],\"nodes\":[";
+  first = true;
+  for (const auto& [n, st] : nodes_) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"node\":";
+    protocol::append_json_string(out, n);
+    out += fmt::format(",\"version\":{},\"links\":[", st.version);
+    for (std::size_t i = 0; i < st.links.size(); ++i) {
+      if (i) out += ',';
+      out += "{\"node\":";
+      protocol::append_json_string(out, st.links[i].node);
+      out += fmt::format(",\"lag_ms\":{}}}", st.links[i].lag_ms);
+    }
+    out += "]}";
+  }
+  out += "],\"routes\":{";
+  first = true;
+  for (const auto& [origin, up] : upstream_) {
+    if (!first) out += ',';
+    first = false;
+    protocol::append_json_string(out, origin);
+    out += ':';
+    protocol::append_json_string(out, up);
+  }
+  out += "}}";
+  return out;
+}
+
+std::optional<std::string> replicator::degraded() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const double max = ctx_.config.max_replication_lag_s;
+  const auto now = std::chrono::steady_clock::now();
+  std::string why;
+  for (const auto& [p, rec] : peers_) {
+    auto l = links_.find(p);
+    if (l != links_.end()) {
+      double lag = l->second->stats().lag_ms.load() / 1000.0;
+      if (lag > max) why += fmt::format("{}link to {}: lag {:.1f} s", why.empty() ? "" : "; ", p, lag);
+    } else if (!rec.up) {
+      double down = std::chrono::duration<double>(now - rec.down_since).count();
+      if (down > max) why += fmt::format("{}link to {}: down for {:.0f} s", why.empty() ? "" : "; ", p, down);
+    }
+  }
+  if (why.empty()) return std::nullopt;
+  return why;
+}
+
+}  // namespace weft::server

@@ -1,0 +1,95 @@
+// The node's side of multi-region replication (docs/replication.md): dials
+// the --peer nodes and keeps redialling them, keeps the links that are up
+// (one per peer), floods the cluster's link state, routes each origin's
+// batches over a shortest-path tree (routing.h) by subscribing at the right
+// neighbour, and reports links for /metrics, /api/cluster and /healthz.
+//
+// Thread-safety: every public method may be called from any thread (one
+// mutex; links are called outside it).
+#pragma once
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "protocol/peer_messages.h"
+#include "server/routing.h"
+
+namespace weft::server {
+
+struct server_context;
+class peer_link;
+
+class replicator {
+ public:
+  explicit replicator(server_context& ctx);
+  ~replicator();
+
+  /// This node's id and origin key.
+  const std::string& node() const noexcept { return node_; }
+  const std::string& key() const noexcept;
+  /// Starts dialling the configured peers and the periodic link-state refresh.
+  void start();
+  /// Stops dialling and closes every link (server shutdown).
+  void stop();
+
+  /// A link whose handshake is done. False: refused (a second link to the
+  /// same peer, or the peer claims this node's id); the caller closes it with
+  /// `why`.
+  bool attach(const std::shared_ptr<peer_link>& link, std::string& why);
+  /// A link ended (after attach, or not), for `why`.
+  void detach(const peer_link* link, const std::string& why);
+  /// Merges link state heard from a peer; floods what is new.
+  void merge_link_state(const peer_link* from, const protocol::peer::link_state& state);
+  /// The feed of `keys` grew (called on the storage thread after a commit).
+  void feed_advanced();
+  /// A batch arrived that this node already held (the routes disagreed for
+  /// a moment, or a replay): counted.
+  void count_merged(std::uint64_t ops) noexcept;
+
+  /// Prometheus lines for the links (weft_replication_*{peer="..."}).
+  std::string metrics_text() const;
+  /// GET /api/cluster: this node, its links, the cluster's link state, routes.
+  std::string cluster_json() const;
+  /// Set when a link lags past --max-replication-lag-s or a peer has been
+  /// unreachable that long: which and how much.
+  std::optional<std::string> degraded() const;
+
+ private:
+  struct dialer;
+  void dial(const std::shared_ptr<dialer>& d);
+  void schedule_redial(const std::shared_ptr<dialer>& d);
+  /// Rebuilds this node's own entry (locked).
+  void refresh_self_locked();
+  /// Recomputes routes and pushes subscriptions and link state (unlocked).
+  void reroute_and_flood(const peer_link* except = nullptr);
+  protocol::peer::link_state state_locked() const;
+  void schedule_refresh();
+
+  server_context& ctx_;
+  const std::string node_;
+  const topology_kind kind_;
+  mutable std::mutex mu_;
+  bool stopped_ = false;  // guarded by mu_
+  std::map<std::string, std::shared_ptr<peer_link>> links_;  // up links by peer node, guarded by mu_
+  std::map<std::string, protocol::peer::node_state> nodes_;  // link state by node, guarded by mu_
+  std::map<std::string, std::string> upstream_;              // origin node -> neighbour, guarded by mu_
+  struct peer_record {
+    std::chrono::steady_clock::time_point down_since{};  // epoch: up, or never seen
+    bool up = false;
+    std::uint64_t reconnects = 0;
+    std::int64_t last_contact_ms = 0;
+  };
+  std::map<std::string, peer_record> peers_;  // by node, guarded by mu_
+  std::vector<std::shared_ptr<dialer>> dialers_;
+  std::unique_ptr<boost::asio::steady_timer> refresh_timer_;
+  std::uint64_t self_version_ = 0;  // guarded by mu_
+};
+
+}  // namespace weft::server

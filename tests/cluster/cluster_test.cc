@@ -1,0 +1,391 @@
+// Replication between weft-server nodes (docs/replication.md), end to end:
+// in-process servers on 127.0.0.1, each with its own SQLite database, linked
+// over real WebSockets, some links through a fault proxy.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <regex>
+#include <thread>
+
+#include "fault_proxy.h"
+#include "auth/auth.h"
+#include "server/server.h"
+#include "test_client.h"
+
+namespace weft::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+/// Polls `cond` every 20 ms for at most `timeout`.
+template <class F>
+bool eventually(F cond, std::chrono::milliseconds timeout = 20s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  struct node {
+    std::string id;
+    std::filesystem::path dir;
+    std::uint16_t port = 0;
+    std::vector<std::string> peers;
+    std::unique_ptr<server::server> srv;
+  };
+
+  void TearDown() override {
+    for (auto& n : nodes_) n.srv.reset();
+    proxies_.clear();
+    for (auto& n : nodes_) std::filesystem::remove_all(n.dir);
+  }
+
+  /// Starts `n` nodes named a, b, c, ...; node j dials every node i < j
+  /// (through a fault proxy when `proxied`), so every pair has one link.
+  void start_cluster(int n, const std::string& topology = "all", const std::string& hub = "", bool proxied = false) {
+    topology_ = topology;
+    hub_ = hub;
+    for (int j = 0; j < n; ++j) {
+      node x;
+      x.id = std::string(1, static_cast<char>('a' + j));
+      x.dir = std::filesystem::temp_directory_path() /
+              ("weft-cluster-" + std::to_string(std::random_device{}()) + "-" + std::to_string(::getpid()) + x.id);
+      for (int i = 0; i < j; ++i) {
+        std::uint16_t port = nodes_[i].port;
+        if (proxied) {
+          proxies_[{i, j}] = std::make_unique<fault_proxy>(port);
+          port = proxies_[{i, j}]->port();
+        }
+        x.peers.push_back("ws://127.0.0.1:" + std::to_string(port));
+      }
+      nodes_.push_back(std::move(x));
+      start_node(j);
+    }
+  }
+
+  server::server_config config_for(const node& x) {
+    server::server_config c = base_;
+    c.node_id = x.id;
+    c.peers = x.peers;
+    c.topology = topology_;
+    c.hub = hub_;
+    c.port = x.port;
+    c.data_dir = x.dir.string();
+    c.threads = 2;
+    c.idle_unload_ms = 500;
+    c.level = std::getenv("WEFT_TEST_LOG") ? server::log_level::debug : server::log_level::error;
+    return c;
+  }
+  void start_node(int i) {
+    auto s = server::server::start(config_for(nodes_[i]));
+    ASSERT_TRUE(s.ok()) << s.error().to_string();
+    nodes_[i].srv = std::move(s.value());
+    nodes_[i].port = nodes_[i].srv->port();
+  }
+  void stop_node(int i) { nodes_[i].srv.reset(); }
+  std::uint16_t port(int i) const { return nodes_[i].port; }
+
+  /// The document's text on node i ("" when it does not exist; "<error>" on failure).
+  std::string text(int i, const std::string& doc) {
+    auto [st, body] = http_get(port(i), "/api/docs/" + doc + "/text");
+    return st == 200 ? body : "<error " + std::to_string(st) + ">";
+  }
+  /// True once every running node has the same, non-empty text of `doc`.
+  bool converged(const std::string& doc, std::chrono::milliseconds timeout = 20s) {
+    return eventually(
+        [&] {
+          std::string first;
+          bool any = false;
+          for (std::size_t i = 0; i < nodes_.size(); ++i) {
+            if (!nodes_[i].srv) continue;
+            std::string t = text(static_cast<int>(i), doc);
+            if (t.empty() || t.starts_with("<error")) return false;
+            if (!any) first = t, any = true;
+            else if (t != first) return false;
+          }
+          return any;
+        },
+        timeout);
+  }
+  /// Sum over peers of a labelled replication metric on node i.
+  std::uint64_t metric_sum(int i, const std::string& name) {
+    auto body = http_get(port(i), "/metrics").second;
+    std::uint64_t sum = 0;
+    std::regex re("\n" + name + "\\{peer=\"[^\"]*\"\\} ([0-9.e+]+)");
+    for (auto it = std::sregex_iterator(body.begin(), body.end(), re); it != std::sregex_iterator(); ++it)
+      sum += static_cast<std::uint64_t>(std::stod((*it)[1]));
+    return sum;
+  }
+  std::int64_t metric(int i, const std::string& name) {
+    auto body = http_get(port(i), "/metrics").second;
+    auto at = body.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stoll(body.substr(at + name.size() + 2));
+  }
+  /// Links up on node i.
+  int links_up(int i) { return static_cast<int>(metric_sum(i, "weft_replication_link_up")); }
+  bool all_links_up(int per_node, std::chrono::milliseconds timeout = 15s) {
+    return eventually(
+        [&] {
+          for (std::size_t i = 0; i < nodes_.size(); ++i)
+            if (nodes_[i].srv && links_up(static_cast<int>(i)) != per_node) return false;
+          return true;
+        },
+        timeout);
+  }
+  std::string cluster_json(int i) { return http_get(port(i), "/api/cluster").second; }
+
+  /// Types `count` unique markers into `doc` on node i, each acknowledged.
+  /// Returns the markers.
+  std::vector<std::string> type_markers(int i, const std::string& doc, int count, const std::string& tag) {
+    test_client c(port(i));
+    c.hello();
+    c.open(doc);
+    std::vector<std::string> out;
+    std::minstd_rand rng(static_cast<unsigned>(i * 7919 + count));
+    for (int k = 0; k < count; ++k) {
+      std::string m = "<";
+      m += tag + std::to_string(k) + ">";
+      // At either end: never inside another marker, so each stays whole.
+      c.insert(doc, rng() % 2 ? 0 : c.replica(doc).length(), m);
+      out.push_back(m);
+    }
+    EXPECT_TRUE(c.wait_acked(doc, 10s)) << "node " << nodes_[i].id << " did not acknowledge";
+    return out;
+  }
+  void expect_everywhere(const std::string& doc, const std::vector<std::string>& markers) {
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      if (!nodes_[i].srv) continue;
+      std::string t = text(static_cast<int>(i), doc);
+      std::size_t missing = 0;
+      for (const auto& m : markers) missing += t.find(m) == std::string::npos;
+      EXPECT_EQ(missing, 0u) << "node " << nodes_[i].id << " lacks " << missing << " of " << markers.size()
+                             << " acknowledged edits";
+    }
+  }
+
+  server::server_config base_;
+  std::string topology_ = "all", hub_;
+  std::vector<node> nodes_;
+  std::map<std::pair<int, int>, std::unique_ptr<fault_proxy>> proxies_;
+};
+
+// Concurrent edits on every node of every topology end as one text.
+class TopologyTest : public ClusterTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(TopologyTest, ThreeNodesWithWritersOnEachConverge) {
+  start_cluster(3, GetParam(), GetParam() == "star" ? "b" : "");
+  ASSERT_TRUE(all_links_up(2));
+  // Three writers, one per node, interleaving without waiting for each other.
+  std::vector<std::unique_ptr<test_client>> writers;
+  for (int i = 0; i < 3; ++i) {
+    writers.push_back(std::make_unique<test_client>(port(i)));
+    writers.back()->hello();
+    writers.back()->open("shared");
+  }
+  std::vector<std::string> markers;
+  std::minstd_rand rng(7);
+  for (int round = 0; round < 40; ++round)
+    for (int i = 0; i < 3; ++i) {
+      auto& w = *writers[i];
+      std::string m = "<";  // (not "<" + ...: GCC 12 warns falsely, -Wrestrict)
+      m += std::to_string(i) + ":" + std::to_string(round) + ">";
+      w.insert("shared", rng() % 2 ? 0 : w.replica("shared").length(), m);
+      markers.push_back(m);
+    }
+  for (auto& w : writers) ASSERT_TRUE(w->wait_acked("shared", 10s));
+  ASSERT_TRUE(converged("shared")) << text(0, "shared") << "\n" << text(1, "shared") << "\n" << text(2, "shared");
+  expect_everywhere("shared", markers);
+  // The writers' own replicas converge to the same text too.
+  std::string final_text = text(0, "shared");
+  for (auto& w : writers) EXPECT_TRUE(w->wait_text("shared", final_text, 10s));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(metric_sum(i, "weft_replication_errors_total"), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Topologies, TopologyTest, ::testing::Values("all", "ring", "star"));
+
+TEST_F(ClusterTest, DocumentsNobodyHasOpenAndThoseCreatedDuringAnOutageArrive) {
+  start_cluster(2, "all", "", /*proxied=*/true);
+  ASSERT_TRUE(all_links_up(1));
+  auto before = type_markers(0, "early", 5, "e");
+  ASSERT_TRUE(converged("early"));
+  proxies_[{0, 1}]->cut();
+  ASSERT_TRUE(all_links_up(0));
+  // Both sides keep serving their own users while cut off.
+  auto on_a = type_markers(0, "made-on-a", 20, "a");
+  auto on_b = type_markers(1, "made-on-b", 20, "b");
+  auto both_a = type_markers(0, "both", 10, "x");
+  auto both_b = type_markers(1, "both", 10, "y");
+  EXPECT_EQ(text(1, "made-on-a"), "");
+  proxies_[{0, 1}]->heal();
+  ASSERT_TRUE(all_links_up(1, 20s));
+  ASSERT_TRUE(converged("made-on-a"));
+  ASSERT_TRUE(converged("made-on-b"));
+  ASSERT_TRUE(converged("both"));
+  expect_everywhere("made-on-a", on_a);
+  expect_everywhere("made-on-b", on_b);
+  both_a.insert(both_a.end(), both_b.begin(), both_b.end());
+  expect_everywhere("both", both_a);
+  EXPECT_GE(metric(0, "weft_replication_reconnects_total{peer=\"b\"}"), 0);
+  EXPECT_GE(metric_sum(0, "weft_replication_reconnects_total") + metric_sum(1, "weft_replication_reconnects_total"), 1u);
+}
+
+TEST_F(ClusterTest, APartitionWithWritesOnBothSidesHealsToIdenticalTexts) {
+  base_.max_replication_lag_s = 3;
+  start_cluster(3, "all", "", /*proxied=*/true);
+  ASSERT_TRUE(all_links_up(2));
+  type_markers(0, "split", 3, "s");
+  ASSERT_TRUE(converged("split"));
+  EXPECT_EQ(http_get(port(0), "/healthz").second, "ok\n");
+  // Node c is cut off from a and b (black-holed: the links look open).
+  proxies_[{0, 2}]->black_hole();
+  proxies_[{1, 2}]->black_hole();
+  auto left = type_markers(0, "split", 30, "L");
+  auto right = type_markers(2, "split", 30, "R");
+  // The lag shows, while both sides keep serving their users.
+  ASSERT_TRUE(eventually([&] { return http_get(port(0), "/healthz").second.starts_with("degraded: link to c"); }))
+      << http_get(port(0), "/healthz").second;
+  EXPECT_EQ(text(1, "split").find("<R"), std::string::npos) << "nothing crosses the partition";
+  // Silent links are declared dead (10 s) and redialled until they come back.
+  ASSERT_TRUE(eventually([&] { return links_up(2) == 0; }, 20s));
+  proxies_[{0, 2}]->heal();
+  proxies_[{1, 2}]->heal();
+  ASSERT_TRUE(converged("split", 30s));
+  left.insert(left.end(), right.begin(), right.end());
+  expect_everywhere("split", left);
+  ASSERT_TRUE(eventually([&] { return http_get(port(0), "/healthz").second == "ok\n"; }));
+}
+
+TEST_F(ClusterTest, ARestartedNodeCatchesUpFromItsCheckpoint) {
+  start_cluster(3);
+  ASSERT_TRUE(all_links_up(2));
+  auto first = type_markers(0, "doc", 100, "f");
+  ASSERT_TRUE(converged("doc"));
+  stop_node(2);
+  auto during = type_markers(1, "doc", 50, "d");
+  auto elsewhere = type_markers(0, "other", 20, "o");
+  start_node(2);
+  ASSERT_TRUE(converged("doc"));
+  ASSERT_TRUE(converged("other"));
+  first.insert(first.end(), during.begin(), during.end());
+  expect_everywhere("doc", first);
+  expect_everywhere("other", elsewhere);
+  // It resumed from its checkpoint: of the 100 batches it had before, none
+  // came again (70 are new; routes settling as links come up one by one may
+  // bring some of those twice, never the old ones: 100 more).
+  EXPECT_LT(metric_sum(2, "weft_replication_batches_received_total"), 2u * (50 + 20));
+}
+
+TEST_F(ClusterTest, ARingOfFourDeliversEachBatchToEachNodeOnce) {
+  start_cluster(4, "ring");
+  ASSERT_TRUE(all_links_up(3));
+  // Let the routes settle (link state floods in a few round trips).
+  ASSERT_TRUE(eventually([&] {
+    for (int i = 0; i < 4; ++i)
+      if (cluster_json(i).find("\"routes\":{\"") == std::string::npos) return false;
+    return true;
+  }));
+  std::this_thread::sleep_for(500ms);
+  std::vector<std::uint64_t> before(4);
+  for (int i = 0; i < 4; ++i) before[i] = metric_sum(i, "weft_replication_batches_received_total");
+  // 30 acknowledged batches, each typed and acknowledged on its own.
+  test_client c(port(0));
+  c.hello();
+  c.open("ring");
+  for (int k = 0; k < 30; ++k) {
+    c.insert("ring", 0, "x");
+    ASSERT_TRUE(c.wait_acked("ring", 10s));
+  }
+  ASSERT_TRUE(converged("ring"));
+  for (int i = 1; i < 4; ++i) {
+    ASSERT_TRUE(eventually([&] { return metric_sum(i, "weft_replication_batches_received_total") - before[i] >= 30; }));
+    std::this_thread::sleep_for(200ms);
+    EXPECT_EQ(metric_sum(i, "weft_replication_batches_received_total") - before[i], 30u)
+        << "node " << nodes_[i].id << " got a batch more than once";
+    EXPECT_EQ(metric_sum(i, "weft_replication_duplicates_total"), 0u);
+  }
+  // In a ring, a's batches reach c (opposite) through b, never over the a-c link.
+  EXPECT_NE(cluster_json(2).find("\"a\":\"b\""), std::string::npos) << cluster_json(2);
+}
+
+TEST_F(ClusterTest, ARingRoutesAroundADownNodeAndBackWhenItReturns) {
+  start_cluster(4, "ring");
+  ASSERT_TRUE(all_links_up(3));
+  ASSERT_TRUE(eventually([&] { return cluster_json(2).find("\"a\":\"b\"") != std::string::npos; }));
+  stop_node(1);  // b: c's route to a's batches
+  ASSERT_TRUE(eventually([&] { return cluster_json(2).find("\"a\":\"d\"") != std::string::npos; }))
+      << cluster_json(2);
+  auto m = type_markers(0, "around", 10, "r");
+  ASSERT_TRUE(converged("around"));
+  expect_everywhere("around", m);
+  start_node(1);
+  ASSERT_TRUE(eventually([&] { return cluster_json(2).find("\"a\":\"b\"") != std::string::npos; }))
+      << "the configured shape returns: " << cluster_json(2);
+  ASSERT_TRUE(converged("around"));
+}
+
+TEST_F(ClusterTest, AStarRoutesAroundADownHub) {
+  start_cluster(4, "star", "a");
+  ASSERT_TRUE(all_links_up(3));
+  ASSERT_TRUE(eventually([&] { return cluster_json(2).find("\"b\":\"a\"") != std::string::npos; }));
+  stop_node(0);  // the hub
+  ASSERT_TRUE(eventually([&] { return cluster_json(2).find("\"b\":\"b\"") != std::string::npos; }))
+      << cluster_json(2);
+  auto m = type_markers(1, "spokes", 10, "s");
+  ASSERT_TRUE(converged("spokes"));
+  expect_everywhere("spokes", m);
+  start_node(0);
+  ASSERT_TRUE(eventually([&] { return cluster_json(2).find("\"b\":\"a\"") != std::string::npos; }))
+      << cluster_json(2);
+  ASSERT_TRUE(converged("spokes"));
+  expect_everywhere("spokes", m);
+}
+
+TEST_F(ClusterTest, WithAuthOnALinkNeedsAPeerToken) {
+  const std::string secret = "a-secret-of-at-least-thirty-two-bytes!";
+  server::token_verifier signer(secret);
+  const auto exp = std::to_string(server::unix_now() + 3600);
+  base_.auth_secret = secret;
+  // No token: refused.
+  start_cluster(2);
+  EXPECT_FALSE(all_links_up(1, 2s));
+  EXPECT_NE(cluster_json(1).find("peer token"), std::string::npos) << cluster_json(1);
+  // A client's token, even one that may write everything: refused.
+  stop_node(1);
+  base_.peer_token = signer.sign(R"({"sub":"mallory","exp":)" + exp + R"(,"docs":{"*":"rw"}})");
+  start_node(1);
+  EXPECT_FALSE(all_links_up(1, 2s));
+  EXPECT_NE(cluster_json(1).find("a client token cannot open a replication link"), std::string::npos) << cluster_json(1);
+  // A peer token: the link comes up and carries batches.
+  stop_node(1);
+  base_.peer_token = signer.sign(R"({"sub":"b","exp":)" + exp + R"(,"peer":true})");
+  start_node(1);
+  ASSERT_TRUE(all_links_up(1));
+  test_client c(port(0));
+  auto welcome = c.hello_with_token(signer.sign(R"({"sub":"alice","exp":)" + exp + R"(,"docs":{"*":"rw"}})"));
+  ASSERT_TRUE(welcome && welcome->type == "welcome");
+  c.open("secured");
+  c.insert("secured", 0, "hello");
+  ASSERT_TRUE(c.wait_acked("secured"));
+  auto bearer = test_client::headers{{"Authorization", "Bearer " + signer.sign(R"({"sub":"bob","exp":)" + exp +
+                                                                                  R"(,"docs":{"*":"r"}})")}};
+  EXPECT_TRUE(eventually([&] { return http_get(port(1), "/api/docs/secured/text", bearer).second == "hello"; }));
+  // A peer token is no client token: it opens no document.
+  test_client peer_as_client(port(0));
+  auto refused = peer_as_client.hello_with_token(base_.peer_token);
+  if (refused && refused->type == "welcome") {
+    peer_as_client.send(R"({"type":"open","doc":"secured"})");
+    auto e = peer_as_client.expect("error");
+    ASSERT_TRUE(e);
+    EXPECT_NE(e->raw.find("forbidden"), std::string::npos) << e->raw;
+  }
+}
+
+}  // namespace
+}  // namespace weft::test
