@@ -28,6 +28,7 @@
 #include <sstream>
 #include <thread>
 
+#include "server_process.h"
 #include "test_client.h"
 #include "weft/client.h"
 
@@ -38,47 +39,6 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-
-/// A weft-server child process.
-class server_process {
- public:
-  server_process(const fs::path& data, std::uint16_t port, const fs::path& log) {
-    std::vector<std::string> args = {WEFT_SERVER_BIN, "--port", std::to_string(port), "--data-dir", data.string(),
-                                     "--threads", "2", "--log-level", "info"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (posix_spawn(&pid_, WEFT_SERVER_BIN, &fa, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
-    // Wait for "listening on 127.0.0.1:PORT" in its log.
-    std::regex listening("listening on 127\\.0\\.0\\.1:(\\d+)");
-    for (int i = 0; i < 500 && pid_ > 0 && port_ == 0; ++i) {
-      std::ifstream in(log);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      std::smatch m;
-      std::string text = ss.str();
-      if (std::regex_search(text, m, listening)) port_ = static_cast<std::uint16_t>(std::stoi(m[1]));
-      else std::this_thread::sleep_for(10ms);
-    }
-  }
-  ~server_process() { kill(SIGKILL); }
-  std::uint16_t port() const { return port_; }
-  void kill(int sig) {
-    if (pid_ <= 0) return;
-    ::kill(pid_, sig);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  std::uint16_t port_ = 0;
-};
 
 /// The version vector the server on `port` holds for `doc` (a fresh replica
 /// opened with an empty version receives everything).
