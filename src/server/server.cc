@@ -59,11 +59,13 @@ struct server::impl {
 
   ~impl() {
     if (ctx) ctx->rooms.clear();
-    if (store) store->on_advanced(nullptr);
     acceptor.reset();
     liveness.reset();
     store.reset();
     for (auto& io : ios) io->shut_down();
+    // The replicator's timers and links belong to the contexts' services:
+    // gone before the contexts are.
+    if (ctx) ctx->replication.reset();
     ios.clear();
     ctx.reset();
   }
