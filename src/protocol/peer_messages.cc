@@ -88,6 +88,34 @@ struct encoder {
     append_uint(out, m.t);
     out += '}';
   }
+  void operator()(const gap& m) {
+    out = "{\"type\":\"gap\",\"key\":";
+    append_json_string(out, m.key);
+    out += ",\"resume\":";
+    append_uint(out, m.resume);
+    out += ",\"docs\":[";
+    for (std::size_t i = 0; i < m.docs.size(); ++i) {
+      if (i) out += ',';
+      append_json_string(out, m.docs[i]);
+    }
+    out += "]}";
+  }
+  void operator()(const want_doc& m) {
+    out = "{\"type\":\"want_doc\",\"key\":";
+    append_json_string(out, m.key);
+    out += ",\"doc\":";
+    append_json_string(out, m.doc);
+    out += ",\"version\":[";
+    for (std::size_t i = 0; i < m.version.size(); ++i) {
+      if (i) out += ',';
+      out += '[';
+      append_uint(out, m.version[i].first);
+      out += ',';
+      append_uint(out, m.version[i].second);
+      out += ']';
+    }
+    out += "]}";
+  }
   void operator()(const link_error& m) {
     out = "{\"type\":\"peer_error\",\"message\":";
     append_json_string(out, m.message);
@@ -187,6 +215,33 @@ result<message> decode(std::string_view json) {
     if (o["t"].get_uint64().get(m.t)) return bad("probe needs t");
     m.reply = type == "probe_reply";
     return message(m);
+  }
+  if (type == "gap") {
+    gap m;
+    simdjson::dom::array docs;
+    if (!str("key", m.key) || o["resume"].get_uint64().get(m.resume) || o["docs"].get_array().get(docs))
+      return bad("gap needs key, resume and docs");
+    for (auto d : docs) {
+      std::string_view v;
+      if (d.get_string().get(v)) return bad("gap docs are document ids");
+      m.docs.emplace_back(v);
+    }
+    return message(std::move(m));
+  }
+  if (type == "want_doc") {
+    want_doc m;
+    simdjson::dom::array version;
+    if (!str("key", m.key) || !str("doc", m.doc) || o["version"].get_array().get(version))
+      return bad("want_doc needs key, doc and version");
+    for (auto e : version) {
+      simdjson::dom::array pair;
+      std::uint64_t r, c;
+      if (e.get_array().get(pair) || pair.size() != 2 || pair.at(0).get_uint64().get(r) ||
+          pair.at(1).get_uint64().get(c))
+        return bad("want_doc version is [[replica, counter], ...]");
+      m.version.emplace_back(r, c);
+    }
+    return message(std::move(m));
   }
   if (type == "peer_error") {
     link_error m;

@@ -67,12 +67,28 @@ struct probe {
   std::uint64_t t = 0;
   bool reply = false;
 };
+/// Sender -> receiver: the receiver's checkpoint for `key` fell into a part
+/// of the feed that was compacted away. The receiver asks for each of
+/// `docs` by version vector (want_doc); once it holds them all durably it
+/// moves its checkpoint for `key` to `resume`. Entries after it flow as usual.
+struct gap {
+  std::string key;
+  std::uint64_t resume = 0;
+  std::vector<std::string> docs;
+};
+/// Receiver -> sender: what I hold of `doc`; send what I lack, as one
+/// entry with olsn 0 (not a feed entry: stored as the receiver's own batch).
+struct want_doc {
+  std::string key;
+  std::string doc;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> version;  ///< (replica, counter)
+};
 /// A refusal before the link closes (bad token, duplicate link, ...).
 struct link_error {
   std::string message;
 };
 
-using message = std::variant<hello, welcome, link_state, subscribe, confirm, probe, link_error>;
+using message = std::variant<hello, welcome, link_state, subscribe, confirm, probe, link_error, gap, want_doc>;
 
 /// Encodes a control message as one JSON text frame.
 std::string encode(const message& m);
@@ -82,7 +98,7 @@ result<message> decode(std::string_view json);
 /// One replicated batch on the wire.
 struct entry {
   std::string key;      ///< origin key
-  std::uint64_t olsn = 0;
+  std::uint64_t olsn = 0;  ///< 0: an answer to want_doc, not a feed entry
   std::string doc;
   std::string path;     ///< origin keys it passed through, comma-separated (sender included)
   std::int64_t ts_ms = 0;  ///< when the sender committed it

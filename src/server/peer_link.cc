@@ -13,6 +13,7 @@
 #include "server/log.h"
 #include "server/replicator.h"
 #include "server/room.h"
+#include "weft/encoding.h"
 #include "weft/protocol.h"
 
 namespace weft::server {
@@ -190,6 +191,10 @@ void peer_link::handle_control(const peer::message& m) {
     pump();
   } else if (auto* c = std::get_if<peer::confirm>(&m)) {
     on_confirm(c->have);
+  } else if (auto* g = std::get_if<peer::gap>(&m)) {
+    handle_gap(*g);
+  } else if (auto* w = std::get_if<peer::want_doc>(&m)) {
+    handle_want_doc(*w);
   } else if (auto* p = std::get_if<peer::probe>(&m)) {
     if (!p->reply)
       send(peer::encode(peer::probe{p->t, true}), true);
@@ -247,10 +252,11 @@ void peer_link::handle_entries(std::string_view frame) {
   auto entries = peer::decode_entries(frame);
   if (!entries.ok()) return close(entries.error().to_string());
   for (auto& e : entries.value()) {
-    if (!protocol::valid_doc_id(e.doc) || e.olsn == 0 || e.key.find('~') == std::string::npos)
+    if (!protocol::valid_doc_id(e.doc) || e.key.find('~') == std::string::npos ||
+        (e.olsn == 0 && !gaps_.count(e.key)))
       return close("a replicated batch with a bad document id, key or sequence number");
     ++stats_.batches_received;
-    if (path_holds(e.path, rep_.key())) {
+    if (e.olsn != 0 && path_holds(e.path, rep_.key())) {
       // It went through here already: held, whatever the routes said.
       ++stats_.duplicates;
       continue;
@@ -271,6 +277,7 @@ void peer_link::entry_done(const std::shared_ptr<document_room>& room, const std
                            const status& st) {
   --in_flight_;
   ctx_.rooms.release(room);
+  if (olsn == 0) gap_doc_done(key, st.ok());
   if (!st.ok()) {
     ++stats_.errors;
     log(log_level::error, "link to {}: batch {} of {} (document {}) not stored: {}", peer_node_, olsn, key, room->id(),
@@ -295,6 +302,69 @@ void peer_link::entry_done(const std::shared_ptr<document_room>& room, const std
     });
   }
   maybe_resume_reading();
+}
+
+void peer_link::handle_gap(const peer::gap& g) {
+  // The peer compacted entries of `g.key` this node never got: exchange
+  // every document by version vector instead, then skip the checkpoint
+  // past the gap (the entries after it keep coming meanwhile).
+  log(log_level::warn, "link to {}: its feed of {} has a gap after our checkpoint; exchanging {} documents instead",
+      peer_node_, g.key, g.docs.size());
+  auto& st = gaps_[g.key];
+  st.resume = g.resume;
+  st.failed = false;
+  st.remaining += g.docs.size() + 1;  // + 1: this loop itself, so none can finish it early
+  for (const auto& doc : g.docs) {
+    if (!protocol::valid_doc_id(doc)) {
+      st.failed = true;
+      --st.remaining;
+      continue;
+    }
+    auto room = ctx_.rooms.acquire(doc);
+    room->read_version([self = shared_from_this(), room, key = g.key, doc](version_vector v) mutable {
+      peer::want_doc w{key, doc, {}};
+      for (const auto& [r, c] : v.entries()) w.version.emplace_back(r, c);
+      self->post([self, room = std::move(room), w = std::move(w)] {
+        self->ctx_.rooms.release(room);
+        self->send(peer::encode(w), true);
+      });
+    });
+  }
+  gap_doc_done(g.key, true);
+}
+
+void peer_link::gap_doc_done(const std::string& key, bool ok) {
+  auto it = gaps_.find(key);
+  if (it == gaps_.end()) return;
+  if (!ok) it->second.failed = true;
+  if (--it->second.remaining > 0) return;
+  const gap_state st = it->second;
+  gaps_.erase(it);
+  if (st.failed) return;  // the next subscription (after an error, 2 s) finds the gap again
+  ctx_.store.advance(key, st.resume, [self = shared_from_this(), key](status s) {
+    self->post([self, key, s] {
+      if (!s.ok()) log(log_level::error, "link to {}: cannot move the checkpoint of {}: {}", self->peer_node_, key, s.to_string());
+      self->send_confirm();
+    });
+  });
+}
+
+void peer_link::handle_want_doc(const peer::want_doc& w) {
+  if (!protocol::valid_doc_id(w.doc)) return close("want_doc for a bad document id");
+  version_vector v;
+  for (const auto& [r, c] : w.version) v.set(r, c);
+  auto room = ctx_.rooms.acquire(w.doc);
+  room->read_ops_since(std::move(v), [self = shared_from_this(), room, key = w.key,
+                                      doc = w.doc](result<std::vector<operation>> ops) mutable {
+    std::string batch = encode_ops(ops.ok() ? ops.value() : std::vector<operation>{});
+    self->post([self, room = std::move(room), key = std::move(key), doc = std::move(doc), batch = std::move(batch)] {
+      self->ctx_.rooms.release(room);
+      // An empty answer too: it tells the peer this document is done.
+      std::vector<peer::entry> out{peer::entry{key, 0, doc, self->rep_.key(), 0, batch}};
+      ++self->stats_.batches_sent;
+      self->send(peer::encode_entries(out), false);
+    });
+  });
 }
 
 void peer_link::send_confirm() {
@@ -345,13 +415,30 @@ void peer_link::on_feed(std::uint64_t generation, std::string key, result<feed_p
   }
   if (page.value().compacted) {
     // Only entries every peer known here confirmed are compacted, so this is
-    // a peer never seen before on a node whose log was compacted.
-    if (gaps_reported_.insert(key).second)
-      log(log_level::error,
-          "link to {}: the feed of {} was compacted past the peer's checkpoint {}; its documents need a "
-          "per-document resync (not built yet, docs/replication.md)",
-          peer_node_, key, cursor_[key]);
-    return pump();
+    // a peer new to this node (a region added later): the peer exchanges
+    // every document by version vector, and the feed goes on after the gap.
+    if (!gaps_reported_.insert(key).second) return pump();
+    feed_reading_ = true;
+    ctx_.store.feed_gap(key, [self = shared_from_this(), g = generation_, key](result<storage::feed_gap_info> r) {
+      self->post([self, g, key, r = std::move(r)]() mutable {
+        self->feed_reading_ = false;
+        if (g != self->generation_ || self->closed_) return self->pump();
+        if (!r.ok()) {
+          log(log_level::error, "link to {}: cannot read the feed of {}: {}", self->peer_node_, key,
+              r.error().to_string());
+          return;
+        }
+        log(log_level::warn, "link to {}: the feed of {} was compacted past its checkpoint {}; {} documents by "
+                             "version vector instead",
+            self->peer_node_, key, self->cursor_[key], r.value().docs.size());
+        const std::uint64_t resume = r.value().first_held - 1;
+        self->send(peer::encode(peer::gap{key, resume, std::move(r.value().docs)}), true);
+        self->cursor_[key] = resume;
+        self->gaps_reported_.erase(key);
+        self->pump();
+      });
+    });
+    return;
   }
   std::vector<peer::entry> out;
   for (auto& e : page.value().entries) {

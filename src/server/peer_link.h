@@ -105,6 +105,10 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   void entry_done(const std::shared_ptr<document_room>& room, const std::string& key, std::uint64_t olsn,
                   const status& st);
   void send_confirm();
+  void handle_gap(const protocol::peer::gap& g);
+  void handle_want_doc(const protocol::peer::want_doc& w);
+  /// A per-document answer for the gap in `key` is durable (or failed).
+  void gap_doc_done(const std::string& key, bool ok);
   void pump();
   void on_feed(std::uint64_t generation, std::string key, result<struct feed_page> page);
   void on_confirm(const protocol::peer::origin_vector& have);
@@ -139,6 +143,13 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   std::deque<sent> unconfirmed_;
   std::chrono::steady_clock::time_point progress_recorded_{};
   std::set<std::string> gaps_reported_;
+  // Receiving: per-document exchanges after gaps in the peer's feed, by key.
+  struct gap_state {
+    std::uint64_t resume = 0;
+    std::size_t remaining = 0;
+    bool failed = false;
+  };
+  std::map<std::string, gap_state> gaps_;
 };
 
 /// Dials `url` (ws://HOST:PORT) as node `self`; `done` gets the link once the

@@ -302,9 +302,26 @@ void document_room::do_replicate(batch_origin origin, std::string batch, std::fu
     ctx_.stats.ops_applied += applied.size();
     broadcast_ops(applied, 0);
   }
+  ops_since_snapshot_ += applied.size();
+  if (origin.olsn == 0) {
+    // An answer to a per-document exchange (after a gap in a feed), not a
+    // feed entry: what was new here becomes this node's own batch, and
+    // travels on from here like any other.
+    if (applied.empty()) {
+      done(status{});
+      return;
+    }
+    ctx_.store.append(id_, encode_ops(applied),
+                      [self = shared_from_this(), v = doc_.version(), done = std::move(done)](status st) mutable {
+                        net::post(self->strand_,
+                                  [self, st, v = std::move(v)]() mutable { self->durable(std::move(st), std::move(v)); });
+                        done(st);
+                      });
+    maybe_snapshot(false);
+    return;
+  }
   // The whole batch is stored, buffered ops included: the origin's sequence
   // number advances with it, so nothing would bring them again.
-  ops_since_snapshot_ += applied.size();
   ctx_.store.append_replicated(
       id_, std::move(origin), std::move(batch),
       [self = shared_from_this(), v = doc_.version(), done = std::move(done)](status st) mutable {
@@ -440,6 +457,24 @@ void document_room::schedule_unload() {
     self->state_ = state::closed;
     self->presence_timer_.cancel();
     log(log_level::debug, "document {} unloaded", self->id_);
+  });
+}
+
+void document_room::read_version(std::function<void(version_vector)> cb) {
+  on_strand([this, cb = std::move(cb)]() mutable {
+    when_ready([this, cb = std::move(cb)] { cb(state_ == state::broken ? version_vector{} : doc_.version()); });
+  });
+}
+
+void document_room::read_ops_since(version_vector peer,
+                                   std::function<void(result<std::vector<operation>>)> cb) {
+  on_strand([this, peer = std::move(peer), cb = std::move(cb)]() mutable {
+    when_ready([this, peer = std::move(peer), cb = std::move(cb)] {
+      if (state_ == state::broken)
+        cb(status(error_code::corrupt_data, broken_reason_));
+      else
+        cb(doc_.ops_since(peer));
+    });
   });
 }
 

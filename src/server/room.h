@@ -56,6 +56,12 @@ class document_room : public std::enable_shared_from_this<document_room> {
   /// origin, and calls `done` (on the storage thread) once it is durable or
   /// could not be stored. Ops already known count as duplicates.
   void replicate(batch_origin origin, std::string batch, std::function<void(status)> done);
+  /// Calls `cb` with the document's version (on the room's strand; empty
+  /// when the room is broken).
+  void read_version(std::function<void(version_vector)> cb);
+  /// Calls `cb` with every op a replica at `peer` lacks (on the room's
+  /// strand), or an error when the room is broken.
+  void read_ops_since(version_vector peer, std::function<void(result<std::vector<operation>>)> cb);
   /// Relays presence ("null" clears it).
   void presence(std::shared_ptr<subscriber> s, std::string state_json);
   /// Unsubscribes (and clears presence of) session `session_id`.

@@ -302,7 +302,12 @@ void storage::enqueue(request r) {
     std::lock_guard<std::mutex> lock(mu_);
     const bool was_empty = queue_.empty();
     if (was_empty) oldest_ = std::chrono::steady_clock::now();
-    const bool urgent = r.type == request::kind::load || r.type == request::kind::barrier;
+    // Reads wait for nobody. A replicated batch neither: it was grouped and
+    // waited for its commit window on its origin already, and every ms here
+    // is replication lag.
+    const bool urgent = r.type == request::kind::load || r.type == request::kind::barrier ||
+                        r.type == request::kind::feed || r.type == request::kind::replicated ||
+                        r.type == request::kind::gap || r.type == request::kind::advance;
     // The storage thread is asleep only when the queue is empty, or when it
     // waits out the commit window (then only urgent requests need it now).
     wake = was_empty || (urgent && !urgent_);
@@ -332,6 +337,18 @@ void storage::read_feed(std::string key, std::uint64_t after, std::size_t max_en
   request r{request::kind::feed, std::move(key), after, {}, {}};
   r.max = max_entries;
   r.fed = std::move(done);
+  enqueue(std::move(r));
+}
+
+void storage::feed_gap(std::string key, std::function<void(result<feed_gap_info>)> done) {
+  request r{request::kind::gap, std::move(key), 0, {}, {}};
+  r.gapped = std::move(done);
+  enqueue(std::move(r));
+}
+
+void storage::advance(std::string key, std::uint64_t olsn, done_fn done) {
+  request r{request::kind::advance, {}, olsn, {}, std::move(done)};
+  r.key = std::move(key);
   enqueue(std::move(r));
 }
 
@@ -414,6 +431,21 @@ status storage::write(const request& r, status& refusal) {
       mark_held(r.key, r.seq);
       return {};
     }
+    case request::kind::advance: {
+      std::lock_guard<std::mutex> lock(have_mu_);
+      std::uint64_t& h = have_[r.key];
+      if (r.seq > h) h = r.seq;
+      auto it = ahead_.find(r.key);
+      if (it != ahead_.end()) {
+        auto& set = it->second;
+        while (!set.empty() && *set.begin() <= h + 1) {
+          if (*set.begin() == h + 1) ++h;
+          set.erase(set.begin());
+        }
+        if (set.empty()) ahead_.erase(it);
+      }
+      return {};
+    }
     case request::kind::progress: {
       stmt s(prepared("INSERT INTO peer_progress(peer, origin, olsn) VALUES(?1, ?2, ?3)"
                       " ON CONFLICT(peer, origin) DO UPDATE SET olsn = max(olsn, excluded.olsn)"));
@@ -457,6 +489,25 @@ status storage::compact(const std::string& doc) {
   d.text(1, doc);
   if (d.step() != SQLITE_DONE) return db_error(db_, "compact log");
   return {};
+}
+
+result<storage::feed_gap_info> storage::feed_gap_now(const std::string& key) {
+  feed_gap_info out;
+  {
+    std::lock_guard<std::mutex> lock(have_mu_);
+    auto h = have_.find(key);
+    out.first_held = (h == have_.end() ? 0 : h->second) + 1;
+  }
+  stmt m(prepared("SELECT MIN(olsn) FROM log WHERE origin = ?1"));
+  if (!m.ok()) return db_error(db_, "prepare gap read");
+  m.text(1, key);
+  if (m.step() == SQLITE_ROW && sqlite3_column_type(m.get(), 0) != SQLITE_NULL) out.first_held = m.column_int(0);
+  stmt d(prepared("SELECT doc FROM snapshots UNION SELECT DISTINCT doc FROM log ORDER BY 1"));
+  if (!d.ok()) return db_error(db_, "prepare document list");
+  int rc;
+  while ((rc = d.step()) == SQLITE_ROW) out.docs.push_back(d.column_text(0));
+  if (rc != SQLITE_DONE) return db_error(db_, "list documents");
+  return out;
 }
 
 result<feed_page> storage::read_feed_now(const std::string& key, std::uint64_t after, std::size_t max) {
@@ -540,8 +591,16 @@ void storage::run() {
         ++i;
         continue;
       }
+      if (work[i].type == request::kind::gap) {
+        work[i].gapped(feed_gap_now(work[i].doc));
+        ++i;
+        continue;
+      }
+      auto is_read = [](const request& r) {
+        return r.type == request::kind::load || r.type == request::kind::feed || r.type == request::kind::gap;
+      };
       std::size_t j = i;
-      while (j < work.size() && work[j].type != request::kind::load && work[j].type != request::kind::feed) ++j;
+      while (j < work.size() && !is_read(work[j])) ++j;
       auto t0 = std::chrono::steady_clock::now();
       // What the transaction does to the progress it is undone with it.
       origin_vector have_before;

@@ -80,7 +80,8 @@ struct storage_options {
   /// Group-commit window: a write waits up to this long for others to share
   /// its transaction and fsync. Acknowledgements wait for the commit, so this
   /// bounds their extra delay; rebroadcast to other clients does not wait.
-  /// Loads and flushes are never delayed. 0: commit as soon as possible.
+  /// Loads, feed reads, replicated batches and flushes are never delayed.
+  /// 0: commit as soon as possible.
   std::chrono::microseconds commit_window{0};
   /// This node's id (the origin of the batches it commits for its clients).
   std::string node_id = "local";
@@ -120,6 +121,17 @@ class storage {
   /// `after`, in olsn order, never past have(key).
   void read_feed(std::string key, std::uint64_t after, std::size_t max_entries,
                  std::function<void(result<feed_page>)> done);
+  /// Where the feed of `key` resumes after a gap (the smallest olsn still
+  /// held; have(key) + 1 when none is) and every document this node holds:
+  /// what a peer whose checkpoint fell into the gap must exchange instead.
+  struct feed_gap_info {
+    std::uint64_t first_held = 0;
+    std::vector<std::string> docs;
+  };
+  void feed_gap(std::string key, std::function<void(result<feed_gap_info>)> done);
+  /// Durably moves have(key) to at least `olsn`: the caller holds everything
+  /// of `key` up to it by other means (a per-document exchange after a gap).
+  void advance(std::string key, std::uint64_t olsn, done_fn done);
   /// Durably records that `peer` holds every entry of each origin up to the
   /// given olsn (its confirmation), so compaction may drop them.
   void record_peer_progress(std::string peer, origin_vector confirmed);
@@ -137,7 +149,7 @@ class storage {
 
  private:
   struct request {
-    enum class kind { append, replicated, snapshot, load, barrier, feed, progress } type;
+    enum class kind { append, replicated, snapshot, load, barrier, feed, progress, gap, advance } type;
     std::string doc;  // for `feed`: the origin key; for `progress`: the peer
     std::uint64_t seq = 0;  // for `feed`: after; for `replicated`: olsn
     std::string data;
@@ -148,12 +160,14 @@ class storage {
     std::size_t max = 0;    // feed: most entries
     std::function<void(result<feed_page>)> fed = {};
     origin_vector progress = {};
+    std::function<void(result<feed_gap_info>)> gapped = {};
   };
   storage(sqlite3* db, metrics* m);
   status migrate_and_identify(const storage_options& options);
   /// Marks olsn `n` of `key` held; advances have_ over contiguous entries.
   void mark_held(const std::string& key, std::uint64_t n);
   result<feed_page> read_feed_now(const std::string& key, std::uint64_t after, std::size_t max);
+  result<feed_gap_info> feed_gap_now(const std::string& key);
   status compact(const std::string& doc);
   void enqueue(request r);
   void run();

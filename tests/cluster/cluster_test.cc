@@ -2,6 +2,7 @@
 // in-process servers on 127.0.0.1, each with its own SQLite database, linked
 // over real WebSockets, some links through a fault proxy.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -345,6 +346,51 @@ TEST_F(ClusterTest, AStarRoutesAroundADownHub) {
       << cluster_json(2);
   ASSERT_TRUE(converged("spokes"));
   expect_everywhere("spokes", m);
+}
+
+TEST_F(ClusterTest, ANodeAddedLaterGetsDocumentsWhoseFeedWasCompacted) {
+  base_.snapshot_every_ops = 5;
+  start_cluster(2);
+  ASSERT_TRUE(all_links_up(1));
+  auto m = type_markers(0, "old", 20, "o");
+  ASSERT_TRUE(converged("old"));
+  // b's confirmation becomes a's record of b's checkpoint (written at most
+  // once a second), then more snapshots let a compact what b confirmed.
+  std::this_thread::sleep_for(1200ms);
+  type_markers(0, "nudge", 2, "n");
+  ASSERT_TRUE(converged("nudge"));
+  std::this_thread::sleep_for(1200ms);
+  type_markers(0, "nudge", 2, "n");
+  ASSERT_TRUE(converged("nudge"));
+  auto more = type_markers(0, "old", 10, "p");
+  m.insert(m.end(), more.begin(), more.end());
+  ASSERT_TRUE(converged("old"));
+  auto rows = [&](const std::string& doc) {
+    sqlite3* db = nullptr;
+    std::int64_t n = -1;
+    if (sqlite3_open_v2((nodes_[0].dir / "weft.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+      sqlite3_stmt* st = nullptr;
+      sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM log WHERE doc = ?1", -1, &st, nullptr);
+      sqlite3_bind_text(st, 1, doc.c_str(), -1, SQLITE_TRANSIENT);
+      if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+      sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return n;
+  };
+  ASSERT_TRUE(eventually([&] { return rows("old") >= 0 && rows("old") < 30; }))
+      << "a never compacted its feed: " << rows("old") << " entries";
+  // A new region joins, linked to a only: its checkpoint (nothing) is in the gap.
+  node c;
+  c.id = "c";
+  c.dir = std::filesystem::temp_directory_path() /
+          ("weft-cluster-" + std::to_string(std::random_device{}()) + "-" + std::to_string(::getpid()) + "c");
+  c.peers = {"ws://127.0.0.1:" + std::to_string(port(0))};
+  nodes_.push_back(std::move(c));
+  start_node(2);
+  ASSERT_TRUE(converged("old"));
+  ASSERT_TRUE(converged("nudge"));
+  expect_everywhere("old", m);
 }
 
 TEST_F(ClusterTest, WithAuthOnALinkNeedsAPeerToken) {
