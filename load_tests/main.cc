@@ -37,7 +37,19 @@ const char* usage =
     "and checks that every replica ends equal to the server's text. Exits 1 if not,\n"
     "on server errors, or if an op never reached every other bot of its document.\n"
     "\n"
-    "  --url ws://HOST:PORT/   server (default ws://127.0.0.1:8080/)\n"
+    "Against a cluster (weft-server --peer), give every node's --url: bot k of document\n"
+    "d connects to URL (d + k) mod N, so each document has bots on several nodes and\n"
+    "their ops reach each other through replication. Latencies then include it (that\n"
+    "is what users on different nodes see); per delivery they are also split by same\n"
+    "node / different nodes. The quiet period waits for the bots of every document to\n"
+    "agree and compares them with the text of every node (a node that cannot be\n"
+    "reached is left out, and reported). A bot whose connection cannot be (re-)made\n"
+    "after --failover-after attempts in a row moves, with its replica (same id and\n"
+    "document state), to the next URL. The report lists the bots per URL.\n"
+    "\n"
+    "  --url ws://HOST:PORT/   a server or cluster node (repeatable; default ws://127.0.0.1:8080/)\n"
+    "  --failover-after K      with several URLs: failed connection attempts in a row before a\n"
+    "                          bot moves to the next URL (default 2; attempts back off from 250 ms)\n"
     "  --docs D                documents (default 1)\n"
     "  --bots-per-doc N        bots per document (default 4)\n"
     "  --rate K                keystrokes per second per bot (default 5)\n"
@@ -45,7 +57,8 @@ const char* usage =
     "  --ramp S                spread the connections over S seconds (default 1)\n"
     "  --idle                  connect and sync only; no typing\n"
     "  --seed N                random seed: documents, replicas, actions, schedule (default 1)\n"
-    "  --server-pid PID        sample that process's CPU time and RSS from /proc\n"
+    "  --server-pid PID        sample that process's CPU time and RSS from /proc (one process:\n"
+    "                          with several nodes, the one you choose)\n"
     "  --threads T             network threads of the bots (default 2)\n"
     "  --quiet S               after typing, wait at most S seconds for convergence and\n"
     "                          for every op to reach every bot (default 3)\n"
@@ -111,6 +124,7 @@ int soak(weft::load::swarm_options o, int rounds, double pause_s, const std::str
 
 int main(int argc, char** argv) {
   weft::load::swarm_options o;
+  bool urls_given = false;
   std::string json_file, table_file, label = "run";
   int soak_rounds = 0;
   double soak_pause = 3;
@@ -136,14 +150,17 @@ int main(int argc, char** argv) {
       std::fputs(usage, stdout);
       return 0;
     } else if (a == "--url") {
-      std::string url = value();
-      auto p = url.find("://");
-      std::string rest = p == std::string::npos ? url : url.substr(p + 3);
-      rest = rest.substr(0, rest.find('/'));
-      auto colon = rest.rfind(':');
-      o.host = rest.substr(0, colon);
-      if (colon != std::string::npos) o.port = static_cast<std::uint16_t>(std::stoi(rest.substr(colon + 1)));
-    } else if (a == "--docs") o.docs = static_cast<int>(num(1));
+      const std::string url = value();
+      weft::load::server_url u;
+      if (!weft::load::parse_server_url(url, u)) {
+        fmt::print(stderr, "weft-bots: bad --url {} (want ws://HOST:PORT/)\n", url);
+        return 2;
+      }
+      if (!urls_given) o.urls.clear();  // the first --url replaces the default
+      urls_given = true;
+      o.urls.push_back(u);
+    } else if (a == "--failover-after") o.failover_attempts = static_cast<int>(num(1));
+    else if (a == "--docs") o.docs = static_cast<int>(num(1));
     else if (a == "--bots-per-doc") o.bots_per_doc = static_cast<int>(num(1));
     else if (a == "--rate") o.rate = num(0.001);
     else if (a == "--duration") o.duration_s = num(0);

@@ -4,6 +4,11 @@
 // (its scheduled time until every other bot of the document has applied it),
 // throughput, errors and reconnects, the server's and the bots' own CPU, and
 // checking at the end that every replica and the server hold the same text.
+//
+// Against a cluster (several URLs, weft-server --peer), the bots of every
+// document are spread over the nodes, so their ops reach each other through
+// replication and the latencies include it (it is what users on different
+// nodes see); a bot whose node stays unreachable fails over to the next URL.
 #pragma once
 
 #include <cstdint>
@@ -13,9 +18,24 @@
 
 namespace weft::load {
 
-struct swarm_options {
+/// A server (node) the bots connect to: ws://host:port/.
+struct server_url {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;
+  std::string to_string() const;  // ws://host:port/
+};
+
+/// Parses ws://HOST:PORT[/...] (or HOST:PORT, or HOST with port 8080); false when malformed.
+bool parse_server_url(const std::string& text, server_url& out);
+
+struct swarm_options {
+  // Bot k of document d connects to urls[(d + k) % urls.size()], so with
+  // several URLs every document has bots on several nodes.
+  std::vector<server_url> urls = {server_url{}};
+  // A bot whose connection cannot be (re-)established after this many
+  // attempts in a row moves to the next URL (with its replica: same id, same
+  // document state; it resends what the new node lacks). Only with several URLs.
+  int failover_attempts = 2;
   int docs = 1;
   int bots_per_doc = 4;
   double rate = 5;          // keystrokes per second per bot (Poisson: a schedule drawn from seed in advance)
@@ -36,7 +56,7 @@ struct swarm_report {
   std::uint64_t keystrokes = 0;        // local edits that made an op (scheduled ones, plus the storm's)
   std::uint64_t ops_delivered = 0;     // remote op applications by bots
   std::uint64_t errors = 0;            // error messages from the server
-  std::uint64_t disconnects = 0;       // connections lost (reconnected after)
+  std::uint64_t disconnects = 0;       // established connections lost (reconnected or failed over after)
   double seconds = 0;                  // typing phase (the storm included)
   // Latency of an op: from the time its keystroke was scheduled (not when the
   // bot got round to it: no coordinated omission) until every other bot of
@@ -67,6 +87,21 @@ struct swarm_report {
   double server_rss_mib = 0;               // when server_pid is set (after connecting)
   double server_rss_before_mib = 0;        // when server_pid is set (before connecting)
   double storm_resync_s = 0;               // with storm: until every bot had resynced
+  // Several URLs: per delivery, split by whether sender and receiver were
+  // connected to the same node (across nodes the op went through replication).
+  double delivery_same_node_p50_ms = 0, delivery_same_node_p99_ms = 0;
+  std::uint64_t delivery_same_node_samples = 0;
+  double delivery_across_nodes_p50_ms = 0, delivery_across_nodes_p99_ms = 0;
+  std::uint64_t delivery_across_nodes_samples = 0;
+  struct per_url {
+    std::string url;
+    int bots = 0;         // assigned at the start (round robin)
+    int bots_at_end = 0;  // after failovers
+    std::string unreachable;  // why its text could not be compared at the end (empty: it was)
+  };
+  std::vector<per_url> urls;
+  std::uint64_t failovers = 0;         // bots moved to the next URL
+  std::uint64_t failed_connects = 0;   // connection attempts that failed (reconnects included)
   bool converged = false;
   std::string convergence_detail;      // what differed, when not converged
   int connections = 0;

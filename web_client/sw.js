@@ -12,6 +12,9 @@ self.addEventListener('fetch', (e) => {
   const url = new URL(e.request.url);
   if (e.request.method !== 'GET' || url.origin !== location.origin) return;
   if (url.pathname.startsWith('/api/') || url.pathname === '/metrics' || url.pathname === '/healthz') return;
+  // The cluster page is live monitoring, never the editor shell: a navigation
+  // to it must not be stored as /index.html nor answered from the cache.
+  if (url.pathname.startsWith('/cluster')) return;
   const key = e.request.mode === 'navigate' ? '/index.html' : url.pathname;
   // Network first (fresh files when online), the cache when offline.
   e.respondWith(

@@ -21,7 +21,7 @@ TEST(Swarm, BotsTypeAndConverge) {
   auto srv = server::server::start(c);
   ASSERT_TRUE(srv.ok()) << srv.error().to_string();
   load::swarm_options o;
-  o.port = srv.value()->port();
+  o.urls = {load::server_url{"127.0.0.1", srv.value()->port()}};
   o.docs = 2;
   o.bots_per_doc = 4;
   o.rate = 20;

@@ -11,7 +11,7 @@ import { chromium } from 'playwright-core';
 export const root = new URL('..', import.meta.url).pathname;
 export const buildDir = path.join(root, '../build');
 
-/** Starts weft-server on a free port with `extraArgs`; resolves to { base, port, stop() }. */
+/** Starts weft-server on a free port with `extraArgs`; resolves to { base, port, kill(signal), stop() }. */
 export async function startServer(extraArgs = []) {
   const serverBin = process.env.WEFT_SERVER ?? path.join(buildDir, 'weft-server');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-e2e-'));
@@ -30,6 +30,8 @@ export async function startServer(extraArgs = []) {
   return {
     port,
     base: `http://127.0.0.1:${port}`,
+    /** Signals the server (e.g. SIGKILL for a crash) and leaves its data directory until stop(). */
+    kill(signal) { server.kill(signal); },
     stop() {
       server.kill('SIGTERM');
       fs.rmSync(dataDir, { recursive: true, force: true });
