@@ -67,8 +67,14 @@ struct hello_msg {
 struct open_msg {
   std::string doc;
   version_vector version;
+  /// Write concern: 2 or more asks for "replicated" messages once this
+  /// connection's ops are durable in that many regions (docs/replication.md).
+  /// 0 or 1: acks only.
+  std::uint64_t regions = 0;
   bool operator==(const open_msg&) const = default;
 };
+/// The most regions a write concern may ask for.
+inline constexpr std::uint64_t max_regions = 16;
 /// "ops" in either direction.
 struct ops_msg {
   std::string doc;
@@ -125,6 +131,14 @@ struct closed_msg {
   std::string doc;
   bool operator==(const closed_msg&) const = default;
 };
+/// This connection's ops in `version` are durable in at least `regions`
+/// regions (sent when asked for with open's "regions").
+struct replicated_msg {
+  std::string doc;
+  version_vector version;
+  std::uint64_t regions = 0;
+  bool operator==(const replicated_msg&) const = default;
+};
 struct pong_msg {
   bool operator==(const pong_msg&) const = default;
 };
@@ -137,7 +151,8 @@ struct error_msg {
 };
 
 using server_message =
-    std::variant<welcome_msg, sync_msg, ops_msg, ack_msg, peer_presence_msg, closed_msg, pong_msg, error_msg>;
+    std::variant<welcome_msg, sync_msg, ops_msg, ack_msg, peer_presence_msg, closed_msg, pong_msg, error_msg,
+                 replicated_msg>;
 
 // ---- binary frames -------------------------------------------------------------
 // With binary frames on (hello's "binary":true, confirmed by welcome), the
@@ -219,7 +234,7 @@ std::string encode(const client_message& m);
 std::string encode(const server_message& m);
 
 std::string encode_hello(const hello_msg& m);
-std::string encode_open(std::string_view doc, const version_vector& version);
+std::string encode_open(std::string_view doc, const version_vector& version, std::uint64_t regions = 0);
 std::string encode_ops(std::string_view doc, std::span<const operation> ops);
 /// A client's presence: `state_json` must be a JSON object or "null".
 /// Ops of any amount as "ops" messages that each stay below about `budget`
@@ -246,6 +261,7 @@ std::vector<std::string> encode_sync_chunked(std::string_view doc, std::span<con
                                              const version_vector& server_version, std::size_t budget,
                                              std::uint64_t ref = 0);
 std::string encode_ack(std::string_view doc, const version_vector& durable);
+std::string encode_replicated(std::string_view doc, const version_vector& durable, std::uint64_t regions);
 /// Another connection's presence, relayed.
 std::string encode_peer_presence(std::string_view doc, std::uint64_t session, std::string_view state_json);
 std::string encode_closed(std::string_view doc);

@@ -263,6 +263,8 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     if (handlers.on_error) handlers.on_error(m.code, m.message);
   }
   void on_message(protocol::pong_msg&) {}
+  // Sent only to connections that asked for a write concern (open "regions"), which this client does not.
+  void on_message(protocol::replicated_msg&) {}
   void on_message(protocol::closed_msg&) {}
 
   // Applies remote ops; on_remote hears of the ones the replica accepted

@@ -225,11 +225,15 @@ std::string encode_hello(const hello_msg& m) {
   return out;
 }
 
-std::string encode_open(std::string_view doc, const version_vector& version) {
+std::string encode_open(std::string_view doc, const version_vector& version, std::uint64_t regions) {
   std::string out;
   append_doc_head(out, "open", doc);
   out += "\"version\":";
   append_version(out, version);
+  if (regions > 0) {
+    out += ",\"regions\":";
+    append_uint(out, regions);
+  }
   out.push_back('}');
   return out;
 }
@@ -333,6 +337,17 @@ std::string encode_ack(std::string_view doc, const version_vector& durable) {
   return out;
 }
 
+std::string encode_replicated(std::string_view doc, const version_vector& durable, std::uint64_t regions) {
+  std::string out;
+  append_doc_head(out, "replicated", doc);
+  out += "\"version\":";
+  append_version(out, durable);
+  out += ",\"regions\":";
+  append_uint(out, regions);
+  out.push_back('}');
+  return out;
+}
+
 std::string encode_peer_presence(std::string_view doc, std::uint64_t session, std::string_view state_json) {
   std::string out;
   append_doc_head(out, "presence", doc);
@@ -357,7 +372,7 @@ std::string encode_error(error_kind kind, std::string_view message, std::string_
 std::string encode(const client_message& m) {
   struct visitor {
     std::string operator()(const hello_msg& x) const { return encode_hello(x); }
-    std::string operator()(const open_msg& x) const { return encode_open(x.doc, x.version); }
+    std::string operator()(const open_msg& x) const { return encode_open(x.doc, x.version, x.regions); }
     std::string operator()(const ops_msg& x) const { return encode_ops(x.doc, x.ops); }
     std::string operator()(const presence_msg& x) const { return encode_presence(x.doc, x.state_json); }
     std::string operator()(const close_msg& x) const { return encode_close(x.doc); }
@@ -386,6 +401,7 @@ std::string encode(const server_message& m) {
       return encode_peer_presence(x.doc, x.session, x.state_json);
     }
     std::string operator()(const closed_msg& x) const { return encode_closed(x.doc); }
+    std::string operator()(const replicated_msg& x) const { return encode_replicated(x.doc, x.version, x.regions); }
     std::string operator()(const pong_msg&) const { return encode_pong(); }
     std::string operator()(const error_msg& x) const {
       error_kind k;  // a code this build does not know is kept as it came

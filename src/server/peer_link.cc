@@ -187,6 +187,8 @@ void peer_link::handle_control(const peer::message& m) {
     cursor_ = s->have;
     unconfirmed_.clear();
     gaps_reported_.clear();
+    // What it holds counts as confirmed, however it got there.
+    if (auto own = s->have.find(rep_.key()); own != s->have.end()) rep_.peer_confirmed(peer_node_, own->second);
     update_lag();
     pump();
   } else if (auto* c = std::get_if<peer::confirm>(&m)) {
@@ -369,7 +371,8 @@ void peer_link::handle_want_doc(const peer::want_doc& w) {
 
 void peer_link::send_confirm() {
   if (!started_ || closed_) return;
-  send(peer::encode(peer::confirm{ctx_.store.have()}), true);
+  last_confirmed_ = ctx_.store.have();
+  send(peer::encode(peer::confirm{last_confirmed_}), true);
 }
 
 // ---- sending ----------------------------------------------------------------------
@@ -460,6 +463,7 @@ void peer_link::on_confirm(const peer::origin_vector& have) {
     auto& h = peer_have_[key];
     if (n > h) h = n;
   }
+  if (auto own = have.find(rep_.key()); own != have.end()) rep_.peer_confirmed(peer_node_, own->second);
   while (!unconfirmed_.empty()) {
     auto it = peer_have_.find(unconfirmed_.front().key);
     if (it == peer_have_.end() || it->second < unconfirmed_.front().olsn) break;
@@ -501,6 +505,9 @@ void peer_link::tick() {
     return;
   }
   send(peer::encode(peer::probe{steady_us(), false}), true);
+  // Batches that came over other links count for this peer too (its
+  // write-concern and lag figures): confirm once a second when anything moved.
+  if (ctx_.store.have() != last_confirmed_) send_confirm();
   update_lag();
   pump();
   timer_.expires_after(std::chrono::seconds(1));

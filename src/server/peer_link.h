@@ -125,6 +125,7 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   // Receiving.
   std::size_t in_flight_ = 0;
   bool confirm_scheduled_ = false;
+  protocol::peer::origin_vector last_confirmed_;  // what the last confirm said
   bool resubscribe_scheduled_ = false;
   mutable std::mutex subscribed_mu_;
   std::vector<std::string> subscribed_;  // guarded by subscribed_mu_

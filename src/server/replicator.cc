@@ -12,6 +12,7 @@
 #include "server/context.h"
 #include "server/log.h"
 #include "server/peer_link.h"
+#include "server/room.h"
 
 namespace weft::server {
 
@@ -270,7 +271,44 @@ void replicator::feed_advanced() {
   for (auto& l : links) l->feed_advanced();
 }
 
-void replicator::count_merged(std::uint64_t) noexcept {}
+void replicator::peer_confirmed(const std::string& peer, std::uint64_t olsn) {
+  std::vector<std::shared_ptr<document_room>> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& c = confirmed_[peer];
+    if (olsn <= c) return;
+    c = olsn;
+    for (auto it = watchers_.begin(); it != watchers_.end();) {
+      if (auto r = it->lock()) {
+        wake.push_back(std::move(r));
+        ++it;
+      } else {
+        it = watchers_.erase(it);
+      }
+    }
+  }
+  for (auto& r : wake) r->regions_advanced();
+}
+
+std::uint64_t replicator::durable_in(std::uint64_t regions) const {
+  if (regions <= 1) {
+    auto have = ctx_.store.have();
+    return have[ctx_.store.origin_key()];
+  }
+  std::vector<std::uint64_t> v;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [p, c] : confirmed_) v.push_back(c);
+  }
+  if (v.size() < regions - 1) return 0;
+  std::sort(v.begin(), v.end(), std::greater<>());
+  return v[regions - 2];
+}
+
+void replicator::watch(std::weak_ptr<document_room> room) {
+  std::lock_guard<std::mutex> lock(mu_);
+  watchers_.push_back(std::move(room));
+}
 
 std::string replicator::metrics_text() const {
   std::lock_guard<std::mutex> lock(mu_);

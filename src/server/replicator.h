@@ -25,6 +25,7 @@ namespace weft::server {
 
 struct server_context;
 class peer_link;
+class document_room;
 
 class replicator {
  public:
@@ -49,9 +50,16 @@ class replicator {
   void merge_link_state(const peer_link* from, const protocol::peer::link_state& state);
   /// The feed of `keys` grew (called on the storage thread after a commit).
   void feed_advanced();
-  /// A batch arrived that this node already held (the routes disagreed for
-  /// a moment, or a replay): counted.
-  void count_merged(std::uint64_t ops) noexcept;
+  /// A peer confirmed holding this node's batches up to `olsn` (of its
+  /// current origin key). Wakes the rooms with write-concern subscribers.
+  void peer_confirmed(const std::string& peer, std::uint64_t olsn);
+  /// The highest olsn of this node's origin durable in at least `regions`
+  /// regions (this one included), as far as peers confirmed it to this
+  /// node directly. 0: none yet.
+  std::uint64_t durable_in(std::uint64_t regions) const;
+  /// `room` has write-concern subscribers: call its regions_advanced() when
+  /// peers confirm more (until it is gone).
+  void watch(std::weak_ptr<document_room> room);
 
   /// Prometheus lines for the links (weft_replication_*{peer="..."}).
   std::string metrics_text() const;
@@ -90,6 +98,8 @@ class replicator {
   std::vector<std::shared_ptr<dialer>> dialers_;
   std::unique_ptr<boost::asio::steady_timer> refresh_timer_;
   std::uint64_t self_version_ = 0;  // guarded by mu_
+  std::map<std::string, std::uint64_t> confirmed_;       // peer -> own olsn it holds, guarded by mu_
+  std::vector<std::weak_ptr<document_room>> watchers_;   // guarded by mu_
 };
 
 }  // namespace weft::server

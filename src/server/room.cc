@@ -164,16 +164,27 @@ void document_room::send_ack_to(const std::shared_ptr<subscriber>& s, const vers
   send_to(s, s->binary() ? protocol::encode_binary_ack(ref_, ack) : protocol::encode_ack(id_, ack));
 }
 
-void document_room::join(std::shared_ptr<subscriber> s, version_vector client_version) {
-  on_strand([this, s = std::move(s), v = std::move(client_version)]() mutable {
-    when_ready([this, s = std::move(s), v = std::move(v)]() mutable { do_join(std::move(s), std::move(v)); });
+void document_room::join(std::shared_ptr<subscriber> s, version_vector client_version, std::uint64_t regions) {
+  on_strand([this, s = std::move(s), v = std::move(client_version), regions]() mutable {
+    when_ready([this, s = std::move(s), v = std::move(v), regions]() mutable {
+      do_join(std::move(s), std::move(v), regions);
+    });
   });
 }
 
-void document_room::do_join(std::shared_ptr<subscriber> s, version_vector client_version) {
+void document_room::do_join(std::shared_ptr<subscriber> s, version_vector client_version, std::uint64_t regions) {
   if (state_ == state::broken) {
     send_to(s, protocol::encode_error(error_kind::storage, broken_reason_, id_));
     return;
+  }
+  if (regions >= 2) {
+    region_watch_[s->session_id()] = region_watch{s, regions, {}};
+    if (!watching_ && ctx_.replication) {
+      watching_ = true;
+      ctx_.replication->watch(weak_from_this());
+    }
+  } else {
+    region_watch_.erase(s->session_id());
   }
   unload_timer_.cancel();
   subscribers_[s->session_id()] = s;
@@ -250,8 +261,9 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
 
   ops_since_snapshot_ += applied.size();
   ctx_.store.append(id_, encode_ops(applied),
-                    [self = shared_from_this(), v = doc_.version()](status st) mutable {
-                      net::post(self->strand_, [self, st = std::move(st), v = std::move(v)]() mutable {
+                    [self = shared_from_this(), v = doc_.version()](status st, std::uint64_t olsn) mutable {
+                      net::post(self->strand_, [self, st = std::move(st), v = std::move(v), olsn]() mutable {
+                        if (st.ok()) self->own_batch_durable(olsn, v);
                         self->durable(std::move(st), std::move(v));
                       });
                     });
@@ -312,9 +324,12 @@ void document_room::do_replicate(batch_origin origin, std::string batch, std::fu
       return;
     }
     ctx_.store.append(id_, encode_ops(applied),
-                      [self = shared_from_this(), v = doc_.version(), done = std::move(done)](status st) mutable {
-                        net::post(self->strand_,
-                                  [self, st, v = std::move(v)]() mutable { self->durable(std::move(st), std::move(v)); });
+                      [self = shared_from_this(), v = doc_.version(), done = std::move(done)](status st,
+                                                                                             std::uint64_t olsn) mutable {
+                        net::post(self->strand_, [self, st, v = std::move(v), olsn]() mutable {
+                          if (st.ok()) self->own_batch_durable(olsn, v);
+                          self->durable(std::move(st), std::move(v));
+                        });
                         done(st);
                       });
     maybe_snapshot(false);
@@ -350,6 +365,58 @@ void document_room::durable(status st, version_vector applied_version) {
     self->acks_scheduled_ = false;
     self->send_acks();
   });
+}
+
+void document_room::own_batch_durable(std::uint64_t olsn, const version_vector& v) {
+  if (region_watch_.empty()) return;
+  own_batches_.emplace_back(olsn, v);
+}
+
+void document_room::regions_advanced() {
+  on_strand([this] { send_replicated(); });
+}
+
+void document_room::send_replicated() {
+  if (region_watch_.empty() || !ctx_.replication) {
+    own_batches_.clear();
+    return;
+  }
+  std::uint64_t keep_from = UINT64_MAX;  // the oldest olsn some subscriber still waits for
+  for (auto it = region_watch_.begin(); it != region_watch_.end();) {
+    auto s = it->second.who.lock();
+    if (!s) {
+      it = region_watch_.erase(it);
+      continue;
+    }
+    const std::uint64_t durable_in = ctx_.replication->durable_in(it->second.regions);
+    keep_from = std::min(keep_from, durable_in);
+    // The document's version after the last own batch durable in enough regions.
+    const version_vector* v = nullptr;
+    for (const auto& [olsn, ver] : own_batches_) {
+      if (olsn > durable_in) break;
+      v = &ver;
+    }
+    if (v) {
+      // Only what this connection wrote and was told is durable here.
+      auto ack = ack_waiters_.find(it->first);
+      version_vector mine;
+      bool news = false;
+      if (ack != ack_waiters_.end())
+        for (const auto& [r, c] : ack->second.told.entries()) {
+          std::uint64_t d = std::min(c, v->get(r));
+          if (d > 0) mine.set(r, d);
+          if (d > it->second.told.get(r)) news = true;
+        }
+      if (news) {
+        send_to(s, protocol::encode_replicated(id_, mine, it->second.regions));
+        it->second.told.merge(mine);
+      }
+    }
+    ++it;
+  }
+  // Batches every watcher has seen durable enough go, but the last of them
+  // (its version is what later checks start from).
+  while (own_batches_.size() > 1 && own_batches_[1].first <= keep_from) own_batches_.pop_front();
 }
 
 void document_room::send_acks() {
@@ -431,6 +498,7 @@ void document_room::leave(std::uint64_t session_id) {
   on_strand([this, session_id] {
     subscribers_.erase(session_id);
     ack_waiters_.erase(session_id);
+    region_watch_.erase(session_id);
     parked_by_.erase(session_id);
     if (presence_.erase(session_id))
       broadcast(std::make_shared<const std::string>(protocol::encode_peer_presence(id_, session_id, "null")), session_id);

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -48,7 +49,12 @@ class document_room : public std::enable_shared_from_this<document_room> {
   /// Subscribes `s`, sends it the ops it lacks given `client_version`, the
   /// server's version (so it can send what the server lacks) and current
   /// presence; from then on it receives live ops.
-  void join(std::shared_ptr<subscriber> s, version_vector client_version);
+  /// With `regions` >= 2 (a write concern), `s` also gets "replicated"
+  /// messages once its ops are durable in that many regions.
+  void join(std::shared_ptr<subscriber> s, version_vector client_version, std::uint64_t regions = 0);
+  /// The replicator's word that peers confirmed more of this node's feed:
+  /// tells write-concern subscribers what is now durable in enough regions.
+  void regions_advanced();
   /// Applies ops sent by `s` and rebroadcasts them; acks `s` when durable.
   void submit(std::shared_ptr<subscriber> s, std::vector<operation> ops);
   /// Applies a batch replicated from a peer node (origin tagged): rebroadcasts
@@ -82,7 +88,10 @@ class document_room : public std::enable_shared_from_this<document_room> {
   void on_strand(F&& f);
   void when_ready(std::function<void()> f);
   void loaded(result<struct stored_document> r);
-  void do_join(std::shared_ptr<subscriber> s, version_vector client_version);
+  void do_join(std::shared_ptr<subscriber> s, version_vector client_version, std::uint64_t regions);
+  /// An own batch committed as `olsn`, the document then at `v`.
+  void own_batch_durable(std::uint64_t olsn, const version_vector& v);
+  void send_replicated();
   void do_submit(std::shared_ptr<subscriber> s, std::vector<operation> ops);
   /// Refuses everything from now on, saying `reason`.
   void set_broken(std::string reason);
@@ -141,6 +150,17 @@ class document_room : public std::enable_shared_from_this<document_room> {
   // Per connection, ops it sent that went into the causal buffer (an upper
   // bound: cleared when the buffer empties).
   std::map<std::uint64_t, std::size_t> parked_by_;
+  // Write concern: subscribers that asked for "replicated" (by session), and
+  // this node's own batches (olsn, version after it) not yet known to be
+  // durable in the regions every such subscriber wants.
+  struct region_watch {
+    std::weak_ptr<subscriber> who;
+    std::uint64_t regions = 0;
+    version_vector told;
+  };
+  std::map<std::uint64_t, region_watch> region_watch_;
+  std::deque<std::pair<std::uint64_t, version_vector>> own_batches_;
+  bool watching_ = false;  // registered with the replicator
 };
 
 }  // namespace weft::server

@@ -317,8 +317,10 @@ void storage::enqueue(request r) {
   if (wake) cv_.notify_one();
 }
 
-void storage::append(std::string doc, std::string batch, done_fn done) {
-  enqueue(request{request::kind::append, std::move(doc), 0, std::move(batch), std::move(done)});
+void storage::append(std::string doc, std::string batch, appended_fn done) {
+  request r{request::kind::append, std::move(doc), 0, std::move(batch), {}};
+  r.appended = std::move(done);
+  enqueue(std::move(r));
 }
 
 void storage::append_replicated(std::string doc, batch_origin origin, std::string batch, done_fn done) {
@@ -369,7 +371,7 @@ void storage::flush() {
   f.wait();
 }
 
-status storage::write(const request& r, status& refusal) {
+status storage::write(request& r, status& refusal) {
   switch (r.type) {
     case request::kind::append: {
       // A plain INSERT: an entry already stored under this key is never
@@ -390,6 +392,7 @@ status storage::write(const request& r, status& refusal) {
       s.blob(6, r.data);
       if (s.step() != SQLITE_DONE) return db_error(db_, "insert op batch");
       mark_held(own_key_, olsn);
+      r.seq = olsn;
       return {};
     }
     case request::kind::replicated: {
@@ -653,8 +656,10 @@ void storage::run() {
       if (!st.ok() && !sqlite3_get_autocommit(db_)) (void)exec("ROLLBACK");
       auto dt = std::chrono::steady_clock::now() - t0;
       if (metrics_ && writes > 0) metrics_->observe_commit(std::chrono::duration<double>(dt).count(), writes);
-      for (std::size_t k = i; k < j; ++k)
+      for (std::size_t k = i; k < j; ++k) {
         if (work[k].done) work[k].done(st.ok() && !refusals[k - i].ok() ? refusals[k - i] : st);
+        if (work[k].appended) work[k].appended(st, st.ok() ? work[k].seq : 0);
+      }
       if (!advanced.empty() && on_advanced_) on_advanced_(advanced);
       i = j;
     }

@@ -104,8 +104,10 @@ class storage {
 
   using done_fn = std::function<void(status)>;
   /// Durably appends an op batch of `doc` committed on this node (the next
-  /// olsn of this node's origin); `done` runs after the commit.
-  void append(std::string doc, std::string batch, done_fn done);
+  /// olsn of this node's origin); `done` runs after the commit, with the
+  /// batch's olsn (0 when the commit failed).
+  using appended_fn = std::function<void(status, std::uint64_t olsn)>;
+  void append(std::string doc, std::string batch, appended_fn done);
   /// Durably appends a batch replicated from a peer, keeping its origin and
   /// olsn; this node's origin key is added to its path. An entry already held
   /// (same origin and olsn, same bytes) is not written again and succeeds;
@@ -161,6 +163,7 @@ class storage {
     std::function<void(result<feed_page>)> fed = {};
     origin_vector progress = {};
     std::function<void(result<feed_gap_info>)> gapped = {};
+    appended_fn appended = {};
   };
   storage(sqlite3* db, metrics* m);
   status migrate_and_identify(const storage_options& options);
@@ -179,7 +182,7 @@ class storage {
   status exec_prepared(const char* sql);
   /// One request inside the open transaction. An error fails the whole
   /// commit; `refusal` refuses this request alone.
-  status write(const request& r, status& refusal);
+  status write(request& r, status& refusal);
   result<stored_document> read(const std::string& doc);
 
   sqlite3* db_;

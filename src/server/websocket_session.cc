@@ -362,7 +362,7 @@ void websocket_session::handle(std::string_view frame, std::size_t readable) {
       docs_.push_back(open_doc{o->doc, ctx_.rooms.acquire(o->doc)});  // pinned until close or disconnect
       room = docs_.back().room.get();
     }
-    room->join(self, std::move(o->version));
+    room->join(self, std::move(o->version), o->regions);
     return;
   }
   if (auto* c = std::get_if<protocol::close_msg>(&msg)) {

@@ -393,6 +393,40 @@ TEST_F(ClusterTest, ANodeAddedLaterGetsDocumentsWhoseFeedWasCompacted) {
   expect_everywhere("old", m);
 }
 
+TEST_F(ClusterTest, AWriteConcernSaysWhenOpsAreDurableInKRegions) {
+  start_cluster(3, "all", "", /*proxied=*/true);
+  ASSERT_TRUE(all_links_up(2));
+  auto replicated = [](test_client& c, std::uint64_t regions, std::chrono::milliseconds timeout) -> std::uint64_t {
+    auto m = c.expect("replicated", timeout);
+    if (!m) return 0;
+    const auto& r = std::get<protocol::replicated_msg>(m->decoded);
+    EXPECT_EQ(r.regions, regions);
+    return r.version.get(c.replica_id_value());
+  };
+  test_client three(port(0)), two(port(0));
+  three.hello();
+  two.hello();
+  three.open("wc", 5s, 3);
+  two.open("wc", 5s, 2);
+  three.insert("wc", 0, "abc");
+  ASSERT_TRUE(three.wait_acked("wc"));
+  EXPECT_EQ(replicated(three, 3, 10s), three.replica("wc").version().get(three.replica_id_value()));
+  // c is cut off: two regions (a and b) still hold each write, three do not.
+  proxies_[{0, 2}]->cut();
+  proxies_[{1, 2}]->cut();
+  ASSERT_TRUE(eventually([&] { return links_up(0) == 1; }));
+  three.insert("wc", 0, "x");
+  two.insert("wc", 0, "y");
+  ASSERT_TRUE(three.wait_acked("wc"));
+  ASSERT_TRUE(two.wait_acked("wc"));
+  EXPECT_EQ(replicated(two, 2, 10s), two.replica("wc").version().get(two.replica_id_value()));
+  EXPECT_EQ(replicated(three, 3, 1500ms), 0u) << "durable in 3 regions while one is cut off?";
+  proxies_[{0, 2}]->heal();
+  proxies_[{1, 2}]->heal();
+  EXPECT_EQ(replicated(three, 3, 20s), three.replica("wc").version().get(three.replica_id_value()))
+      << cluster_json(0) << "\n" << cluster_json(2) << "\nc text: " << text(2, "wc") << " a text: " << text(0, "wc");
+}
+
 TEST_F(ClusterTest, WithAuthOnALinkNeedsAPeerToken) {
   const std::string secret = "a-secret-of-at-least-thirty-two-bytes!";
   server::token_verifier signer(secret);

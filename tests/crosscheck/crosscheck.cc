@@ -84,6 +84,11 @@ std::string normalized(const server_message& m) {
         } else if constexpr (std::is_same_v<T, closed_msg>) {
           out += "\"closed\"";
           str("doc", x.doc);
+        } else if constexpr (std::is_same_v<T, replicated_msg>) {
+          out += "\"replicated\"";
+          str("doc", x.doc);
+          version(x.version);
+          num("regions", x.regions);
         } else if constexpr (std::is_same_v<T, pong_msg>) {
           out += "\"pong\"";
         } else {

@@ -118,10 +118,18 @@ inline std::optional<protocol::client_message> reference_decode(std::string_view
   std::string_view doc;
   if (o["doc"].get_string().get(doc) || !protocol::valid_doc_id(doc)) return std::nullopt;
   if (type == "open") {
-    if (!fields_ok(o, {"type", "doc", "version"})) return std::nullopt;
+    if (!fields_ok(o, {"type", "doc", "version", "regions"})) return std::nullopt;
     protocol::open_msg m{std::string(doc), {}};
     element v;
     if (!o["version"].get(v) && !version_of(v, &m.version)) return std::nullopt;
+    if (!o["regions"].get(v)) {
+      std::int64_t neg = 0;
+      if (v.get_uint64().get(m.regions)) {
+        if (v.get_int64().get(neg) || neg != 0) return std::nullopt;  // "-0" is 0
+        m.regions = 0;
+      }
+      if (m.regions > protocol::max_regions) return std::nullopt;
+    }
     return client_message(m);
   }
   if (type == "ops") {

@@ -65,7 +65,7 @@ TEST(Codec, EveryClientMessageRoundTrips) {
   v.set(5, 3);
   v.set((std::uint64_t{1} << 53) - 1, 4294967294u);
   const std::vector<client_message> all = {
-      hello_msg{1, "my editor \"2\"", "tok.en", false}, hello_msg{1, {}, {}, true}, open_msg{"a-b_c.d~1", v}, open_msg{"x", {}},
+      hello_msg{1, "my editor \"2\"", "tok.en", false}, hello_msg{1, {}, {}, true}, open_msg{"a-b_c.d~1", v}, open_msg{"x", {}}, open_msg{"x", v, 3},
       ops_msg{"d", sample_ops()}, presence_msg{"d", R"({"cursor":4,"name":"Ada"})"}, presence_msg{"d", "null"},
       close_msg{"d"}, ping_msg{}};
   for (const auto& m : all) {
@@ -88,6 +88,7 @@ TEST(Codec, EveryServerMessageRoundTrips) {
       peer_presence_msg{"notes", 17, R"({"name":"Ada","anchor":4})"},
       peer_presence_msg{"notes", 17, "null"},
       closed_msg{"notes"},
+      replicated_msg{"notes", v, 2},
       pong_msg{},
       error_msg{error_kind::not_open, "not_open", "say \"open\"", "d"},
       error_msg{error_kind::internal, "some_future_code", "from a newer server", ""},
@@ -133,6 +134,9 @@ TEST(Codec, RejectsBadMessagesWithTheRightCode) {
   EXPECT_EQ(must_fail(R"({"type":"hello","protocol":"1"})"), error_kind::bad_message);
   EXPECT_EQ(must_fail(R"({"type":"hello","protocol":1,"client":5})"), error_kind::bad_message);
   EXPECT_EQ(must_fail(R"({"type":"hello"})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"open","doc":"a","regions":17})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"open","doc":"a","regions":"2"})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":[],"regions":2})"), error_kind::bad_message);
   EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a"})"), error_kind::bad_message);
   EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":{}})"), error_kind::bad_message);
   EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":[{"kind":"insert","id":[1,1],"text":"x","extra":1}]})"),

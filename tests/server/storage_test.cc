@@ -33,7 +33,7 @@ struct store_fixture {
   status append(const std::string& doc, std::string bytes) {
     std::promise<status> p;
     auto f = p.get_future();
-    store->append(doc, std::move(bytes), [&p](status s) { p.set_value(s); });
+    store->append(doc, std::move(bytes), [&p](status s, std::uint64_t) { p.set_value(s); });
     return f.get();
   }
   status replicated(const std::string& doc, const std::string& key, std::uint64_t olsn, std::string bytes) {

@@ -104,6 +104,7 @@ std::optional<message> test_client::recv(std::chrono::milliseconds timeout) {
         else if constexpr (std::is_same_v<T, protocol::peer_presence_msg>) return "presence";
         else if constexpr (std::is_same_v<T, protocol::closed_msg>) return "closed";
         else if constexpr (std::is_same_v<T, protocol::pong_msg>) return "pong";
+        else if constexpr (std::is_same_v<T, protocol::replicated_msg>) return "replicated";
         else return "error";
       },
       m.decoded);
@@ -161,8 +162,8 @@ document& test_client::replica(const std::string& doc) {
   return it->second;
 }
 
-void test_client::open(const std::string& doc, std::chrono::milliseconds timeout) {
-  send(protocol::encode_open(doc, replica(doc).version()));
+void test_client::open(const std::string& doc, std::chrono::milliseconds timeout, std::uint64_t regions) {
+  send(protocol::encode_open(doc, replica(doc).version(), regions));
   auto sync = expect("sync", timeout);
   if (!sync) throw std::runtime_error("no sync for " + doc);
   // Send what the server lacks (it may have lost unacknowledged ops).

@@ -57,7 +57,8 @@ class test_client {
   std::optional<message> hello_with_token(const std::string& token);
   /// Opens `doc` with this client's replica version; waits for "sync" and
   /// applies it; sends back what the server lacks.
-  void open(const std::string& doc, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  void open(const std::string& doc, std::chrono::milliseconds timeout = std::chrono::seconds(5),
+            std::uint64_t regions = 0);
   /// Local edit on the replica of `doc`; sends the op; returns it.
   operation insert(const std::string& doc, std::uint64_t pos, const std::string& text);
   operation erase(const std::string& doc, std::uint64_t pos, std::uint64_t n);

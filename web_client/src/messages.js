@@ -12,6 +12,7 @@
 //     {type: 'ack', doc, version}
 //     {type: 'presence', doc, session, state}   state: an object, or null
 //     {type: 'closed', doc}
+//     {type: 'replicated', doc, version, regions}
 //     {type: 'pong'}
 //     {type: 'error', code, message, doc}       message, doc: '' when absent
 //   or throws a MessageError whose `kind` is the codec's error kind
@@ -53,11 +54,11 @@ const I64_MIN = -0x8000000000000000n;
 const FIELDS = {
   type: 1 << 0, doc: 1 << 1, version: 1 << 2, ops: 1 << 3, state: 1 << 4, protocol: 1 << 5, client: 1 << 6,
   token: 1 << 7, session: 1 << 8, server: 1 << 9, max_message_bytes: 1 << 10, code: 1 << 11, message: 1 << 12,
-  id: 1 << 13, binary: 1 << 14, ref: 1 << 15,
+  id: 1 << 13, binary: 1 << 14, ref: 1 << 15, regions: 1 << 16,
 };
 const F = FIELDS;
 const STRING_FIELDS = F.type | F.doc | F.client | F.token | F.server | F.code | F.message;
-const U64_FIELDS = F.protocol | F.session | F.max_message_bytes | F.ref;
+const U64_FIELDS = F.protocol | F.session | F.max_message_bytes | F.ref | F.regions;
 
 const DOC_ID = /^[A-Za-z0-9._~-]{1,128}$/;
 const NUMBER = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
@@ -454,7 +455,7 @@ function readState(s, start, end) {
 // (the C++ codec's lenient mode); their values were still type-checked while
 // reading.
 function need(seen, bits, type) {
-  for (const k of ['doc', 'ops', 'state', 'protocol', 'version', 'session', 'code'])
+  for (const k of ['doc', 'ops', 'state', 'protocol', 'version', 'session', 'code', 'regions'])
     if (bits & FIELDS[k] && !(seen & FIELDS[k])) fail('bad_message', `${type} without "${k}"`);
 }
 
@@ -537,7 +538,8 @@ export function decodeServerMessage(text) {
     need(seen, F.code, type);
     return { type, code: f.code, message: f.message ?? '', doc: f.doc ?? '' };
   }
-  if (type !== 'sync' && type !== 'ops' && type !== 'ack' && type !== 'presence' && type !== 'closed')
+  if (type !== 'sync' && type !== 'ops' && type !== 'ack' && type !== 'presence' && type !== 'closed' &&
+      type !== 'replicated')
     fail('unknown_type', `unknown message type ${JSON.stringify(type)}`);
   if (!(seen & F.doc)) fail('bad_message', 'missing "doc" string');
   const doc = f.doc;
@@ -549,6 +551,10 @@ export function decodeServerMessage(text) {
     if (!sync) return { type, doc, ops };
     const version = f.version ? readVersion(text, f.version[0], f.version[1]) : [];
     return { type, doc, ops, version, ref: f.ref ?? 0 };
+  }
+  if (type === 'replicated') {
+    need(seen, F.version | F.regions, type);
+    return { type, doc, version: f.version ? readVersion(text, f.version[0], f.version[1]) : [], regions: f.regions };
   }
   if (type === 'ack') {
     need(seen, F.version, type);

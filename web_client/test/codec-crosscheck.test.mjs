@@ -30,6 +30,7 @@ const BASES = [
   [['type', '"ops"'], ['doc', '"notes"'], ['ops', OPS]],
   [['type', '"ops"'], ['doc', '"A-z.0_9~"'], ['ops', UNICODE_OPS]],
   [['type', '"ack"'], ['doc', '"notes"'], ['version', '[[7,13]]']],
+  [['type', '"replicated"'], ['doc', '"notes"'], ['version', '[[7,13]]'], ['regions', '2']],
   [['type', '"presence"'], ['doc', '"notes"'], ['session', '17'],
     ['state', '{"name":"Ada \\"é\\" 😀","color":"#e91e63","anchor":4,"head":9,"x":[1.5,-2,null,true,{"y":"\\u00e9"}]}']],
   [['type', '"presence"'], ['doc', '"notes"'], ['session', '17'], ['state', 'null']],
@@ -214,7 +215,7 @@ function jsDecode(frame) {
   }
   // As weft-crosscheck prints them: the integers that may pass 2^53 as strings.
   const msg = { ...m };
-  for (const k of ['protocol', 'max_message_bytes', 'session', 'ref']) if (k in msg) msg[k] = String(msg[k]);
+  for (const k of ['protocol', 'max_message_bytes', 'session', 'ref', 'regions']) if (k in msg) msg[k] = String(msg[k]);
   return { msg };
 }
 
