@@ -32,6 +32,8 @@ constexpr std::size_t max_in_flight = 4096;
 constexpr std::size_t send_window = 8192;
 // Feed entries read per storage request, and per frame.
 constexpr std::size_t read_batch = 512;
+// Bytes of batches per frame (the reader accepts up to 64 MiB).
+constexpr std::size_t frame_budget = 4u << 20;
 // Silence after which a link is taken for dead (probes go every second).
 constexpr auto dead_after = std::chrono::seconds(10);
 
@@ -444,17 +446,26 @@ void peer_link::on_feed(std::uint64_t generation, std::string key, result<feed_p
     return;
   }
   std::vector<peer::entry> out;
+  std::size_t bytes = 0;
+  auto flush = [&] {
+    if (out.empty()) return;
+    stats_.batches_sent += out.size();
+    send(peer::encode_entries(out), false);
+    out.clear();
+    bytes = 0;
+  };
   for (auto& e : page.value().entries) {
     cursor_[key] = e.olsn;
     if (path_holds(e.path, peer_key_)) continue;  // never back to a node it passed
     unconfirmed_.push_back(sent{key, e.olsn, e.ts_ms});
+    // Frames stay far below the peer's read limit (a batch is at most about
+    // one client message, --max-message-bytes).
+    if (bytes + e.batch.size() > frame_budget) flush();
+    bytes += e.batch.size() + e.doc.size() + e.path.size() + 32;
     out.push_back(peer::entry{std::move(e.key), e.olsn, std::move(e.doc), std::move(e.path), e.ts_ms,
                               std::move(e.batch)});
   }
-  if (!out.empty()) {
-    stats_.batches_sent += out.size();
-    send(peer::encode_entries(out), false);
-  }
+  flush();
   pump();
 }
 
