@@ -260,6 +260,10 @@ void peer_link::handle_entries(std::string_view frame) {
         (e.olsn == 0 && !gaps_.count(e.key)))
       return close("a replicated batch with a bad document id, key or sequence number");
     ++stats_.batches_received;
+    if (e.olsn == 0 && e.batch.empty()) {
+      gap_doc_done(e.key, false);  // the peer could not read that document
+      continue;
+    }
     if (e.olsn != 0 && path_holds(e.path, rep_.key())) {
       // It went through here already: held, whatever the routes said.
       ++stats_.duplicates;
@@ -360,7 +364,9 @@ void peer_link::handle_want_doc(const peer::want_doc& w) {
   auto room = ctx_.rooms.acquire(w.doc);
   room->read_ops_since(std::move(v), [self = shared_from_this(), room, key = w.key,
                                       doc = w.doc](result<std::vector<operation>> ops) mutable {
-    std::string batch = encode_ops(ops.ok() ? ops.value() : std::vector<operation>{});
+    // No bytes at all (not an empty op list) says "could not answer": the
+    // peer must not move its checkpoint past this document.
+    std::string batch = ops.ok() ? encode_ops(ops.value()) : std::string();
     self->post([self, room = std::move(room), key = std::move(key), doc = std::move(doc), batch = std::move(batch)] {
       self->ctx_.rooms.release(room);
       // An empty answer too: it tells the peer this document is done.
@@ -424,7 +430,7 @@ void peer_link::on_feed(std::uint64_t generation, std::string key, result<feed_p
     // every document by version vector, and the feed goes on after the gap.
     if (!gaps_reported_.insert(key).second) return pump();
     feed_reading_ = true;
-    ctx_.store.feed_gap(key, [self = shared_from_this(), g = generation_, key](result<storage::feed_gap_info> r) {
+    ctx_.store.feed_gap(key, cursor_[key], [self = shared_from_this(), g = generation_, key](result<storage::feed_gap_info> r) {
       self->post([self, g, key, r = std::move(r)]() mutable {
         self->feed_reading_ = false;
         if (g != self->generation_ || self->closed_) return self->pump();
@@ -501,11 +507,20 @@ void peer_link::update_lag() {
     if (upto > h) behind += upto - h;
   }
   stats_.lag_batches = behind;
-  if (!unconfirmed_.empty())
+  const auto now = std::chrono::steady_clock::now();
+  if (!unconfirmed_.empty()) {
+    behind_since_ = {};
     stats_.lag_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, unix_ms() - unconfirmed_.front().ts_ms));
-  else if (behind == 0)
+  } else if (behind == 0) {
+    behind_since_ = {};
     stats_.lag_ms = 0;
-  // else: not yet read from the feed; the lag stays what it was until it is.
+  } else {
+    // Behind with nothing sent (the feed not read yet, or stuck): at least
+    // as old as the time it has been so.
+    if (behind_since_ == std::chrono::steady_clock::time_point{}) behind_since_ = now;
+    stats_.lag_ms = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - behind_since_).count());
+  }
 }
 
 void peer_link::tick() {
@@ -536,7 +551,6 @@ class peer_transport final : public peer_link {
  public:
   peer_transport(server_context& ctx, replicator& rep, bool outbound, websocket::stream<Stream> ws)
       : peer_link(ctx, rep, outbound, ws.get_executor()), ws_(std::move(ws)) {
-    ws_.read_message_max(64u << 20);
     ws_.auto_fragment(false);
   }
   websocket::stream<Stream>& ws() { return ws_; }
@@ -553,6 +567,8 @@ class peer_transport final : public peer_link {
   void post(std::function<void()> f) override { net::post(ws_.get_executor(), std::move(f)); }
   void read_message() override {
     buffer_.clear();
+    // Until the peer has shown who it is, its messages are small.
+    ws_.read_message_max(handshaken() ? (64u << 20) : (64u << 10));
     ws_.async_read(buffer_, [self = self()](beast::error_code ec, std::size_t) {
       auto data = self->buffer_.cdata();
       std::string_view frame(static_cast<const char*>(data.data()), data.size());

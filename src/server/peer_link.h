@@ -84,6 +84,7 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   virtual void write_message(const std::string& frame, bool text) = 0;
   virtual void close_transport(const std::string& reason) = 0;
 
+  bool handshaken() const noexcept { return handshaken_; }
   /// The handshake (first message) and everything after it.
   void on_read(boost::system::error_code ec, std::string_view frame);
   void on_write(boost::system::error_code ec);
@@ -144,6 +145,7 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   std::deque<sent> unconfirmed_;
   std::chrono::steady_clock::time_point progress_recorded_{};
   std::set<std::string> gaps_reported_;
+  std::chrono::steady_clock::time_point behind_since_{};  // behind with nothing in flight since (epoch: not)
   // Receiving: per-document exchanges after gaps in the peer's feed, by key.
   struct gap_state {
     std::uint64_t resume = 0;

@@ -33,6 +33,7 @@ struct replicator::dialer {
   std::string state = "connecting";  // connecting, up, down, standby
   std::string last_error;
   std::weak_ptr<peer_link> link;
+  std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();  // dialling since
   unsigned failures = 0;
   std::uint64_t reconnects = 0;
   std::unique_ptr<net::steady_timer> timer;
@@ -50,13 +51,16 @@ replicator::~replicator() = default;
 const std::string& replicator::key() const noexcept { return ctx_.store.origin_key(); }
 
 void replicator::start() {
-  for (const auto& url : ctx_.config.peers) {
-    auto d = std::make_shared<dialer>();
-    d->url = url;
-    d->timer = std::make_unique<net::steady_timer>(net::make_strand(*ctx_.ios[0]));
-    dialers_.push_back(d);
-    dial(d);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& url : ctx_.config.peers) {
+      auto d = std::make_shared<dialer>();
+      d->url = url;
+      d->timer = std::make_unique<net::steady_timer>(net::make_strand(*ctx_.ios[0]));
+      dialers_.push_back(d);
+    }
   }
+  for (auto& d : dialers_) dial(d);  // the list no longer changes
   schedule_refresh();
 }
 
@@ -69,7 +73,12 @@ void replicator::stop() {
   }
   for (auto& d : dialers_) {
     net::post(d->timer->get_executor(), [d] { d->timer->cancel(); });
-    if (auto l = d->link.lock()) l->close("server shutting down");
+    std::shared_ptr<peer_link> l;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      l = d->link.lock();
+    }
+    if (l) l->close("server shutting down");
   }
   net::post(refresh_timer_->get_executor(), [this] { refresh_timer_->cancel(); });
   for (auto& [n, l] : links) l->close("server shutting down");
@@ -232,13 +241,18 @@ void replicator::reroute_and_flood(const peer_link* except) {
       for (const auto& l : st.links) s.insert(l.node);
     }
     upstream_ = upstream_by_origin(reported, node_, kind_, ctx_.config.hub);
-    // Batches of this node's own earlier incarnations (a node that lost its
-    // data directory) come back from one neighbour, the smallest.
-    if (!links_.empty()) upstream_[node_] = links_.begin()->first;
+    // Origins with no route (their node is down or gone, or cut off) are
+    // asked of every neighbour: whoever holds their last batches passes
+    // them on, and duplicates are dropped. So are this node's own earlier
+    // incarnations (a node that lost its data directory).
+    std::vector<std::string> everywhere;
+    for (const auto& [n, st] : nodes_)
+      if (!upstream_.count(n)) everywhere.push_back(n);
     for (const auto& [p, l] : links_) {
-      std::vector<std::string> origins;
+      std::vector<std::string> origins = everywhere;
       for (const auto& [origin, up] : upstream_)
         if (up == p) origins.push_back(origin);
+      std::sort(origins.begin(), origins.end());
       if (origins != l->subscribed()) subs.emplace_back(l, std::move(origins));
       if (l.get() != except) links.push_back(l);
     }
@@ -460,6 +474,14 @@ std::optional<std::string> replicator::degraded() const {
       double down = std::chrono::duration<double>(now - rec.down_since).count();
       if (down > max) why += fmt::format("{}link to {}: down for {:.0f} s", why.empty() ? "" : "; ", p, down);
     }
+  }
+  // Peers dialled and never reached since this node started.
+  for (const auto& d : dialers_) {
+    if (!d->node.empty() || d->state == "up") continue;
+    double down = std::chrono::duration<double>(now - d->since).count();
+    if (down > max)
+      why += fmt::format("{}link to {}: never reached in {:.0f} s ({})", why.empty() ? "" : "; ", d->url, down,
+                         d->last_error);
   }
   if (why.empty()) return std::nullopt;
   return why;

@@ -291,28 +291,31 @@ void document_room::do_replicate(batch_origin origin, std::string batch, std::fu
     return;
   }
   std::vector<operation> applied;
-  std::size_t refused = 0, duplicates = 0;
-  std::vector<operation> kept;
+  std::size_t duplicates = 0;
+  status refused;
   for (const operation& op : ops.value()) {
     auto r = doc_.apply(op, nullptr, &applied);
-    if (r.ok()) kept.push_back(op);
     if (!r.ok()) {
-      ++refused;
-      log(log_level::warn, "document {}: replicated op from {} refused: {}", id_, origin.key, r.error().to_string());
+      if (refused.ok()) refused = r.error();
     } else if (r.value().result == apply_outcome::state::duplicate) {
       ++duplicates;
     }
   }
   ctx_.stats.replicated_ops_applied += applied.size();
   ctx_.stats.replicated_duplicate_ops += duplicates;
-  if (refused > 0) {
-    // Keep what applies; an op that does not would break every later load.
-    batch = encode_ops(kept);
-  }
   update_pending_metric();
   if (!applied.empty()) {
     ctx_.stats.ops_applied += applied.size();
     broadcast_ops(applied, 0);
+  }
+  if (!refused.ok()) {
+    // Not stored, so the checkpoint stays before it and the batch comes
+    // again (a full causal buffer drains; what did apply is then a
+    // duplicate). Storing part of it would lose the rest for good.
+    log(log_level::warn, "document {}: replicated batch {} of {} refused: {}", id_, origin.olsn, origin.key,
+        refused.to_string());
+    done(refused);
+    return;
   }
   ops_since_snapshot_ += applied.size();
   if (origin.olsn == 0) {
@@ -340,7 +343,10 @@ void document_room::do_replicate(batch_origin origin, std::string batch, std::fu
   ctx_.store.append_replicated(
       id_, std::move(origin), std::move(batch),
       [self = shared_from_this(), v = doc_.version(), done = std::move(done)](status st) mutable {
-        net::post(self->strand_, [self, st, v = std::move(v)]() mutable { self->durable(std::move(st), std::move(v)); });
+        // A refusal of this batch alone (same key, other bytes) says nothing
+        // about the storage: only a failed commit stops the document.
+        if (st.ok() || st.code() != error_code::invalid_operation)
+          net::post(self->strand_, [self, st, v = std::move(v)]() mutable { self->durable(std::move(st), std::move(v)); });
         done(st);
       });
   maybe_snapshot(false);
@@ -370,6 +376,9 @@ void document_room::durable(status st, version_vector applied_version) {
 void document_room::own_batch_durable(std::uint64_t olsn, const version_vector& v) {
   if (region_watch_.empty()) return;
   own_batches_.emplace_back(olsn, v);
+  // While regions stay cut off, the oldest go: their writers get no
+  // "replicated" for them (bounded memory beats a late answer).
+  if (own_batches_.size() > 65536) own_batches_.pop_front();
 }
 
 void document_room::regions_advanced() {

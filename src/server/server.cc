@@ -158,8 +158,8 @@ result<std::unique_ptr<server>> server::start(server_config config) {
   p->do_accept();
   p->liveness.emplace(net::make_strand(*p->ios[0]));
   p->schedule_liveness();
+  p->ctx->replication->start();  // before the threads: its dialler list is fixed from then on
   for (auto& io : p->ios) p->threads.emplace_back([io = io.get()] { io->run(); });
-  p->ctx->replication->start();
   log(log_level::info, "weft-server {} listening on {}:{} (data {}, {} threads{}{}{})", p->store->origin_key(),
       p->config.bind, p->port, p->config.data_dir, n, p->config.web_root.empty() ? "" : ", web root " + p->config.web_root,
       p->ctx->tls ? ", TLS" : "", p->ctx->auth ? ", tokens required" : ", no authentication");

@@ -223,6 +223,7 @@ status storage::migrate_and_identify(const storage_options& options) {
   if (status s = exec("COMMIT"); !s.ok()) return fail(s);
   stmt o(db_, "SELECT origin, have FROM origins");
   while (o.ok() && o.step() == SQLITE_ROW) have_[o.column_text(0)] = o.column_int(1);
+  staged_ = have_;
   // Entries held past a gap (a crash between out-of-order commits) are
   // found again: they count once the gap fills.
   {
@@ -239,8 +240,7 @@ origin_vector storage::have() const {
 }
 
 void storage::mark_held(const std::string& key, std::uint64_t n) {
-  std::lock_guard<std::mutex> lock(have_mu_);
-  std::uint64_t& h = have_[key];
+  std::uint64_t& h = staged_[key];
   if (n <= h) return;
   if (n != h + 1) {
     ahead_[key].insert(n);
@@ -342,8 +342,8 @@ void storage::read_feed(std::string key, std::uint64_t after, std::size_t max_en
   enqueue(std::move(r));
 }
 
-void storage::feed_gap(std::string key, std::function<void(result<feed_gap_info>)> done) {
-  request r{request::kind::gap, std::move(key), 0, {}, {}};
+void storage::feed_gap(std::string key, std::uint64_t after, std::function<void(result<feed_gap_info>)> done) {
+  request r{request::kind::gap, std::move(key), after, {}, {}};
   r.gapped = std::move(done);
   enqueue(std::move(r));
 }
@@ -378,10 +378,7 @@ status storage::write(request& r, status& refusal) {
       // replaced (that would silently change acknowledged history); the
       // conflict fails the commit instead.
       std::uint64_t olsn;
-      {
-        std::lock_guard<std::mutex> lock(have_mu_);
-        olsn = have_[own_key_] + 1;
-      }
+      olsn = staged_[own_key_] + 1;
       stmt s(prepared("INSERT INTO log(doc, origin, olsn, path, ts, batch) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"));
       if (!s.ok()) return db_error(db_, "prepare insert");
       s.text(1, r.doc);
@@ -398,10 +395,9 @@ status storage::write(request& r, status& refusal) {
     case request::kind::replicated: {
       bool held;
       {
-        std::lock_guard<std::mutex> lock(have_mu_);
-        auto h = have_.find(r.key);
+        auto h = staged_.find(r.key);
         auto a = ahead_.find(r.key);
-        held = (h != have_.end() && r.seq <= h->second) || (a != ahead_.end() && a->second.count(r.seq));
+        held = (h != staged_.end() && r.seq <= h->second) || (a != ahead_.end() && a->second.count(r.seq));
       }
       if (held) {
         // Replayed after a reconnect or through a second route: the same
@@ -414,7 +410,7 @@ status storage::write(request& r, status& refusal) {
         int rc = q.step();
         if (rc == SQLITE_ROW && q.column_blob(0) != r.data) {
           // Refused on its own: the rest of the group commit goes on.
-          refusal = status(error_code::invalid_argument, "conflicting write: batch " + std::to_string(r.seq) +
+          refusal = status(error_code::invalid_operation, "conflicting write: batch " + std::to_string(r.seq) +
                                                              " of " + r.key + " arrived with other contents than stored");
           if (metrics_) metrics_->count(metrics::storage_error::conflict);
         }
@@ -435,8 +431,7 @@ status storage::write(request& r, status& refusal) {
       return {};
     }
     case request::kind::advance: {
-      std::lock_guard<std::mutex> lock(have_mu_);
-      std::uint64_t& h = have_[r.key];
+      std::uint64_t& h = staged_[r.key];
       if (r.seq > h) h = r.seq;
       auto it = ahead_.find(r.key);
       if (it != ahead_.end()) {
@@ -494,17 +489,23 @@ status storage::compact(const std::string& doc) {
   return {};
 }
 
-result<storage::feed_gap_info> storage::feed_gap_now(const std::string& key) {
+result<storage::feed_gap_info> storage::feed_gap_now(const std::string& key, std::uint64_t after) {
   feed_gap_info out;
+  std::uint64_t have;
   {
-    std::lock_guard<std::mutex> lock(have_mu_);
-    auto h = have_.find(key);
-    out.first_held = (h == have_.end() ? 0 : h->second) + 1;
+    auto h = staged_.find(key);
+    have = h == staged_.end() ? 0 : h->second;
   }
-  stmt m(prepared("SELECT MIN(olsn) FROM log WHERE origin = ?1"));
+  // The first entry still held after the reader's position (compaction goes
+  // document by document: the holes need not be a prefix), never past what
+  // is held contiguously.
+  out.first_held = have + 1;
+  stmt m(prepared("SELECT MIN(olsn) FROM log WHERE origin = ?1 AND olsn > ?2"));
   if (!m.ok()) return db_error(db_, "prepare gap read");
   m.text(1, key);
-  if (m.step() == SQLITE_ROW && sqlite3_column_type(m.get(), 0) != SQLITE_NULL) out.first_held = m.column_int(0);
+  m.integer(2, after);
+  if (m.step() == SQLITE_ROW && sqlite3_column_type(m.get(), 0) != SQLITE_NULL)
+    out.first_held = std::min(out.first_held, m.column_int(0));
   stmt d(prepared("SELECT doc FROM snapshots UNION SELECT DISTINCT doc FROM log ORDER BY 1"));
   if (!d.ok()) return db_error(db_, "prepare document list");
   int rc;
@@ -517,9 +518,8 @@ result<feed_page> storage::read_feed_now(const std::string& key, std::uint64_t a
   feed_page page;
   std::uint64_t upto;
   {
-    std::lock_guard<std::mutex> lock(have_mu_);
-    auto h = have_.find(key);
-    upto = h == have_.end() ? 0 : h->second;
+    auto h = staged_.find(key);
+    upto = h == staged_.end() ? 0 : h->second;
   }
   if (after >= upto) return page;
   stmt s(prepared("SELECT olsn, doc, path, ts, batch FROM log WHERE origin = ?1 AND olsn > ?2 AND olsn <= ?3"
@@ -595,7 +595,7 @@ void storage::run() {
         continue;
       }
       if (work[i].type == request::kind::gap) {
-        work[i].gapped(feed_gap_now(work[i].doc));
+        work[i].gapped(feed_gap_now(work[i].doc, work[i].seq));
         ++i;
         continue;
       }
@@ -606,13 +606,10 @@ void storage::run() {
       while (j < work.size() && !is_read(work[j])) ++j;
       auto t0 = std::chrono::steady_clock::now();
       // What the transaction does to the progress it is undone with it.
-      origin_vector have_before;
-      std::map<std::string, std::set<std::uint64_t>> ahead_before;
-      {
-        std::lock_guard<std::mutex> lock(have_mu_);
-        have_before = have_;
-        ahead_before = ahead_;
-      }
+      // The transaction works on staged_; have() shows it only once it
+      // committed (a peer told "held" must never lose it in a crash).
+      origin_vector have_before = staged_;
+      std::map<std::string, std::set<std::uint64_t>> ahead_before = ahead_;
       status st = exec_prepared("BEGIN IMMEDIATE");
       std::size_t writes = 0;
       std::vector<status> refusals(j - i);
@@ -623,8 +620,7 @@ void storage::run() {
       }
       std::vector<std::string> advanced;
       if (st.ok()) {
-        std::lock_guard<std::mutex> lock(have_mu_);
-        for (const auto& [key, h] : have_) {
+        for (const auto& [key, h] : staged_) {
           auto b = have_before.find(key);
           if (h > (b == have_before.end() ? 0 : b->second)) advanced.push_back(key);
         }
@@ -632,10 +628,9 @@ void storage::run() {
       if (st.ok() && !advanced.empty()) {
         stmt up(prepared("INSERT INTO origins(origin, have) VALUES(?1, ?2)"
                          " ON CONFLICT(origin) DO UPDATE SET have = excluded.have"));
-        std::lock_guard<std::mutex> lock(have_mu_);
         for (const auto& key : advanced) {
           up.text(1, key);
-          up.integer(2, have_[key]);
+          up.integer(2, staged_[key]);
           if (up.step() != SQLITE_DONE) {
             st = db_error(db_, "record origin progress");
             break;
@@ -646,9 +641,12 @@ void storage::run() {
       if (st.ok()) {
         st = exec_prepared("COMMIT");
       }
-      if (!st.ok()) {
+      if (st.ok() && !advanced.empty()) {
         std::lock_guard<std::mutex> lock(have_mu_);
-        have_ = std::move(have_before);
+        have_ = staged_;
+      }
+      if (!st.ok()) {
+        staged_ = std::move(have_before);
         ahead_ = std::move(ahead_before);
         advanced.clear();
       }

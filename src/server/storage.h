@@ -111,7 +111,8 @@ class storage {
   /// Durably appends a batch replicated from a peer, keeping its origin and
   /// olsn; this node's origin key is added to its path. An entry already held
   /// (same origin and olsn, same bytes) is not written again and succeeds;
-  /// the same key with other bytes fails ("conflicting write").
+  /// the same key with other bytes is refused alone (invalid_operation,
+  /// "conflicting write"; the rest of the commit goes on).
   void append_replicated(std::string doc, batch_origin origin, std::string batch, done_fn done);
   /// Stores a snapshot covering every log entry of `doc` committed before it
   /// (the caller, the document's only writer, has them all in `snapshot`),
@@ -123,14 +124,15 @@ class storage {
   /// `after`, in olsn order, never past have(key).
   void read_feed(std::string key, std::uint64_t after, std::size_t max_entries,
                  std::function<void(result<feed_page>)> done);
-  /// Where the feed of `key` resumes after a gap (the smallest olsn still
-  /// held; have(key) + 1 when none is) and every document this node holds:
+  /// Where the feed of `key` resumes after a gap past `after` (the smallest
+  /// olsn still held after it, at most have(key) + 1) and every document this
+  /// node holds:
   /// what a peer whose checkpoint fell into the gap must exchange instead.
   struct feed_gap_info {
     std::uint64_t first_held = 0;
     std::vector<std::string> docs;
   };
-  void feed_gap(std::string key, std::function<void(result<feed_gap_info>)> done);
+  void feed_gap(std::string key, std::uint64_t after, std::function<void(result<feed_gap_info>)> done);
   /// Durably moves have(key) to at least `olsn`: the caller holds everything
   /// of `key` up to it by other means (a per-document exchange after a gap).
   void advance(std::string key, std::uint64_t olsn, done_fn done);
@@ -170,7 +172,7 @@ class storage {
   /// Marks olsn `n` of `key` held; advances have_ over contiguous entries.
   void mark_held(const std::string& key, std::uint64_t n);
   result<feed_page> read_feed_now(const std::string& key, std::uint64_t after, std::size_t max);
-  result<feed_gap_info> feed_gap_now(const std::string& key);
+  result<feed_gap_info> feed_gap_now(const std::string& key, std::uint64_t after);
   status compact(const std::string& doc);
   void enqueue(request r);
   void run();
@@ -200,8 +202,9 @@ class storage {
   bool retain_ = false;
   // Replication progress, storage thread only except have_ (also under have_mu_).
   mutable std::mutex have_mu_;
-  origin_vector have_;                                  // guarded by have_mu_ (written on the storage thread)
-  std::map<std::string, std::set<std::uint64_t>> ahead_;  // held entries past have_, per origin
+  origin_vector have_;    // guarded by have_mu_: staged_ as of the last commit
+  origin_vector staged_;  // storage thread only: have, with the open transaction's writes
+  std::map<std::string, std::set<std::uint64_t>> ahead_;  // storage thread only: held entries past staged_
   std::function<void(const std::vector<std::string>&)> on_advanced_;
   std::thread thread_;
 };

@@ -391,6 +391,13 @@ TEST_F(ClusterTest, ANodeAddedLaterGetsDocumentsWhoseFeedWasCompacted) {
   ASSERT_TRUE(converged("old"));
   ASSERT_TRUE(converged("nudge"));
   expect_everywhere("old", m);
+  // And its checkpoint moved past the gap: a sees it caught up, not
+  // exchanging the documents over and over.
+  EXPECT_TRUE(eventually([&] { return metric_sum(0, "weft_replication_lag_batches") == 0; }))
+      << cluster_json(0);
+  const auto sent = metric_sum(0, "weft_replication_batches_sent_total");
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(metric_sum(0, "weft_replication_batches_sent_total"), sent) << "still sending while idle";
 }
 
 TEST_F(ClusterTest, AWriteConcernSaysWhenOpsAreDurableInKRegions) {
