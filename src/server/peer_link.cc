@@ -190,7 +190,7 @@ void peer_link::handle_control(const peer::message& m) {
     unconfirmed_.clear();
     gaps_reported_.clear();
     // What it holds counts as confirmed, however it got there.
-    if (auto own = s->have.find(rep_.key()); own != s->have.end()) rep_.peer_confirmed(peer_node_, own->second);
+    rep_.peer_confirmed(peer_node_, s->have);
     update_lag();
     pump();
   } else if (auto* c = std::get_if<peer::confirm>(&m)) {
@@ -480,7 +480,7 @@ void peer_link::on_confirm(const peer::origin_vector& have) {
     auto& h = peer_have_[key];
     if (n > h) h = n;
   }
-  if (auto own = have.find(rep_.key()); own != have.end()) rep_.peer_confirmed(peer_node_, own->second);
+  rep_.peer_confirmed(peer_node_, peer_have_);
   while (!unconfirmed_.empty()) {
     auto it = peer_have_.find(unconfirmed_.front().key);
     if (it == peer_have_.end() || it->second < unconfirmed_.front().olsn) break;

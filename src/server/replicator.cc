@@ -103,14 +103,15 @@ void replicator::dial(const std::shared_ptr<dialer>& d) {
 }
 
 void replicator::schedule_redial(const std::shared_ptr<dialer>& d) {
-  // Exponential backoff with jitter, 200 ms to 5 s; a standby link (the peer
-  // keeps the link it dialled) checks back every 10 s.
+  // Exponential backoff with jitter, 100 ms up to 1 s (a peer back after an
+  // outage is found within a second; a failing dial costs little); a standby
+  // link (the peer keeps the link it dialled) checks back every 10 s.
   unsigned ms;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopped_) return;
     ++d->failures;
-    ms = d->state == "standby" ? 10000 : std::min(5000u, 200u << std::min(d->failures, 5u));
+    ms = d->state == "standby" ? 10000 : std::min(1000u, 100u << std::min(d->failures, 4u));
   }
   static thread_local std::minstd_rand rng{std::random_device{}()};
   ms = ms / 2 + rng() % (ms / 2 + 1);
@@ -285,10 +286,16 @@ void replicator::feed_advanced() {
   for (auto& l : links) l->feed_advanced();
 }
 
-void replicator::peer_confirmed(const std::string& peer, std::uint64_t olsn) {
+void replicator::peer_confirmed(const std::string& peer, const protocol::peer::origin_vector& have) {
   std::vector<std::shared_ptr<document_room>> wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    auto& all = peer_have_[peer];
+    for (const auto& [k, n] : have)
+      if (n > all[k]) all[k] = n;
+    auto own = have.find(ctx_.store.origin_key());
+    if (own == have.end()) return;
+    const std::uint64_t olsn = own->second;
     auto& c = confirmed_[peer];
     if (olsn <= c) return;
     c = olsn;
@@ -302,6 +309,19 @@ void replicator::peer_confirmed(const std::string& peer, std::uint64_t olsn) {
     }
   }
   for (auto& r : wake) r->regions_advanced();
+}
+
+std::uint64_t replicator::behind_locked(const std::string& peer) const {
+  auto p = peer_have_.find(peer);
+  std::uint64_t behind = 0;
+  for (const auto& [key, n] : ctx_.store.have()) {
+    if (key.compare(0, peer.size() + 1, peer + "~") == 0) continue;  // its own batches
+    std::uint64_t h = 0;
+    if (p != peer_have_.end())
+      if (auto it = p->second.find(key); it != p->second.end()) h = it->second;
+    if (n > h) behind += n - h;
+  }
+  return behind;
 }
 
 std::uint64_t replicator::durable_in(std::uint64_t regions) const {
@@ -332,37 +352,49 @@ std::string replicator::metrics_text() const {
     fmt::format_to(it, "# HELP {0} {1}\n# TYPE {0} {2}\n", name, help, type);
     for (const auto& [p, rec] : peers_) {
       auto l = links_.find(p);
-      fmt::format_to(it, "{}{{peer=\"{}\"}} {}\n", name, p, value(rec, l == links_.end() ? nullptr : l->second.get()));
+      fmt::format_to(it, "{}{{peer=\"{}\"}} {}\n", name, p,
+                     value(p, rec, l == links_.end() ? nullptr : l->second.get()));
     }
   };
   using rec_t = const peer_record&;
   using link_t = const peer_link*;
+  using peer_t = const std::string&;
+  // A peer whose link is down lags by what it has not confirmed, for as long
+  // as it has been down: a partition shows in the lag instead of reading 0.
+  const auto now = std::chrono::steady_clock::now();
+  std::map<std::string, std::uint64_t> behind;
+  for (const auto& [p, rec] : peers_)
+    if (!links_.count(p)) behind[p] = behind_locked(p);
   family("weft_replication_link_up", "gauge", "1 while the link to the peer is up.",
-         [](rec_t r, link_t) { return r.up ? 1 : 0; });
+         [](peer_t, rec_t r, link_t) { return r.up ? 1 : 0; });
   family("weft_replication_lag_seconds", "gauge",
-         "Age of the oldest batch the peer has not confirmed (0 when caught up).",
-         [](rec_t, link_t l) { return l ? l->stats().lag_ms.load() / 1000.0 : 0.0; });
+         "Age of the oldest batch the peer has not confirmed (0 when caught up); while the link is down, how long "
+         "it has been down with batches waiting.",
+         [&](peer_t p, rec_t r, link_t l) {
+           if (l) return l->stats().lag_ms.load() / 1000.0;
+           return behind[p] > 0 ? std::chrono::duration<double>(now - r.down_since).count() : 0.0;
+         });
   family("weft_replication_lag_batches", "gauge", "Batches held here that the peer has not confirmed.",
-         [](rec_t, link_t l) { return l ? l->stats().lag_batches.load() : 0; });
+         [&](peer_t p, rec_t, link_t l) { return l ? l->stats().lag_batches.load() : behind[p]; });
   family("weft_replication_rtt_seconds", "gauge", "Round-trip time of the link's last probe.",
-         [](rec_t, link_t l) { return l ? l->stats().rtt_us.load() / 1e6 : 0.0; });
+         [](peer_t, rec_t, link_t l) { return l ? l->stats().rtt_us.load() / 1e6 : 0.0; });
   family("weft_replication_queue_frames", "gauge", "Frames waiting to be written on the link.",
-         [](rec_t, link_t l) { return l ? l->stats().queue.load() : 0; });
+         [](peer_t, rec_t, link_t l) { return l ? l->stats().queue.load() : 0; });
   family("weft_replication_bytes_sent_total", "counter", "Bytes sent on the current link.",
-         [](rec_t, link_t l) { return l ? l->stats().bytes_sent.load() : 0; });
+         [](peer_t, rec_t, link_t l) { return l ? l->stats().bytes_sent.load() : 0; });
   family("weft_replication_bytes_received_total", "counter", "Bytes received on the current link.",
-         [](rec_t, link_t l) { return l ? l->stats().bytes_received.load() : 0; });
+         [](peer_t, rec_t, link_t l) { return l ? l->stats().bytes_received.load() : 0; });
   family("weft_replication_batches_sent_total", "counter", "Batches sent on the current link.",
-         [](rec_t, link_t l) { return l ? l->stats().batches_sent.load() : 0; });
+         [](peer_t, rec_t, link_t l) { return l ? l->stats().batches_sent.load() : 0; });
   family("weft_replication_batches_received_total", "counter", "Batches received on the current link.",
-         [](rec_t, link_t l) { return l ? l->stats().batches_received.load() : 0; });
+         [](peer_t, rec_t, link_t l) { return l ? l->stats().batches_received.load() : 0; });
   family("weft_replication_duplicates_total", "counter",
          "Batches received on the current link that this node held already (dropped).",
-         [](rec_t, link_t l) { return l ? l->stats().duplicates.load() : 0; });
+         [](peer_t, rec_t, link_t l) { return l ? l->stats().duplicates.load() : 0; });
   family("weft_replication_errors_total", "counter", "Batches from the peer that could not be stored here.",
-         [](rec_t, link_t l) { return l ? l->stats().errors.load() : 0; });
+         [](peer_t, rec_t, link_t l) { return l ? l->stats().errors.load() : 0; });
   family("weft_replication_reconnects_total", "counter", "Times the link came back after being down.",
-         [](rec_t r, link_t) { return r.reconnects; });
+         [](peer_t, rec_t r, link_t) { return r.reconnects; });
   return out;
 }
 
@@ -409,7 +441,8 @@ std::string replicator::cluster_json() const {
       }
       out += ']';
     } else {
-      out += fmt::format(",\"down_s\":{:.1f}", std::chrono::duration<double>(now - rec.down_since).count());
+      out += fmt::format(",\"down_s\":{:.1f},\"lag_batches\":{}",
+                         std::chrono::duration<double>(now - rec.down_since).count(), behind_locked(p));
     }
     for (const auto& d : dialers_)
       if (d->node == p && !rec.up) {

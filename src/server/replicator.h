@@ -50,9 +50,10 @@ class replicator {
   void merge_link_state(const peer_link* from, const protocol::peer::link_state& state);
   /// The feed of `keys` grew (called on the storage thread after a commit).
   void feed_advanced();
-  /// A peer confirmed holding this node's batches up to `olsn` (of its
-  /// current origin key). Wakes the rooms with write-concern subscribers.
-  void peer_confirmed(const std::string& peer, std::uint64_t olsn);
+  /// A peer confirmed holding these batches (per origin key). Kept for the
+  /// lag figures of a peer whose link is down; progress on this node's own
+  /// key wakes the rooms with write-concern subscribers.
+  void peer_confirmed(const std::string& peer, const protocol::peer::origin_vector& have);
   /// The highest olsn of this node's origin durable in at least `regions`
   /// regions (this one included), as far as peers confirmed it to this
   /// node directly. 0: none yet.
@@ -99,6 +100,9 @@ class replicator {
   std::unique_ptr<boost::asio::steady_timer> refresh_timer_;
   std::uint64_t self_version_ = 0;  // guarded by mu_
   std::map<std::string, std::uint64_t> confirmed_;       // peer -> own olsn it holds, guarded by mu_
+  std::map<std::string, protocol::peer::origin_vector> peer_have_;  // peer -> all it confirmed, guarded by mu_
+  /// Batches held here that a down peer has not confirmed (locked).
+  std::uint64_t behind_locked(const std::string& peer) const;
   std::vector<std::weak_ptr<document_room>> watchers_;   // guarded by mu_
 };
 

@@ -224,6 +224,8 @@ TEST_F(ClusterTest, DocumentsNobodyHasOpenAndThoseCreatedDuringAnOutageArrive) {
   auto both_a = type_markers(0, "both", 10, "x");
   auto both_b = type_markers(1, "both", 10, "y");
   EXPECT_EQ(text(1, "made-on-a"), "");
+  // The cut shows in the lag: a holds batches b has not confirmed.
+  EXPECT_GE(metric_sum(0, "weft_replication_lag_batches"), 30u);
   proxies_[{0, 1}]->heal();
   ASSERT_TRUE(all_links_up(1, 20s));
   ASSERT_TRUE(converged("made-on-a"));
