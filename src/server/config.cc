@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <cctype>
 #include <charconv>
 #include <cstring>
 #include <functional>
@@ -78,6 +77,17 @@ bool parse_number(std::string_view s, T& out) {
   out = static_cast<T>(v);
   return true;
 }
+// A secret or token kept in a file: its contents without the trailing line
+// break. False when it cannot be read or is empty.
+bool read_key_file(std::string_view path, std::string& out) {
+  std::ifstream in{std::string(path), std::ios::binary};
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return !out.empty();
+}
 }  // namespace
 
 std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
@@ -113,17 +123,7 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
       {"--max-db-mb", [&](std::string_view v) { return parse_number(v, c.max_db_mb); }},
       {"--commit-window-ms", [&](std::string_view v) { return parse_number(v, c.commit_window_ms) && c.commit_window_ms <= 1000; }},
       {"--auth-secret", [&](std::string_view v) { c.auth_secret = std::string(v); return !v.empty(); }},
-      {"--auth-secret-file",
-       [&](std::string_view v) {
-         std::ifstream in{std::string(v), std::ios::binary};
-         if (!in) return false;
-         std::stringstream ss;
-         ss << in.rdbuf();
-         c.auth_secret = ss.str();
-         while (!c.auth_secret.empty() && (c.auth_secret.back() == '\n' || c.auth_secret.back() == '\r'))
-           c.auth_secret.pop_back();
-         return !c.auth_secret.empty();
-       }},
+      {"--auth-secret-file", [&](std::string_view v) { return read_key_file(v, c.auth_secret); }},
       {"--allowed-origin", [&](std::string_view v) { c.allowed_origins.emplace_back(v); return !v.empty(); }},
       {"--tls-cert", [&](std::string_view v) { c.tls_cert = std::string(v); return !v.empty(); }},
       {"--tls-key", [&](std::string_view v) { c.tls_key = std::string(v); return !v.empty(); }},
@@ -133,17 +133,7 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
          c.peers.emplace_back(v);
          return v.starts_with("ws://") && v.size() > 5;
        }},
-      {"--peer-token-file",
-       [&](std::string_view v) {
-         std::ifstream in{std::string(v), std::ios::binary};
-         if (!in) return false;
-         std::stringstream ss;
-         ss << in.rdbuf();
-         c.peer_token = ss.str();
-         while (!c.peer_token.empty() && std::isspace(static_cast<unsigned char>(c.peer_token.back())))
-           c.peer_token.pop_back();
-         return !c.peer_token.empty();
-       }},
+      {"--peer-token-file", [&](std::string_view v) { return read_key_file(v, c.peer_token); }},
       {"--topology",
        [&](std::string_view v) {
          c.topology = std::string(v);

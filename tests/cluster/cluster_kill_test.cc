@@ -20,13 +20,6 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-version_vector node_version(std::uint16_t port, const std::string& doc) {
-  test_client c(port);
-  c.hello();
-  c.open(doc, 30s);
-  return c.replica(doc).version();
-}
-
 int links_up(std::uint16_t port) {
   auto body = http_get(port, "/api/cluster").second;
   int n = 0;
@@ -133,7 +126,7 @@ TEST(ClusterKillTest, ANodeKilledUnderLoadCatchesUpAndNothingAcknowledgedIsLost)
   std::uint64_t checked = 0, checked_from_c = 0;
   for (std::size_t n = 0; n < ports.size(); ++n)
     for (const auto& d : docs) {
-      version_vector v = node_version(ports[n], d);
+      version_vector v = server_version(ports[n], d);
       for (std::size_t i = 0; i < bots.size(); ++i) {
         if (bots[i].doc != d) continue;
         const std::uint64_t acked = bots[i].c->acked(d);

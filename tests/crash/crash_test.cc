@@ -40,15 +40,6 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-/// The version vector the server on `port` holds for `doc` (a fresh replica
-/// opened with an empty version receives everything).
-version_vector server_version(std::uint16_t port, const std::string& doc) {
-  test_client c(port);
-  c.hello();
-  c.open(doc, 30s);
-  return c.replica(doc).version();
-}
-
 struct bot {
   std::unique_ptr<client> c;
   std::string doc;

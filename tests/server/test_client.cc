@@ -231,6 +231,13 @@ bool test_client::wait_text(const std::string& doc, const std::string& text, std
   return replica(doc).text() == text;
 }
 
+version_vector server_version(std::uint16_t port, const std::string& doc) {
+  test_client c(port);
+  c.hello();
+  c.open(doc, std::chrono::seconds(30));
+  return c.replica(doc).version();
+}
+
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target,
                                      const test_client::headers& extra_headers) {
   namespace http = beast::http;

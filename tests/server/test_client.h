@@ -105,6 +105,10 @@ class test_client {
   std::map<std::string, std::uint64_t> refs_;
 };
 
+/// The version vector the server on `port` holds for `doc` (a fresh replica
+/// opened with an empty version receives everything).
+version_vector server_version(std::uint16_t port, const std::string& doc);
+
 /// GET http://127.0.0.1:port/target; returns (status, body).
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target,
                                      const test_client::headers& extra_headers = {});
