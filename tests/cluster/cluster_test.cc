@@ -280,9 +280,10 @@ TEST_F(ClusterTest, ARestartedNodeCatchesUpFromItsCheckpoint) {
   expect_everywhere("doc", first);
   expect_everywhere("other", elsewhere);
   // It resumed from its checkpoint: of the 100 batches it had before, none
-  // came again (70 are new; routes settling as links come up one by one may
-  // bring some of those twice, never the old ones: 100 more).
-  EXPECT_LT(metric_sum(2, "weft_replication_batches_received_total"), 2u * (50 + 20));
+  // came again. 70 are new; while its links come up one by one the routes
+  // settle, and those may come twice (once relayed, once from their origin):
+  // at most 140. Resending from scratch would be at least 70 + 100.
+  EXPECT_LE(metric_sum(2, "weft_replication_batches_received_total"), 2u * (50 + 20));
 }
 
 TEST_F(ClusterTest, ARingOfFourDeliversEachBatchToEachNodeOnce) {
