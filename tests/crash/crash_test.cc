@@ -77,14 +77,18 @@ TEST(CrashTest, AcknowledgedEditsSurviveSigkill) {
     typists.emplace_back([&, i] {
       std::mt19937 rng(static_cast<unsigned>(i) * 7919u + 1);
       while (typing) {
-        bots[i].c->edit(bots[i].doc, [&rng](document& d, std::vector<operation>& out) {
+        // The edit runs later on the client's thread: it gets numbers, not
+        // this thread's generator (which is gone once typing stops).
+        const std::uint32_t r[4] = {static_cast<std::uint32_t>(rng()), static_cast<std::uint32_t>(rng()),
+                                    static_cast<std::uint32_t>(rng()), static_cast<std::uint32_t>(rng())};
+        bots[i].c->edit(bots[i].doc, [r](document& d, std::vector<operation>& out) {
           std::uint64_t len = d.length();
-          if (len > 20 && rng() % 5 == 0) {
-            auto op = d.erase(rng() % (len - 1), 1);
+          if (len > 20 && r[0] % 5 == 0) {
+            auto op = d.erase(r[1] % (len - 1), 1);
             if (op.ok()) out.push_back(op.value());
           } else {
-            std::string word(1 + rng() % 6, static_cast<char>('a' + rng() % 26));
-            auto op = d.insert(len ? rng() % (len + 1) : 0, word);
+            std::string word(1 + r[2] % 6, static_cast<char>('a' + r[3] % 26));
+            auto op = d.insert(len ? r[1] % (len + 1) : 0, word);
             if (op.ok()) out.push_back(op.value());
           }
         });
