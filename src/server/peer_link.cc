@@ -71,11 +71,7 @@ std::vector<std::string> peer_link::subscribed() const {
 
 void peer_link::send(std::string frame, bool text) {
   if (closed_) return;
-  if (text) {
-    stats_.bytes_sent += frame.size();
-  } else {
-    stats_.bytes_sent += frame.size();
-  }
+  stats_.bytes_sent += frame.size();
   outbox_.emplace_back(std::move(frame), text);
   stats_.queue = outbox_.size();
   if (!writing_) {
@@ -404,7 +400,7 @@ void peer_link::pump() {
   };
   pick(have.upper_bound(last_key_), have.end());
   pick(have.begin(), have.upper_bound(last_key_));
-  update_lag();
+  update_lag(have);
   if (!next) return;
   last_key_ = *next;
   feed_reading_ = true;
@@ -497,10 +493,12 @@ void peer_link::on_confirm(const peer::origin_vector& have) {
   pump();
 }
 
-void peer_link::update_lag() {
+void peer_link::update_lag() { update_lag(ctx_.store.have()); }
+
+void peer_link::update_lag(const peer::origin_vector& have) {
   // Behind: batches of subscribed origins held here and not confirmed.
   std::uint64_t behind = 0;
-  for (const auto& [key, upto] : ctx_.store.have()) {
+  for (const auto& [key, upto] : have) {
     if (key == peer_key_ || !origins_.count(node_of(key))) continue;
     auto it = peer_have_.find(key);
     std::uint64_t h = it == peer_have_.end() ? 0 : it->second;

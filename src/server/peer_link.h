@@ -115,6 +115,8 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   void on_confirm(const protocol::peer::origin_vector& have);
   void tick();
   void update_lag();
+  /// The same, given this node's have() (pump has a copy already).
+  void update_lag(const protocol::peer::origin_vector& have);
   void maybe_resume_reading();
 
   std::string peer_node_, peer_key_;

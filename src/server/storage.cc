@@ -247,6 +247,10 @@ void storage::mark_held(const std::string& key, std::uint64_t n) {
     return;
   }
   h = n;
+  absorb_ahead(key, h);
+}
+
+void storage::absorb_ahead(const std::string& key, std::uint64_t& h) {
   auto it = ahead_.find(key);
   if (it == ahead_.end()) return;
   auto& set = it->second;
@@ -433,15 +437,7 @@ status storage::write(request& r, status& refusal) {
     case request::kind::advance: {
       std::uint64_t& h = staged_[r.key];
       if (r.seq > h) h = r.seq;
-      auto it = ahead_.find(r.key);
-      if (it != ahead_.end()) {
-        auto& set = it->second;
-        while (!set.empty() && *set.begin() <= h + 1) {
-          if (*set.begin() == h + 1) ++h;
-          set.erase(set.begin());
-        }
-        if (set.empty()) ahead_.erase(it);
-      }
+      absorb_ahead(r.key, h);
       return {};
     }
     case request::kind::progress: {

@@ -171,6 +171,8 @@ class storage {
   status migrate_and_identify(const storage_options& options);
   /// Marks olsn `n` of `key` held; advances have_ over contiguous entries.
   void mark_held(const std::string& key, std::uint64_t n);
+  /// Moves `h` (staged_[key]) over the held entries of `key` that now follow it.
+  void absorb_ahead(const std::string& key, std::uint64_t& h);
   result<feed_page> read_feed_now(const std::string& key, std::uint64_t after, std::size_t max);
   result<feed_gap_info> feed_gap_now(const std::string& key, std::uint64_t after);
   status compact(const std::string& doc);
