@@ -1,13 +1,21 @@
 // The weft editor page: CodeMirror 6 bound to a weft replica (the C++ core in
 // WebAssembly), synced through weft-server, kept in IndexedDB for offline use.
-import { EditorState, Annotation, StateEffect, StateField } from '@codemirror/state';
+import { EditorState, Transaction, StateEffect, StateField } from '@codemirror/state';
 import { EditorView, Decoration, WidgetType, keymap, lineNumbers, drawSelection, highlightActiveLine } from '@codemirror/view';
 import { defaultKeymap, history, historyKeymap } from '@codemirror/commands';
 import { loadWeft, randomReplicaId, utf16ToCodePoints, codePointsToUtf16 } from './weft.js';
 import { WeftProvider } from './provider.js';
 import { loadReplica, saveReplica } from './storage.js';
 
-const remote = Annotation.define();
+// Every change that comes from the replica rather than from this page's user
+// (remote ops, a resync of the view) is dispatched with these annotations.
+// Transaction.remote keeps the binding from sending it back as a local edit;
+// addToHistory(false) keeps it out of CodeMirror's undo history, which then
+// maps its own entries through it instead of recording it. So undo and redo
+// touch only this page's edits, with everyone else's mapped through: an undo
+// of one's insert leaves the text others typed inside it. An undo or redo is
+// a local edit like any other and goes to the server as ordinary ops.
+const REMOTE = [Transaction.remote.of(true), Transaction.addToHistory.of(false)];
 const COLORS = ['#e91e63', '#3f51b5', '#009688', '#ff9800', '#9c27b0', '#4caf50', '#f44336', '#00bcd4'];
 const NAMES = ['Ada', 'Grace', 'Alan', 'Barbara', 'Edsger', 'Margaret', 'Donald', 'Frances', 'Ken', 'Radia'];
 
@@ -113,13 +121,20 @@ async function editor(docId) {
         const same = !hasSurrogates(text);
         const from = toUtf16(text, c.pos, same);
         const to = 'erase' in c ? toUtf16(text, c.pos + c.erase, same) : from;
-        view.dispatch({ changes: { from, to, insert: c.insert ?? '' }, annotations: remote.of(true) });
+        view.dispatch({ changes: { from, to, insert: c.insert ?? '' }, annotations: REMOTE });
       }
-      // Safety net: the view must show exactly the replica's text.
+      // Safety net: the view must show exactly the replica's text. Only the
+      // part that differs is replaced, so the undo history keeps what lies
+      // outside it (replacing the whole text would drop every entry).
       const want = doc.text();
-      if (view.state.doc.toString() !== want) {
+      const have = view.state.doc.toString();
+      if (have !== want) {
         console.warn('weft: editor view out of step with the replica; reloading its text');
-        view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: want }, annotations: remote.of(true) });
+        const max = Math.min(have.length, want.length);
+        let start = 0, end = 0;
+        while (start < max && have.charCodeAt(start) === want.charCodeAt(start)) start++;
+        while (end < max - start && have.charCodeAt(have.length - 1 - end) === want.charCodeAt(want.length - 1 - end)) end++;
+        view.dispatch({ changes: { from: start, to: have.length - end, insert: want.slice(start, want.length - end) }, annotations: REMOTE });
       }
       save();
     },
@@ -133,7 +148,7 @@ async function editor(docId) {
   };
 
   const bind = EditorView.updateListener.of((u) => {
-    if (u.docChanged && !u.transactions.some((t) => t.annotation(remote))) {
+    if (u.docChanged && !u.transactions.some((t) => t.annotation(Transaction.remote))) {
       const old = u.startState.doc.toString();
       const same = !hasSurrogates(old);
       const edits = [];
@@ -159,6 +174,18 @@ async function editor(docId) {
     }),
   });
   view.focus();
+  // A click in the editor's box outside the text (the line-number gutter, the
+  // border) focuses the editor too, with the caret on the clicked line. Clicks
+  // in the text are CodeMirror's, and one on the scroller itself is on its
+  // scrollbar (the text fills the scroller; see style.css).
+  view.dom.parentElement.addEventListener('mousedown', (e) => {
+    if (e.button !== 0 || e.defaultPrevented || view.contentDOM.contains(e.target) || e.target === view.scrollDOM) return;
+    e.preventDefault();
+    const text = view.contentDOM.getBoundingClientRect();
+    const pos = view.posAtCoords({ x: Math.min(Math.max(e.clientX, text.left + 1), text.right - 1), y: e.clientY }, false);
+    view.dispatch({ selection: { anchor: pos }, scrollIntoView: true });
+    view.focus();
+  });
 
   const renderPresence = () => {
     const text = view.state.doc.toString();
