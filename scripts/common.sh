@@ -7,10 +7,12 @@ WEFT_APT_PACKAGES=(
   libboost1.81-dev libsimdjson-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev libssl-dev zlib1g-dev
+  libpq-dev libhiredis-dev
   emscripten
 )
-# Only the tests need these.
-WEFT_TEST_PACKAGES=(chromium curl)
+# Only the tests (and the regional mode of scripts/cluster.sh) need these:
+# the scale-out tests start a real PostgreSQL and a real Redis.
+WEFT_TEST_PACKAGES=(chromium curl postgresql redis-server)
 
 # node (20 on the project's machines; Debian's nodejs otherwise) runs the
 # web client's tests and tooling.

@@ -17,12 +17,17 @@ std::string usage() {
       "usage: weft-server [flags]\n"
       "\n"
       "Hosts collaborative documents over WebSocket (ws://HOST:PORT/), persists them in\n"
-      "SQLite under --data-dir, and serves on the same port: the web client (--web-root),\n"
+      "SQLite under --data-dir (or PostgreSQL, --store), and serves on the same port: the web client (--web-root),\n"
       "GET /healthz, GET /metrics (Prometheus), GET /api/docs/ID/text.\n"
       "\n"
       "  --bind ADDR               listen address (default {})\n"
       "  --port N                  port, 0 for any free one (default {})\n"
       "  --data-dir DIR            database directory (default {})\n"
+      "  --store DIR|postgres://USER@HOST:PORT/DB  where documents live: a directory (SQLite, as\n"
+      "                            --data-dir) or PostgreSQL, shared by the nodes of a region\n"
+      "  --bus redis://HOST:PORT   Redis Streams for live fan-out between nodes sharing one\n"
+      "                            PostgreSQL (docs/scale-out.md); needs --store postgres://\n"
+      "  --bus-stream-max N        entries kept per document stream (default 1000)\n"
       "  --web-root DIR            static files to serve (default: none)\n"
       "  --threads N               I/O threads (default: one per core)\n"
       "  --log-level L             debug, info, warn or error (default info)\n"
@@ -42,7 +47,8 @@ std::string usage() {
       "  --max-pending-per-connection N   ops one connection may leave waiting for dependencies (default {})\n"
       "  --max-db-mb N             storage quota in MiB: past it writes are refused, not acknowledged (default: none)\n"
       "  --commit-window-ms N      let writes wait up to N ms to share a commit and its fsync; delays\n"
-      "                            acknowledgements, never the delivery to others (default {}; 0: none)\n"
+      "                            acknowledgements, never the delivery to others (default {} with\n"
+      "                            SQLite, 0 with PostgreSQL; 0: none)\n"
       "\n"
       "access (docs/protocol.md, Authentication):\n"
       "  --auth-secret-file FILE   require HS256 tokens signed with the key in FILE\n"
@@ -121,7 +127,10 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
       {"--max-connections-per-address", [&](std::string_view v) { return parse_number(v, c.max_connections_per_address); }},
       {"--max-pending-per-connection", [&](std::string_view v) { return parse_number(v, c.max_pending_per_connection) && c.max_pending_per_connection > 0; }},
       {"--max-db-mb", [&](std::string_view v) { return parse_number(v, c.max_db_mb); }},
-      {"--commit-window-ms", [&](std::string_view v) { return parse_number(v, c.commit_window_ms) && c.commit_window_ms <= 1000; }},
+      {"--commit-window-ms", [&](std::string_view v) { c.commit_window_set = true; return parse_number(v, c.commit_window_ms) && c.commit_window_ms <= 1000; }},
+      {"--store", [&](std::string_view v) { c.store = std::string(v); return !v.empty(); }},
+      {"--bus", [&](std::string_view v) { c.bus = std::string(v); return v.starts_with("redis://") && v.size() > 8; }},
+      {"--bus-stream-max", [&](std::string_view v) { return parse_number(v, c.bus_stream_max) && c.bus_stream_max >= 10; }},
       {"--auth-secret", [&](std::string_view v) { c.auth_secret = std::string(v); return !v.empty(); }},
       {"--auth-secret-file", [&](std::string_view v) { return read_key_file(v, c.auth_secret); }},
       {"--allowed-origin", [&](std::string_view v) { c.allowed_origins.emplace_back(v); return !v.empty(); }},
@@ -174,6 +183,9 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
   }
   if (c.topology == "star" && c.hub.empty())
     return parse_outcome{"weft-server: --topology star needs --hub NODE\n", 2};
+  if (!c.bus.empty() && !store_is_postgres(c))
+    return parse_outcome{"weft-server: --bus needs --store postgres://...: nodes resync missed entries from the shared database\n", 2};
+  if (store_is_postgres(c) && !c.commit_window_set) c.commit_window_ms = 0;
   if (c.tls_cert.empty() != c.tls_key.empty())
     return parse_outcome{"weft-server: --tls-cert and --tls-key go together\n", 2};
   return c;

@@ -15,6 +15,9 @@ struct server_config {
   std::string bind = "127.0.0.1";     ///< --bind: address to listen on
   std::uint16_t port = 8080;          ///< --port: 0 picks a free port
   std::string data_dir = "./data";    ///< --data-dir: SQLite database lives here
+  std::string store;                  ///< --store: a directory (SQLite) or postgres://... ; empty: data_dir
+  std::string bus;                    ///< --bus redis://HOST:PORT: live fan-out between nodes of a region
+  std::size_t bus_stream_max = 1000;  ///< --bus-stream-max: entries kept per document stream
   std::string web_root;               ///< --web-root: static files (the web client); empty: none
   unsigned threads = 0;               ///< --threads: I/O threads; 0 = hardware concurrency
   log_level level = log_level::info;  ///< --log-level
@@ -31,6 +34,7 @@ struct server_config {
   std::size_t max_pending_per_connection = 4096;   ///< --max-pending-per-connection: ops of one connection held in a causal buffer
   std::uint64_t max_db_mb = 0;                  ///< --max-db-mb: storage quota; writes past it are refused (0 = none)
   unsigned commit_window_ms = 10;               ///< --commit-window-ms: group-commit window (delays acks, not rebroadcast)
+  bool commit_window_set = false;               ///< --commit-window-ms was given (PostgreSQL defaults to 0)
 
   // ---- access ------------------------------------------------------------------------
   std::string auth_secret;                   ///< --auth-secret / --auth-secret-file: HS256 key; empty = no auth
@@ -56,6 +60,14 @@ struct server_config {
 
 /// Parses argv. Returns the config, or a message to print (help text or an
 /// error, with `exit_code` 0 for --help and 2 for a bad flag).
+/// Where documents are stored: --store, or --data-dir.
+inline const std::string& store_location(const server_config& c) { return c.store.empty() ? c.data_dir : c.store; }
+/// True when that is a PostgreSQL URI.
+inline bool store_is_postgres(const server_config& c) {
+  const std::string& s = store_location(c);
+  return s.rfind("postgres://", 0) == 0 || s.rfind("postgresql://", 0) == 0;
+}
+
 struct parse_outcome {
   std::string message;
   int exit_code;

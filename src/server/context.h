@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "auth/auth.h"
+#include "server/bus.h"
 #include "server/config.h"
 #include "server/limits.h"
 #include "server/metrics.h"
@@ -38,6 +39,9 @@ struct server_context {
   connection_limiter connections{config.max_connections_per_address};
   /// Replication with other nodes (docs/replication.md); set once at start.
   std::unique_ptr<replicator> replication = nullptr;
+  /// Live fan-out between the nodes of a region (--bus); null without one.
+  /// Owned by the server; outlives every room's use of it.
+  bus* region_bus = nullptr;
   /// Set when serving TLS (--tls-cert/--tls-key).
   std::unique_ptr<boost::asio::ssl::context> tls = nullptr;
 

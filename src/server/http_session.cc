@@ -266,6 +266,7 @@ void http_session<Stream>::handle(http::request<http::string_body> req) {
   if (target == "/metrics") {
     std::string body = ctx_.stats.render();
     if (ctx_.replication) body += ctx_.replication->metrics_text();
+    if (ctx_.region_bus) body += ctx_.region_bus->stats().render();
     respond(make(http::status::ok, v, ka, std::move(body), "text/plain; version=0.0.4"));
     return;
   }

@@ -37,10 +37,6 @@ constexpr std::size_t frame_budget = 4u << 20;
 // Silence after which a link is taken for dead (probes go every second).
 constexpr auto dead_after = std::chrono::seconds(10);
 
-std::int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 std::uint64_t steady_us() {
   return static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())

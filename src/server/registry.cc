@@ -46,6 +46,16 @@ bool room_registry::remove_if_unpinned(const document_room* room) {
   return true;
 }
 
+void room_registry::for_each(const std::function<void(const std::shared_ptr<document_room>&)>& f) {
+  std::vector<std::shared_ptr<document_room>> rooms;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    rooms.reserve(rooms_.size());
+    for (auto& [id, e] : rooms_) rooms.push_back(e.room);
+  }
+  for (auto& r : rooms) f(r);
+}
+
 void room_registry::clear() {
   std::lock_guard<std::mutex> lock(mu_);
   rooms_.clear();

@@ -6,6 +6,7 @@
 // Thread-safety: all methods may be called from any thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,6 +30,8 @@ class room_registry {
   /// Called by an idle room (on its strand): forgets it if nobody pins it.
   /// True: it was removed, and must not be used again.
   bool remove_if_unpinned(const document_room* room);
+  /// Calls f(room) for each room in memory (outside the registry's lock).
+  void for_each(const std::function<void(const std::shared_ptr<document_room>&)>& f);
   /// Drops every room (teardown).
   void clear();
 

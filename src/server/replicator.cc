@@ -20,10 +20,6 @@ namespace net = boost::asio;
 namespace peer = protocol::peer;
 
 namespace {
-std::int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 constexpr auto refresh_every = std::chrono::seconds(2);
 }  // namespace
 

@@ -60,6 +60,15 @@ void document_room::on_strand(F&& f) {
 }
 
 void document_room::start() {
+  // With a bus, the stream position is fixed before the load: whatever
+  // commits after the load began arrives on the stream.
+  if (ctx_.region_bus)
+    ctx_.region_bus->subscribe(id_, weak_from_this(), [self = shared_from_this()] { self->load(); });
+  else
+    load();
+}
+
+void document_room::load() {
   ctx_.store.load(id_, [self = shared_from_this()](result<stored_document> r) {
     net::post(self->strand_, [self, r = std::move(r)]() mutable { self->loaded(std::move(r)); });
   });
@@ -260,14 +269,25 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
   if (!unblocked.empty()) send_ops_to(s, unblocked);
 
   ops_since_snapshot_ += applied.size();
-  ctx_.store.append(id_, encode_ops(applied),
-                    [self = shared_from_this(), v = doc_.version()](status st, std::uint64_t olsn) mutable {
+  append_own(applied);
+  maybe_snapshot(false);
+}
+
+void document_room::append_own(std::vector<operation>& applied, std::function<void(status)> done) {
+  std::string batch = encode_ops(applied);
+  std::string published = ctx_.region_bus ? batch : std::string();
+  ctx_.store.append(id_, std::move(batch),
+                    [self = shared_from_this(), v = doc_.version(), published = std::move(published),
+                     done = std::move(done)](status st, std::uint64_t olsn) mutable {
+                      // Only durable batches go on the bus: any node may then
+                      // acknowledge what it relays.
+                      if (st.ok() && self->ctx_.region_bus) self->ctx_.region_bus->publish(self->id_, std::move(published));
+                      if (done) done(st);
                       net::post(self->strand_, [self, st = std::move(st), v = std::move(v), olsn]() mutable {
                         if (st.ok()) self->own_batch_durable(olsn, v);
                         self->durable(std::move(st), std::move(v));
                       });
                     });
-  maybe_snapshot(false);
 }
 
 void document_room::replicate(batch_origin origin, std::string batch, std::function<void(status)> done) {
@@ -326,23 +346,18 @@ void document_room::do_replicate(batch_origin origin, std::string batch, std::fu
       done(status{});
       return;
     }
-    ctx_.store.append(id_, encode_ops(applied),
-                      [self = shared_from_this(), v = doc_.version(), done = std::move(done)](status st,
-                                                                                             std::uint64_t olsn) mutable {
-                        net::post(self->strand_, [self, st, v = std::move(v), olsn]() mutable {
-                          if (st.ok()) self->own_batch_durable(olsn, v);
-                          self->durable(std::move(st), std::move(v));
-                        });
-                        done(st);
-                      });
+    append_own(applied, std::move(done));
     maybe_snapshot(false);
     return;
   }
   // The whole batch is stored, buffered ops included: the origin's sequence
   // number advances with it, so nothing would bring them again.
+  std::string published = ctx_.region_bus ? batch : std::string();
   ctx_.store.append_replicated(
       id_, std::move(origin), std::move(batch),
-      [self = shared_from_this(), v = doc_.version(), done = std::move(done)](status st) mutable {
+      [self = shared_from_this(), v = doc_.version(), done = std::move(done),
+       published = std::move(published)](status st) mutable {
+        if (st.ok() && self->ctx_.region_bus) self->ctx_.region_bus->publish(self->id_, std::move(published));
         // A refusal of this batch alone (same key, other bytes) says nothing
         // about the storage: only a failed commit stops the document.
         if (st.ok() || st.code() != error_code::invalid_operation)
@@ -461,7 +476,7 @@ void document_room::maybe_snapshot(bool force) {
   // Buffered ops are not in a snapshot, but replicated batches holding them
   // are in the log: wait until the buffer is empty.
   if (doc_.pending_ops() > 0) return;
-  ctx_.store.put_snapshot(id_, doc_.encode_snapshot(), [id = id_](status st) {
+  ctx_.store.put_snapshot(id_, doc_.encode_snapshot(), doc_.version(), [id = id_](status st) {
     if (!st.ok()) log(log_level::error, "document {}: snapshot failed: {}", id, st.to_string());
   });
   ops_since_snapshot_ = 0;
@@ -571,6 +586,100 @@ void document_room::update_pending_metric() {
   auto now = static_cast<std::int64_t>(doc_.pending_ops());
   ctx_.stats.pending_ops += now - pending_reported_;
   pending_reported_ = now;
+}
+
+void document_room::bus_batch(std::string batch) {
+  on_strand([this, batch = std::move(batch)]() mutable {
+    when_ready([this, batch = std::move(batch)] { apply_bus_batch(batch); });
+  });
+}
+
+namespace {
+// The highest counter per replica among `ops`.
+version_vector maxima(const std::vector<operation>& ops) {
+  version_vector v;
+  for (const auto& op : ops) {
+    const std::uint64_t last = op.id.counter + op.length() - 1;
+    if (last > v.get(op.id.replica)) v.set(op.id.replica, last);
+  }
+  return v;
+}
+}  // namespace
+
+void document_room::apply_bus_batch(const std::string& batch) {
+  if (state_ == state::broken || state_ == state::closed) return;
+  auto ops = decode_ops(batch);
+  if (!ops.ok()) {
+    log(log_level::warn, "document {}: a batch from the bus does not decode: {}", id_, ops.error().to_string());
+    return;
+  }
+  std::vector<operation> applied;
+  for (const operation& op : ops.value()) {
+    auto r = doc_.apply(op, nullptr, &applied);
+    if (!r.ok()) log(log_level::warn, "document {}: an op from the bus does not apply: {}", id_, r.error().to_string());
+  }
+  update_pending_metric();
+  // Committed by another node before it was published: an author here who
+  // sent the same ops (after failing over) may be acknowledged.
+  durable_.merge(maxima(ops.value()));
+  if (!applied.empty()) {
+    ctx_.stats.ops_applied += applied.size();
+    ops_since_snapshot_ += applied.size();
+    broadcast_ops(applied, 0);
+  }
+  send_acks();
+}
+
+void document_room::bus_resync() {
+  on_strand([this] {
+    when_ready([this] {
+      if (state_ == state::broken || state_ == state::closed) return;
+      ctx_.store.load(id_, [self = shared_from_this()](result<stored_document> r) {
+        if (!r.ok()) {
+          log(log_level::warn, "document {}: resync from storage failed: {}", self->id_, r.error().to_string());
+          return;
+        }
+        net::post(self->strand_, [self, d = std::move(r.value())]() mutable { self->merge_stored(std::move(d)); });
+      });
+    });
+  });
+}
+
+void document_room::merge_stored(stored_document d) {
+  if (state_ == state::broken || state_ == state::closed) return;
+  std::vector<operation> applied;
+  if (!d.snapshot.empty()) {
+    auto snap = document::decode_snapshot(d.snapshot, server_replica, room_options(ctx_.config));
+    if (snap.ok()) {
+      for (const auto& op : snap.value().ops_since(doc_.version())) (void)doc_.apply(op, nullptr, &applied);
+      durable_.merge(snap.value().version());
+    } else {
+      log(log_level::warn, "document {}: stored snapshot does not decode: {}", id_, snap.error().to_string());
+    }
+  }
+  for (const auto& [seq, bytes] : d.batches) {
+    auto ops = decode_ops(bytes);
+    if (!ops.ok()) continue;  // reported when a room loads it
+    for (const auto& op : ops.value()) (void)doc_.apply(op, nullptr, &applied);
+    durable_.merge(maxima(ops.value()));
+  }
+  update_pending_metric();
+  log(log_level::debug, "document {}: resynced from storage, {} ops were missing", id_, applied.size());
+  if (!applied.empty()) {
+    ctx_.stats.ops_applied += applied.size();
+    broadcast_ops(applied, 0);
+  }
+  send_acks();
+}
+
+void document_room::storage_availability(status st) {
+  on_strand([this, st = std::move(st)] {
+    const bool down = !st.ok();
+    if (down == storage_down_ || state_ == state::broken) return;
+    storage_down_ = down;
+    if (down)
+      broadcast(std::make_shared<const std::string>(protocol::encode_error(error_kind::storage, st.detail(), id_)), 0);
+  });
 }
 
 }  // namespace weft::server

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "server/bus.h"
 #include "server/storage.h"
 #include "server/subscriber.h"
 #include "weft/document.h"
@@ -34,7 +35,7 @@ namespace weft::server {
 
 struct server_context;
 
-class document_room : public std::enable_shared_from_this<document_room> {
+class document_room : public std::enable_shared_from_this<document_room>, public bus_listener {
  public:
   document_room(server_context& ctx, std::string id);
   ~document_room();
@@ -81,13 +82,29 @@ class document_room : public std::enable_shared_from_this<document_room> {
   /// The registry's word that nobody pins the room any more: it unloads
   /// once it has had no subscribers for --idle-unload-ms.
   void unpinned();
+  /// A batch another node of the region committed (bus.h): applied and
+  /// rebroadcast here, never stored again (it is durable already).
+  void bus_batch(std::string batch) override;
+  /// Stream entries were missed: merge what storage holds that this room
+  /// lacks, and rebroadcast it.
+  void bus_resync() override;
+  /// The storage's word that the database is unreachable (an error) or back
+  /// (ok): subscribers are told that their edits wait for it.
+  void storage_availability(status st);
 
  private:
   enum class state { loading, ready, broken, closed };
   template <class F>
   void on_strand(F&& f);
   void when_ready(std::function<void()> f);
+  void load();
   void loaded(result<struct stored_document> r);
+  /// Applies what `d` holds that the document lacks (a resync); rebroadcasts it.
+  void merge_stored(stored_document d);
+  void apply_bus_batch(const std::string& batch);
+  /// Hands an own batch to storage; once durable it is acknowledged and
+  /// published on the bus. `done` (optional) runs on the storage thread.
+  void append_own(std::vector<operation>& applied, std::function<void(status)> done = nullptr);
   void do_join(std::shared_ptr<subscriber> s, version_vector client_version, std::uint64_t regions);
   /// An own batch committed as `olsn`, the document then at `v`.
   void own_batch_durable(std::uint64_t olsn, const version_vector& v);
@@ -161,6 +178,7 @@ class document_room : public std::enable_shared_from_this<document_room> {
   std::map<std::uint64_t, region_watch> region_watch_;
   std::deque<std::pair<std::uint64_t, version_vector>> own_batches_;
   bool watching_ = false;  // registered with the replicator
+  bool storage_down_ = false;  // the database is unreachable (storage_availability)
 };
 
 }  // namespace weft::server

@@ -44,6 +44,9 @@ struct server::impl {
   metrics stats;
   session_list sessions;
   std::unique_ptr<storage> store;
+  // Live fan-out in a region (--bus). Destroyed after the storage thread (whose
+  // commits publish) and before the io_contexts (it posts into rooms).
+  std::unique_ptr<bus> region_bus;
   // One context per I/O thread (see server_context::ios); the first also
   // runs the acceptor and the liveness timer.
   std::vector<std::unique_ptr<io_context_t>> ios;
@@ -62,6 +65,7 @@ struct server::impl {
     acceptor.reset();
     liveness.reset();
     store.reset();
+    region_bus.reset();
     for (auto& io : ios) io->shut_down();
     // The replicator's timers and links belong to the contexts' services:
     // gone before the contexts are.
@@ -129,9 +133,18 @@ result<std::unique_ptr<server>> server::start(server_config config) {
   so.commit_window = std::chrono::milliseconds(p->config.commit_window_ms);
   so.node_id = p->config.node_id;
   so.retain_feed_for_peers = !p->config.peers.empty() || p->config.node_id != "local";
-  auto st = storage::open(p->config.data_dir, &p->stats, so);
+  so.location = store_location(p->config);
+  auto st = storage::open(&p->stats, so);
   if (!st.ok()) return st.error();
   p->store = std::move(st.value());
+  if (!p->config.bus.empty()) {
+    bus_options bo;
+    if (!bus::parse_url(p->config.bus, bo))
+      return status(error_code::invalid_argument, "bad --bus " + p->config.bus + " (redis://HOST:PORT)");
+    bo.node_key = p->store->origin_key();
+    bo.stream_max = p->config.bus_stream_max;
+    p->region_bus = std::make_unique<bus>(bo);
+  }
   const unsigned n = p->config.threads ? p->config.threads : std::max(1u, std::thread::hardware_concurrency());
   std::vector<net::io_context*> ios;
   for (unsigned i = 0; i < n; ++i) {
@@ -142,6 +155,14 @@ result<std::unique_ptr<server>> server::start(server_config config) {
   if (!p->config.auth_secret.empty()) p->ctx->auth.emplace(p->config.auth_secret);
   p->ctx->tls = std::move(tls);
   p->ctx->replication = std::make_unique<replicator>(*p->ctx);
+  p->ctx->region_bus = p->region_bus.get();
+  p->store->on_availability([ctx = p->ctx.get()](status st) {
+    if (st.ok())
+      log(log_level::info, "storage is reachable again; waiting edits are committed");
+    else
+      log(log_level::error, "{}", st.detail());
+    ctx->rooms.for_each([&](const std::shared_ptr<document_room>& r) { r->storage_availability(st); });
+  });
   p->store->on_advanced([r = p->ctx->replication.get()](const std::vector<std::string>&) { r->feed_advanced(); });
   p->acceptor.emplace(*p->ios[0]);
 
@@ -159,9 +180,11 @@ result<std::unique_ptr<server>> server::start(server_config config) {
   p->liveness.emplace(net::make_strand(*p->ios[0]));
   p->schedule_liveness();
   p->ctx->replication->start();  // before the threads: its dialler list is fixed from then on
+  if (p->region_bus) p->region_bus->start();
   for (auto& io : p->ios) p->threads.emplace_back([io = io.get()] { io->run(); });
-  log(log_level::info, "weft-server {} listening on {}:{} (data {}, {} threads{}{}{})", p->store->origin_key(),
-      p->config.bind, p->port, p->config.data_dir, n, p->config.web_root.empty() ? "" : ", web root " + p->config.web_root,
+  log(log_level::info, "weft-server {} listening on {}:{} ({} {}{}, {} threads{}{}{})", p->store->origin_key(),
+      p->config.bind, p->port, p->store->backend(), p->store->backend() == std::string_view("postgres") ? "" : store_location(p->config),
+      p->region_bus ? ", bus " + p->config.bus : "", n, p->config.web_root.empty() ? "" : ", web root " + p->config.web_root,
       p->ctx->tls ? ", TLS" : "", p->ctx->auth ? ", tokens required" : ", no authentication");
   return std::unique_ptr<server>(new server(std::move(p)));
 }

@@ -1,6 +1,10 @@
-// Durable storage of documents in SQLite (WAL mode, synchronous=FULL), with
-// group commit: one thread drains a queue of requests and commits everything
-// queued since the last commit in one transaction, so many ops share an fsync.
+// Durable storage of documents, behind one interface with two backends:
+// SQLite (sqlite_storage.h, the embedded default) and PostgreSQL
+// (postgres_storage.h, shared by the nodes of a region). Both use group
+// commit: one thread drains a queue of requests and commits everything queued
+// since the last commit in one transaction, so many ops share an fsync. This
+// class is that machinery and the bookkeeping of the feed; a backend supplies
+// the statements.
 //
 // The op batches form one ordered log per node, which is also its changes
 // feed for replication (docs/replication.md): every batch has an origin (the
@@ -23,19 +27,17 @@
 #include <memory>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "server/metrics.h"
 #include "weft/status.h"
-
-struct sqlite3;
-struct sqlite3_stmt;
+#include "weft/types.h"
 
 namespace weft::server {
-
-class metrics;
 
 /// What a document has on disk: its latest snapshot and the op batches after it.
 struct stored_document {
@@ -73,6 +75,9 @@ struct feed_page {
 using origin_vector = std::map<std::string, std::uint64_t>;
 
 struct storage_options {
+  /// Where the documents live: a directory (SQLite, `<dir>/weft.db`) or a
+  /// PostgreSQL connection URI (`postgres://` or `postgresql://`).
+  std::string location = "./data";
   /// Quota for the database in bytes (0: none). Past it a commit fails with
   /// "database or disk is full", exactly as when the disk fills up: the
   /// writes are refused and nothing in them is acknowledged.
@@ -89,16 +94,23 @@ struct storage_options {
   /// record_peer_progress() has confirmed them (a node with peers). False:
   /// entries go as soon as a snapshot covers them (a node alone).
   bool retain_feed_for_peers = false;
+  /// While the database is unreachable (a backend that can reconnect), writes
+  /// wait in memory up to this many bytes and are committed when it is back;
+  /// past it they fail.
+  std::uint64_t max_backlog_bytes = 256u << 20;
 };
 
 class storage {
  public:
-  /// Opens (creating) `<dir>/weft.db`, creating `dir` if needed, and checks
-  /// its integrity (PRAGMA quick_check) before anything is served from it.
-  /// Errors: invalid_argument when the directory or database cannot be
-  /// opened; corrupt_data when the file is not a sound SQLite database.
+  /// Opens the storage `options.location` names (see storage_options), checks
+  /// its integrity and brings its schema up to date before anything is served
+  /// from it. Errors: invalid_argument when it cannot be opened or reached;
+  /// corrupt_data when it is damaged; unsupported_version when its schema is
+  /// newer than this program.
+  static result<std::unique_ptr<storage>> open(metrics* m, storage_options options);
+  /// The same with `dir` as location (SQLite; kept for tests and tools).
   static result<std::unique_ptr<storage>> open(const std::string& dir, metrics* m, storage_options options = {});
-  ~storage();  // flushes the queue, then closes the database
+  virtual ~storage();
   storage(const storage&) = delete;
   storage& operator=(const storage&) = delete;
 
@@ -114,10 +126,12 @@ class storage {
   /// the same key with other bytes is refused alone (invalid_operation,
   /// "conflicting write"; the rest of the commit goes on).
   void append_replicated(std::string doc, batch_origin origin, std::string batch, done_fn done);
-  /// Stores a snapshot covering every log entry of `doc` committed before it
-  /// (the caller, the document's only writer, has them all in `snapshot`),
-  /// then compacts the entries it covers (see retain_feed_for_peers).
-  void put_snapshot(std::string doc, std::string snapshot, done_fn done);
+  /// Stores a snapshot of `doc` at `version` (every op the caller applied;
+  /// it has no ops waiting for dependencies), then compacts the log entries
+  /// it covers (see retain_feed_for_peers). With several writers (PostgreSQL)
+  /// a snapshot never replaces one that holds ops it lacks, and one node at a
+  /// time writes a document's snapshot.
+  void put_snapshot(std::string doc, std::string snapshot, version_vector version, done_fn done);
   /// Reads a document (empty when it does not exist).
   void load(std::string doc, std::function<void(result<stored_document>)> done);
   /// Reads up to `max_entries` feed entries of origin `key` after olsn
@@ -142,7 +156,7 @@ class storage {
   /// Blocks until everything queued so far is committed.
   void flush();
 
-  /// This node's origin key ("node~hex", fixed when the database was made).
+  /// This node's origin key ("node~hex").
   const std::string& origin_key() const noexcept { return own_key_; }
   /// Per origin, the highest olsn up to which every entry is durable here.
   /// Thread-safe (a copy).
@@ -150,6 +164,64 @@ class storage {
   /// Called on the storage thread after each commit that advanced have()
   /// for some origins (their keys). Set once, before use; must be quick.
   void on_advanced(std::function<void(const std::vector<std::string>&)> f) { on_advanced_ = std::move(f); }
+  /// Called on the storage thread when the database becomes unreachable
+  /// (an error: writes now wait, nothing is acknowledged) and when it is
+  /// reachable again (ok: the waiting writes were committed). Set once,
+  /// before use; must be quick.
+  void on_availability(std::function<void(status)> f) { on_availability_ = std::move(f); }
+  /// Which backend this is ("sqlite", "postgres").
+  virtual const char* backend() const noexcept = 0;
+
+ protected:
+  /// One row of the log, as a backend writes it.
+  struct log_row {
+    const std::string& doc;
+    const std::string& origin;
+    std::uint64_t olsn;
+    const std::string& path;
+    std::int64_t ts_ms;
+    const std::string& batch;
+  };
+  explicit storage(metrics* m) : metrics_(m) {}
+  /// Starts the storage thread; called by open() once the backend is ready.
+  /// `own_key` is this node's origin; `have` and `ahead` what the database
+  /// holds per origin (contiguous, and past a gap).
+  void start(const storage_options& options, std::string own_key, origin_vector have,
+             std::map<std::string, std::set<std::uint64_t>> ahead);
+  /// Stops and joins the storage thread (after the queue drains). A backend's
+  /// destructor calls it before closing its connection.
+  void stop();
+
+  // The backend: all called on the storage thread only. Errors name what
+  // failed; last_error_kind() classifies the last one for the metrics.
+  virtual status tx_begin() = 0;
+  /// Inserts a log entry in the open transaction. A backend may defer the
+  /// write to tx_commit(); an entry already stored under (origin, olsn) must
+  /// make the commit fail, never replace it.
+  virtual status tx_insert(const log_row& row) = 0;
+  /// The stored bytes of entry (key, olsn), nullopt when not stored.
+  virtual result<std::optional<std::string>> stored_batch(const std::string& key, std::uint64_t olsn) = 0;
+  virtual status tx_snapshot(const std::string& doc, const std::string& data, const version_vector& version,
+                             bool retain_for_peers) = 0;
+  virtual status tx_peer_progress(const std::string& peer, const origin_vector& confirmed) = 0;
+  virtual status tx_origins(const std::vector<std::pair<std::string, std::uint64_t>>& have) = 0;
+  virtual status tx_commit() = 0;
+  virtual void tx_rollback() = 0;
+  virtual result<stored_document> read_document(const std::string& doc) = 0;
+  /// Entries of `key` with olsn in (after, upto], ascending, at most `max`.
+  virtual result<std::vector<feed_entry>> read_feed_rows(const std::string& key, std::uint64_t after,
+                                                         std::uint64_t upto, std::size_t max) = 0;
+  /// The smallest olsn of `key` stored after `after` (nullopt: none).
+  virtual result<std::optional<std::uint64_t>> first_stored_after(const std::string& key, std::uint64_t after) = 0;
+  virtual result<std::vector<std::string>> list_documents() = 0;
+  virtual metrics::storage_error last_error_kind() const = 0;
+  /// True when `failure` means the database cannot be reached (it may come
+  /// back): the transaction is retried after reconnect() instead of failing.
+  virtual bool unreachable(const status& failure) const { (void)failure; return false; }
+  /// Tries to connect again; ok when the database answers.
+  virtual status reconnect() { return status(error_code::invalid_argument, "cannot reconnect"); }
+
+  metrics* metrics_;
 
  private:
   struct request {
@@ -166,40 +238,41 @@ class storage {
     origin_vector progress = {};
     std::function<void(result<feed_gap_info>)> gapped = {};
     appended_fn appended = {};
+    version_vector version = {};  // snapshot
   };
-  storage(sqlite3* db, metrics* m);
-  status migrate_and_identify(const storage_options& options);
-  /// Marks olsn `n` of `key` held; advances have_ over contiguous entries.
+  /// Marks olsn `n` of `key` held; advances staged_ over contiguous entries.
   void mark_held(const std::string& key, std::uint64_t n);
   /// Moves `h` (staged_[key]) over the held entries of `key` that now follow it.
   void absorb_ahead(const std::string& key, std::uint64_t& h);
   result<feed_page> read_feed_now(const std::string& key, std::uint64_t after, std::size_t max);
   result<feed_gap_info> feed_gap_now(const std::string& key, std::uint64_t after);
-  status compact(const std::string& doc);
   void enqueue(request r);
   void run();
-  status exec(const char* sql);
-  /// The statement for `sql` (a string literal: cached by address), prepared
-  /// once and kept; null when it cannot be prepared. Storage thread only.
-  sqlite3_stmt* prepared(const char* sql);
-  /// Runs a cached statement that returns no rows.
-  status exec_prepared(const char* sql);
+  /// Answers a read request (load, feed, gap).
+  void answer(request& r);
+  /// Runs work[i, j) (writes) as one transaction; fills `refusals`.
+  status transact(std::vector<request>& work, std::size_t i, std::size_t j, std::vector<status>& refusals,
+                  std::vector<std::string>& advanced, std::size_t& writes);
+  /// While the database is unreachable: answers reads with an error, waits,
+  /// reconnects and retries the transaction until it commits, fails for
+  /// another reason, or the storage stops.
+  status retry_until_reachable(status failure, std::vector<request>& work, std::size_t i, std::size_t j,
+                               std::vector<status>& refusals, std::vector<std::string>& advanced,
+                               std::size_t& writes);
   /// One request inside the open transaction. An error fails the whole
   /// commit; `refusal` refuses this request alone.
   status write(request& r, status& refusal);
-  result<stored_document> read(const std::string& doc);
 
-  sqlite3* db_;
-  std::map<const char*, sqlite3_stmt*> prepared_;  // storage thread only (and the destructor)
-  metrics* metrics_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<request> queue_;  // guarded by mu_
   bool stopping_ = false;      // guarded by mu_
   bool urgent_ = false;        // guarded by mu_: a load or flush is queued
+  bool unreachable_ = false;   // guarded by mu_: the database is unreachable; writes wait
+  std::uint64_t backlog_bytes_ = 0;  // guarded by mu_: bytes of writes queued or retried
+  std::uint64_t max_backlog_ = 0;
   std::chrono::steady_clock::time_point oldest_;  // guarded by mu_: when queue_ became non-empty
   std::chrono::microseconds window_{0};
-  std::string node_id_;
   std::string own_key_;
   bool retain_ = false;
   // Replication progress, storage thread only except have_ (also under have_mu_).
@@ -208,7 +281,13 @@ class storage {
   origin_vector staged_;  // storage thread only: have, with the open transaction's writes
   std::map<std::string, std::set<std::uint64_t>> ahead_;  // storage thread only: held entries past staged_
   std::function<void(const std::vector<std::string>&)> on_advanced_;
+  std::function<void(status)> on_availability_;
   std::thread thread_;
 };
+
+/// Validates a node id: 1-64 letters, digits, '-', '_' or '.'.
+bool valid_node_id(const std::string& id);
+/// Milliseconds since the Unix epoch.
+std::int64_t unix_ms();
 
 }  // namespace weft::server

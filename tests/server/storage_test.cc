@@ -62,7 +62,7 @@ struct store_fixture {
   void snapshot(const std::string& doc) {
     std::promise<status> p;
     auto f = p.get_future();
-    store->put_snapshot(doc, "snap", [&p](status s) { p.set_value(s); });
+    store->put_snapshot(doc, "snap", {}, [&p](status s) { p.set_value(s); });
     ASSERT_TRUE(f.get().ok());
   }
 };
