@@ -88,6 +88,8 @@ result<std::unique_ptr<storage>> postgres_storage::open(metrics* m, storage_opti
     while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
     return status(error_code::invalid_argument, "I/O error: cannot connect to PostgreSQL: " + why);
   }
+  // Notices ("relation already exists, skipping") are not for the log.
+  PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
   std::unique_ptr<postgres_storage> st(new postgres_storage(conn, options.location, m));
   auto migrated = st->migrate();
   if (!migrated.ok()) return migrated.error();
@@ -236,6 +238,7 @@ status postgres_storage::reconnect() {
   begun_ = false;
   PQreset(conn_);
   if (PQstatus(conn_) != CONNECTION_OK) return failed("reconnect", nullptr);
+  PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
   return {};
 }
 
