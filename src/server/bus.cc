@@ -162,8 +162,7 @@ void bus::both_up() {
   });
 }
 
-std::uint64_t bus::subscribe(const std::string& doc, std::weak_ptr<bus_listener> listener,
-                             std::function<void()> positioned) {
+void bus::subscribe(const std::string& doc, std::weak_ptr<bus_listener> listener, std::function<void()> positioned) {
   const std::uint64_t token = next_token_++;
   net::post(io_, [this, doc, token, listener = std::move(listener), positioned = std::move(positioned)]() mutable {
     subscription& s = subs_[doc];
@@ -177,18 +176,6 @@ std::uint64_t bus::subscribe(const std::string& doc, std::weak_ptr<bus_listener>
     } else {
       positioned();  // loads now; resyncs once Redis is back
     }
-  });
-  return token;
-}
-
-void bus::unsubscribe(const std::string& doc, std::uint64_t token) {
-  net::post(io_, [this, doc, token] {
-    auto it = subs_.find(doc);
-    if (it == subs_.end() || it->second.token != token) return;
-    subs_.erase(it);
-    stats_.streams = static_cast<std::int64_t>(subs_.size());
-    // The blocking read still names the stream; its entries are ignored
-    // until the next read leaves it out.
   });
 }
 
@@ -246,6 +233,9 @@ void bus::wake_reader() {
 void bus::read_loop() {
   if (!up_ || read_in_flight_) return;
   std::vector<std::string> keys, ids;
+  // Rooms that unloaded stop being read (their weak listener expired).
+  std::erase_if(subs_, [](const auto& e) { return e.second.listener.expired() && !e.second.on_positioned; });
+  stats_.streams = static_cast<std::int64_t>(subs_.size());
   for (auto& [doc, s] : subs_) {
     if (!s.positioned) continue;
     keys.push_back(key_of(doc));

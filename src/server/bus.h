@@ -89,16 +89,13 @@ class bus {
 
   /// Starts the bus thread and connects (reconnecting by itself).
   void start();
-  /// Reads `doc`'s stream for `listener` from now on. `positioned` runs (on
+  /// Reads `doc`'s stream for `listener` from now on (replacing an earlier
+  /// listener of `doc`) until the listener is gone. `positioned` runs (on
   /// the bus thread) once the read position is fixed: everything committed
   /// after that point arrives, so the caller loads the document from storage
-  /// then. Returns a token for unsubscribe(). While Redis is unreachable,
-  /// `positioned` runs at once, and the listener gets bus_resync() after the
-  /// connection is back.
-  std::uint64_t subscribe(const std::string& doc, std::weak_ptr<bus_listener> listener,
-                          std::function<void()> positioned);
-  /// Stops reading for the subscription `token` (no-op when replaced).
-  void unsubscribe(const std::string& doc, std::uint64_t token);
+  /// then. While Redis is unreachable, `positioned` runs at once, and the
+  /// listener gets bus_resync() after the connection is back.
+  void subscribe(const std::string& doc, std::weak_ptr<bus_listener> listener, std::function<void()> positioned);
   /// Appends a batch this node committed for `doc` to its stream.
   void publish(const std::string& doc, std::string batch);
 

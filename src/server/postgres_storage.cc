@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <random>
+#include <set>
 
 #include "weft/encoding.h"
 
@@ -305,7 +306,9 @@ status postgres_storage::tx_commit() {
                "::bigint," + param(r.batch, true) + "::bytea," +
                param(signed_number(content_checksum(r.batch)), false) + "::bigint)";
       }
-      sql += " RETURNING 1)";
+      // DO NOTHING, then checked below: a retry after a commit whose outcome
+      // was lost with the connection finds its rows there.
+      sql += " ON CONFLICT (origin, olsn) DO NOTHING RETURNING origin, olsn)";
     }
     if (!origins_.empty()) {
       if (!rows_.empty()) sql += ", ";
@@ -318,13 +321,37 @@ status postgres_storage::tx_commit() {
       }
       sql += " ON CONFLICT(origin) DO UPDATE SET have = GREATEST(weft_origins.have, excluded.have) RETURNING 1)";
     }
-    sql += " SELECT ";
-    sql += rows_.empty() ? "0" : "(SELECT COUNT(*) FROM ins)";
-    sql += origins_.empty() ? ", 0" : ", (SELECT COUNT(*) FROM up)";
+    sql += rows_.empty() ? " SELECT NULL, NULL" : " SELECT origin, olsn FROM ins";
     auto r = run("commit op batches", sql, params, binary);
+    if (!r.ok()) {
+      rows_.clear();
+      origins_.clear();
+      return r.error();
+    }
+    pg_result* res = r.value().get();
+    if (!rows_.empty() && static_cast<std::size_t>(PQntuples(res)) < rows_.size()) {
+      // Rows already there: the same bytes are this very batch (committed by
+      // an attempt whose answer was lost); other bytes are a conflict, never
+      // replaced.
+      std::set<std::pair<std::string, std::uint64_t>> inserted;
+      for (int i = 0; i < PQntuples(res); ++i) inserted.emplace(col_bytes(res, i, 0), col_int(res, i, 1));
+      std::vector<row> rows = std::move(rows_);
+      rows_.clear();
+      origins_.clear();
+      for (const row& x : rows) {
+        if (inserted.count({x.origin, x.olsn})) continue;
+        auto stored = stored_batch(x.origin, x.olsn);
+        if (!stored.ok()) return stored.error();
+        if (!stored.value() || *stored.value() != x.batch) {
+          last_kind_ = metrics::storage_error::conflict;
+          last_unreachable_ = false;
+          return status(error_code::invalid_argument, "conflicting write: batch " + std::to_string(x.olsn) + " of " +
+                                                          x.origin + " is stored with other contents");
+        }
+      }
+    }
     rows_.clear();
     origins_.clear();
-    if (!r.ok()) return r.error();
   }
   if (begun_) {
     begun_ = false;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "fault_proxy.h"
+#include "server/postgres_storage.h"
 #include "server/server.h"
 #include "server/storage.h"
 #include "services.h"
@@ -114,6 +115,29 @@ TEST_F(PostgresStorageTest, BatchesLoadAndFormTheFeed) {
   EXPECT_EQ(page.value().entries[0].doc, "y");
   EXPECT_EQ(page.value().entries[0].path, key);
   EXPECT_EQ(pg.sql("SELECT COUNT(*) FROM weft_log", db.substr(db.rfind('/') + 1)), "4");
+}
+
+TEST_F(PostgresStorageTest, ACommitFindingItsRowsAlreadyThereSucceedsOnlyWithTheSameBytes) {
+  pg_store s(db);
+  const std::string key = s.store->origin_key(), name = db.substr(db.rfind('/') + 1);
+  auto put = [&](int olsn, const std::string& bytes) {
+    pg.sql("INSERT INTO weft_log(doc, origin, olsn, path, ts, batch, sum) VALUES('doc', '" + key + "', " +
+               std::to_string(olsn) + ", '" + key + "', 0, '" + bytes + "'::bytea, " +
+               std::to_string(static_cast<std::int64_t>(server::content_checksum(bytes))) + ")",
+           name);
+  };
+  // As if an attempt committed olsn 1 and its answer was lost with the connection.
+  put(1, "same");
+  EXPECT_TRUE(s.append("doc", "same").ok());
+  // Another batch under the key this node uses next: never replaced, never passed off as this one.
+  put(2, "other");
+  status st = s.append("doc", "mine");
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.detail().find("conflicting write"), std::string::npos) << st.to_string();
+  auto d = s.load("doc");
+  ASSERT_TRUE(d.ok());
+  ASSERT_EQ(d.value().batches.size(), 2u);
+  EXPECT_EQ(d.value().batches[1].second, "other");
 }
 
 TEST_F(PostgresStorageTest, TwoNodesWriteOneDocumentUnderTheirOwnKeys) {
