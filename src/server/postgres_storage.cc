@@ -233,6 +233,15 @@ result<std::string> postgres_storage::migrate() {
 
 bool postgres_storage::unreachable(const status&) const { return last_unreachable_; }
 
+result<origin_vector> postgres_storage::read_progress() {
+  auto r = run("read origins", "SELECT origin, have FROM weft_origins", {});
+  if (!r.ok()) return r.error();
+  origin_vector out;
+  pg_result* res = r.value().get();
+  for (int i = 0; i < PQntuples(res); ++i) out[col_bytes(res, i, 0)] = col_int(res, i, 1);
+  return out;
+}
+
 status postgres_storage::reconnect() {
   rows_.clear();
   origins_.clear();

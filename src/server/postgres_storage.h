@@ -63,6 +63,8 @@ class postgres_storage final : public storage {
   result<std::vector<std::string>> list_documents() override;
   metrics::storage_error last_error_kind() const override { return last_kind_; }
   bool unreachable(const status& failure) const override;
+  std::chrono::milliseconds progress_poll_interval() const override { return std::chrono::milliseconds(200); }
+  result<origin_vector> read_progress() override;
   status reconnect() override;
 
   pg_conn* conn_;

@@ -376,12 +376,42 @@ status storage::retry_until_reachable(status failure, std::vector<request>& work
   return st;
 }
 
+void storage::poll_progress() {
+  last_poll_ = std::chrono::steady_clock::now();
+  auto shared = read_progress();
+  if (!shared.ok()) return;  // the next commit reports what is wrong
+  // Other writers of a shared database moved their origins: this node holds
+  // those entries too (same database), and serves them in its feed.
+  std::vector<std::string> advanced;
+  for (const auto& [key, h] : shared.value()) {
+    std::uint64_t& mine = staged_[key];
+    if (h > mine) {
+      mine = h;
+      absorb_ahead(key, mine);
+      advanced.push_back(key);
+    }
+  }
+  if (advanced.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(have_mu_);
+    have_ = staged_;
+  }
+  if (on_advanced_) on_advanced_(advanced);
+}
+
 void storage::run() {
   std::vector<request> work;
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      const auto poll = progress_poll_interval();
+      if (poll.count() == 0) {
+        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      } else if (!cv_.wait_until(lock, last_poll_ + poll, [&] { return stopping_ || !queue_.empty(); })) {
+        lock.unlock();
+        poll_progress();
+        continue;
+      }
       if (queue_.empty() && stopping_) return;
       // Let more writes join this commit, up to the window.
       if (window_.count() > 0 && !urgent_ && !stopping_)

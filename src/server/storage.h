@@ -218,6 +218,11 @@ class storage {
   /// True when `failure` means the database cannot be reached (it may come
   /// back): the transaction is retried after reconnect() instead of failing.
   virtual bool unreachable(const status& failure) const { (void)failure; return false; }
+  /// How often progress written by other writers of the database is read
+  /// (read_progress); 0: never (this node is its only writer).
+  virtual std::chrono::milliseconds progress_poll_interval() const { return std::chrono::milliseconds(0); }
+  /// Every origin's progress as the database holds it.
+  virtual result<origin_vector> read_progress() { return origin_vector{}; }
   /// Tries to connect again; ok when the database answers.
   virtual status reconnect() { return status(error_code::invalid_argument, "cannot reconnect"); }
 
@@ -259,6 +264,8 @@ class storage {
   status retry_until_reachable(status failure, std::vector<request>& work, std::size_t i, std::size_t j,
                                std::vector<status>& refusals, std::vector<std::string>& advanced,
                                std::size_t& writes);
+  /// Moves have() up to what other writers of a shared database committed.
+  void poll_progress();
   /// One request inside the open transaction. An error fails the whole
   /// commit; `refusal` refuses this request alone.
   status write(request& r, status& refusal);
@@ -273,6 +280,7 @@ class storage {
   std::uint64_t max_backlog_ = 0;
   std::chrono::steady_clock::time_point oldest_;  // guarded by mu_: when queue_ became non-empty
   std::chrono::microseconds window_{0};
+  std::chrono::steady_clock::time_point last_poll_{};  // storage thread only
   std::string own_key_;
   bool retain_ = false;
   // Replication progress, storage thread only except have_ (also under have_mu_).

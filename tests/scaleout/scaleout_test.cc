@@ -248,12 +248,17 @@ class RegionTest : public ::testing::Test {
   std::vector<std::unique_ptr<server::server>> nodes;
   server::server_config base;
 
-  void start_nodes(int n, const std::string& store = "") {
+  /// Starts `n` more nodes on the shared store and bus, named n0, n1, ... or
+  /// all `region` (a region's nodes may share one name: their origin keys
+  /// still differ by incarnation, and other regions see one region).
+  void start_nodes(int n, const std::string& store = "", const std::string& region = "") {
+    const std::size_t first = nodes.size();
     for (int i = 0; i < n; ++i) {
       server::server_config c = base;
       c.port = 0;
       c.node_id = "n";
-      c.node_id += std::to_string(i);
+      c.node_id += std::to_string(first + static_cast<std::size_t>(i));
+      if (!region.empty()) c.node_id = region;
       c.store = store.empty() ? db : store;
       c.bus = redis.url();
       c.threads = 2;
@@ -416,6 +421,42 @@ TEST_F(RegionTest, DocumentStreamsStayBounded) {
   // MAXLEN ~ trims whole stream nodes (100 entries each by default).
   EXPECT_LE(len, 50 + 100) << "the stream grows without bound";
   EXPECT_GE(metric(0, "weft_bus_published_total"), 100);
+}
+
+TEST_F(RegionTest, ARegionReplicatesToAnotherRegionThroughTheNodeThatCarriesTheLinks) {
+  // Another region: one node on its own SQLite.
+  const auto far_dir = temp_path("far-region");
+  server::server_config fc;
+  fc.node_id = "far";
+  fc.port = 0;
+  fc.data_dir = far_dir.string();
+  fc.threads = 2;
+  fc.level = std::getenv("WEFT_TEST_LOG") ? server::log_level::debug : server::log_level::error;
+  auto far = server::server::start(fc);
+  ASSERT_TRUE(far.ok()) << far.error().to_string();
+  // Region "eu": n0 carries the links to it; n1 has none.
+  base.peers = {"ws://127.0.0.1:" + std::to_string(far.value()->port())};
+  start_nodes(1, "", "eu");
+  base.peers.clear();
+  start_nodes(1, "", "eu");
+  test_client near(port(1)), away(far.value()->port());
+  near.hello();
+  away.hello();
+  near.open("doc");
+  away.open("doc");
+  for (int k = 0; k < 20; ++k) near.insert("doc", near.replica("doc").length(), marker(1, k));
+  ASSERT_TRUE(near.wait_acked("doc", 10s));
+  // n1's batches are in the shared feed; n0 serves them to the far region.
+  EXPECT_TRUE(away.wait_text("doc", near.replica("doc").text(), 20s)) << away.replica("doc").text();
+  for (int k = 0; k < 20; ++k) away.insert("doc", 0, marker(9, k));
+  ASSERT_TRUE(away.wait_acked("doc", 10s));
+  // n0 stores them and publishes them on the bus: live on n1.
+  EXPECT_TRUE(near.wait_text("doc", away.replica("doc").text(), 20s)) << near.replica("doc").text();
+  ASSERT_TRUE(converged("doc"));
+  EXPECT_EQ(text(0, "doc"), http_get(far.value()->port(), "/api/docs/doc/text").second);
+  far.value().reset();
+  std::error_code ec;
+  std::filesystem::remove_all(far_dir, ec);
 }
 
 }  // namespace
