@@ -12,6 +12,7 @@
 
 #include "server_process.h"
 #include "test_client.h"
+#include "typists.h"
 #include "weft/client.h"
 
 namespace weft::test {
@@ -73,26 +74,16 @@ TEST(ClusterKillTest, ANodeKilledUnderLoadCatchesUpAndNothingAcknowledgedIsLost)
     bots.back().c->open(bots.back().doc);
     bots.back().c->start();
   }
-  std::atomic<bool> typing{true};
-  std::vector<std::thread> typists;
-  for (std::size_t i = 0; i < bots.size(); ++i)
-    typists.emplace_back([&, i] {
-      std::mt19937 rng(static_cast<unsigned>(i) * 31u + 7);
-      while (typing) {
-        // The edit runs later on the client's thread: it gets numbers, not
-        // this thread's generator.
-        const std::uint32_t r[4] = {static_cast<std::uint32_t>(rng()), static_cast<std::uint32_t>(rng()),
-                                    static_cast<std::uint32_t>(rng()), static_cast<std::uint32_t>(rng())};
-        bots[i].c->edit(bots[i].doc, [r](document& d, std::vector<operation>& out) {
-          std::uint64_t len = d.length();
-          auto op = len > 30 && r[0] % 4 == 0
-                        ? d.erase(r[1] % (len - 1), 1)
-                        : d.insert(len ? r[1] % (len + 1) : 0, std::string(1 + r[2] % 4, static_cast<char>('a' + r[3] % 26)));
-          if (op.ok()) out.push_back(op.value());
-        });
-        std::this_thread::sleep_for(std::chrono::milliseconds(8 + rng() % 8));
-      }
-    });
+  std::vector<typists::target> targets;
+  for (auto& b : bots) targets.push_back({b.c.get(), b.doc});
+  typists::options to;
+  to.seed = 7;
+  to.erase_one_in = 4;
+  to.erase_above = 30;
+  to.max_word = 4;
+  to.min_pause_ms = 8;
+  to.pause_spread_ms = 8;
+  typists typing(targets, to);
 
   std::this_thread::sleep_for(1500ms);
   // What c acknowledged before it dies must reach everyone.
@@ -103,8 +94,7 @@ TEST(ClusterKillTest, ANodeKilledUnderLoadCatchesUpAndNothingAcknowledgedIsLost)
   c = std::make_unique<server_process>(dir / "c", c_port, dir / "c.log", flags("c", {a.port(), b.port()}));
   ASSERT_EQ(c->port(), c_port) << "c did not come back";
   std::this_thread::sleep_for(1000ms);
-  typing = false;
-  for (auto& t : typists) t.join();
+  typing.stop();
 
   // Quiet: every bot's ops acknowledged, every node and bot on one text.
   auto own = [](bot& b) {

@@ -21,17 +21,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-/// Polls `cond` every 20 ms for at most `timeout`.
-template <class F>
-bool eventually(F cond, std::chrono::milliseconds timeout = 20s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
-
 class ClusterTest : public ::testing::Test {
  protected:
   struct node {

@@ -30,6 +30,7 @@
 
 #include "server_process.h"
 #include "test_client.h"
+#include "typists.h"
 #include "weft/client.h"
 
 extern char** environ;
@@ -70,32 +71,10 @@ TEST(CrashTest, AcknowledgedEditsSurviveSigkill) {
     bots.back().c->start();
   }
 
-  // Typists: bursts at a moving cursor, some deletes, like people (and fast).
-  std::atomic<bool> typing{true};
-  std::vector<std::thread> typists;
-  for (std::size_t i = 0; i < bots.size(); ++i) {
-    typists.emplace_back([&, i] {
-      std::mt19937 rng(static_cast<unsigned>(i) * 7919u + 1);
-      while (typing) {
-        // The edit runs later on the client's thread: it gets numbers, not
-        // this thread's generator (which is gone once typing stops).
-        const std::uint32_t r[4] = {static_cast<std::uint32_t>(rng()), static_cast<std::uint32_t>(rng()),
-                                    static_cast<std::uint32_t>(rng()), static_cast<std::uint32_t>(rng())};
-        bots[i].c->edit(bots[i].doc, [r](document& d, std::vector<operation>& out) {
-          std::uint64_t len = d.length();
-          if (len > 20 && r[0] % 5 == 0) {
-            auto op = d.erase(r[1] % (len - 1), 1);
-            if (op.ok()) out.push_back(op.value());
-          } else {
-            std::string word(1 + r[2] % 6, static_cast<char>('a' + r[3] % 26));
-            auto op = d.insert(len ? r[1] % (len + 1) : 0, word);
-            if (op.ok()) out.push_back(op.value());
-          }
-        });
-        std::this_thread::sleep_for(std::chrono::milliseconds(2 + rng() % 6));
-      }
-    });
-  }
+  // Typists: words at random places, some deletes, like people (and fast).
+  std::vector<typists::target> targets;
+  for (auto& b : bots) targets.push_back({b.c.get(), b.doc});
+  typists typing(targets, typists::options{});
 
   std::mt19937 rng(12345);
   std::uint64_t acked_ops_checked = 0;
@@ -125,8 +104,7 @@ TEST(CrashTest, AcknowledgedEditsSurviveSigkill) {
     ASSERT_EQ(srv->port(), port) << "weft-server did not come back on port " << port;
   }
 
-  typing = false;
-  for (auto& t : typists) t.join();
+  typing.stop();
 
   // Quiet period: every bot online, everything acknowledged, replicas equal.
   auto own_counter = [&](bot& b) {

@@ -18,6 +18,7 @@
 #include "server_process.h"
 #include "services.h"
 #include "test_client.h"
+#include "typists.h"
 #include "weft/client.h"
 
 namespace weft::test {
@@ -61,25 +62,17 @@ TEST(RegionKillTest, AKilledNodeLosesNothingAcknowledgedAndBotsFailOver) {
     bots.back().c->open(bots.back().doc);
     bots.back().c->start();
   }
-  std::atomic<bool> typing{true};
-  std::vector<std::thread> typists;
-  for (std::size_t i = 0; i < bots.size(); ++i)
-    typists.emplace_back([&, i] {
-      std::mt19937 rng(static_cast<unsigned>(i) * 31u + 7);
-      for (int n = 0; n < 2000 && typing; ++n) {
-        const std::uint32_t r[3] = {static_cast<std::uint32_t>(rng()), static_cast<std::uint32_t>(rng()),
-                                    static_cast<std::uint32_t>(rng())};
-        bots[i].c->edit(bots[i].doc, [r](document& d, std::vector<operation>& out) {
-          const std::uint64_t len = d.length();
-          auto op = d.insert(len ? r[0] % (len + 1) : 0, std::string(1 + r[1] % 3, static_cast<char>('a' + r[2] % 26)));
-          if (op.ok()) out.push_back(op.value());
-        });
-        std::this_thread::sleep_for(std::chrono::milliseconds(8 + rng() % 8));
-      }
-    });
+  std::vector<typists::target> targets;
+  for (auto& b : bots) targets.push_back({b.c.get(), b.doc});
+  typists::options to;
+  to.erase_one_in = 0;
+  to.max_word = 3;
+  to.min_pause_ms = 8;
+  to.pause_spread_ms = 8;
+  to.max_edits = 2000;
+  typists typing(targets, to);
   std::this_thread::sleep_for(1500ms);
-  typing = false;
-  for (auto& t : typists) t.join();
+  typing.stop();
   std::this_thread::sleep_for(100ms);  // acks in flight arrive
   std::vector<std::uint64_t> acked(bots.size());
   for (std::size_t i = 0; i < bots.size(); ++i) acked[i] = bots[i].c->acked(bots[i].doc);

@@ -15,6 +15,7 @@
 #include "server/server.h"
 #include "server/storage.h"
 #include "services.h"
+#include "storage_calls.h"
 #include "test_client.h"
 #include "weft/document.h"
 #include "weft/encoding.h"
@@ -23,16 +24,6 @@ namespace weft::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-template <class F>
-bool eventually(F cond, std::chrono::milliseconds timeout = 20s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
 
 // ---- the PostgreSQL storage backend on its own ---------------------------------
 
@@ -47,30 +38,13 @@ struct pg_store {
     if (!st.ok()) throw std::runtime_error(st.error().to_string());
     store = std::move(st.value());
   }
-  status append(const std::string& doc, std::string bytes) {
-    std::promise<status> p;
-    auto f = p.get_future();
-    store->append(doc, std::move(bytes), [&p](status s, std::uint64_t) { p.set_value(s); });
-    return f.get();
-  }
+  status append(const std::string& doc, std::string bytes) { return append_and_wait(*store, doc, std::move(bytes)); }
   status replicated(const std::string& doc, const std::string& key, std::uint64_t olsn, std::string bytes) {
-    std::promise<status> p;
-    auto f = p.get_future();
-    store->append_replicated(doc, server::batch_origin{key, olsn, "other~1"}, std::move(bytes),
-                             [&p](status s) { p.set_value(s); });
-    return f.get();
+    return replicate_and_wait(*store, doc, key, olsn, std::move(bytes));
   }
-  result<server::stored_document> load(const std::string& doc) {
-    std::promise<result<server::stored_document>> p;
-    auto f = p.get_future();
-    store->load(doc, [&p](result<server::stored_document> r) { p.set_value(std::move(r)); });
-    return f.get();
-  }
+  result<server::stored_document> load(const std::string& doc) { return load_and_wait(*store, doc); }
   status snapshot(const std::string& doc, const document& d) {
-    std::promise<status> p;
-    auto f = p.get_future();
-    store->put_snapshot(doc, d.encode_snapshot(), d.version(), [&p](status s) { p.set_value(s); });
-    return f.get();
+    return snapshot_and_wait(*store, doc, d.encode_snapshot(), d.version());
   }
 };
 
@@ -107,9 +81,7 @@ TEST_F(PostgresStorageTest, BatchesLoadAndFormTheFeed) {
   status conflict = s.replicated("x", "us~9", 1, "forged");
   EXPECT_FALSE(conflict.ok());
   EXPECT_NE(conflict.detail().find("conflicting write"), std::string::npos) << conflict.to_string();
-  std::promise<result<server::feed_page>> p;
-  s.store->read_feed(key, 1, 10, [&p](result<server::feed_page> r) { p.set_value(std::move(r)); });
-  auto page = p.get_future().get();
+  auto page = feed_and_wait(*s.store, key, 1, 10);
   ASSERT_TRUE(page.ok());
   ASSERT_EQ(page.value().entries.size(), 2u);
   EXPECT_EQ(page.value().entries[0].doc, "y");

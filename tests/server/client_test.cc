@@ -30,15 +30,6 @@ std::string text_of(client& c, const std::string& doc) {
   return f.get();
 }
 
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return cond();
-}
-
 class ClientTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -9,6 +9,7 @@
 
 #include "server/metrics.h"
 #include "server/storage.h"
+#include "storage_calls.h"
 
 namespace weft::test {
 namespace {
@@ -30,41 +31,21 @@ struct store_fixture {
     if (!st.ok()) throw std::runtime_error(st.error().to_string());
     store = std::move(st.value());
   }
-  status append(const std::string& doc, std::string bytes) {
-    std::promise<status> p;
-    auto f = p.get_future();
-    store->append(doc, std::move(bytes), [&p](status s, std::uint64_t) { p.set_value(s); });
-    return f.get();
-  }
+  status append(const std::string& doc, std::string bytes) { return append_and_wait(*store, doc, std::move(bytes)); }
   status replicated(const std::string& doc, const std::string& key, std::uint64_t olsn, std::string bytes) {
-    std::promise<status> p;
-    auto f = p.get_future();
-    store->append_replicated(doc, server::batch_origin{key, olsn, "other~1"}, std::move(bytes),
-                             [&p](status s) { p.set_value(s); });
-    return f.get();
+    return replicate_and_wait(*store, doc, key, olsn, std::move(bytes));
   }
   server::stored_document load(const std::string& doc) {
-    std::promise<result<server::stored_document>> p;
-    auto f = p.get_future();
-    store->load(doc, [&p](result<server::stored_document> r) { p.set_value(std::move(r)); });
-    auto r = f.get();
+    auto r = load_and_wait(*store, doc);
     if (!r.ok()) throw std::runtime_error(r.error().to_string());
     return r.value();
   }
   server::feed_page feed(const std::string& key, std::uint64_t after) {
-    std::promise<result<server::feed_page>> p;
-    auto f = p.get_future();
-    store->read_feed(key, after, 100, [&p](result<server::feed_page> r) { p.set_value(std::move(r)); });
-    auto r = f.get();
+    auto r = feed_and_wait(*store, key, after);
     if (!r.ok()) throw std::runtime_error(r.error().to_string());
     return r.value();
   }
-  void snapshot(const std::string& doc) {
-    std::promise<status> p;
-    auto f = p.get_future();
-    store->put_snapshot(doc, "snap", {}, [&p](status s) { p.set_value(s); });
-    ASSERT_TRUE(f.get().ok());
-  }
+  void snapshot(const std::string& doc) { ASSERT_TRUE(snapshot_and_wait(*store, doc, "snap").ok()); }
 };
 
 TEST(Storage, AReplicatedBatchIsNeverReplaced) {

@@ -8,6 +8,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include <chrono>
+#include <thread>
 #include <deque>
 #include <map>
 #include <optional>
@@ -112,6 +113,17 @@ version_vector server_version(std::uint16_t port, const std::string& doc);
 /// GET http://127.0.0.1:port/target; returns (status, body).
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target,
                                      const test_client::headers& extra_headers = {});
+
+/// Polls `cond` every 20 ms until it holds (true) or `timeout` passes (false).
+template <class F>
+bool eventually(F cond, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
 
 /// Attempts a WebSocket upgrade with `extra_headers`; returns the HTTP status
 /// of the answer (101 when it was accepted) and its body.
