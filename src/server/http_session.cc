@@ -260,6 +260,11 @@ void http_session<Stream>::handle(http::request<http::string_body> req) {
   if (target == "/healthz") {
     // Degraded replication is reported, not fatal: the node keeps serving.
     auto degraded = ctx_.replication ? ctx_.replication->degraded() : std::nullopt;
+    // So are a database that cannot be reached (edits wait, unacknowledged)
+    // and a lost bus (clients here miss other nodes' edits until it is back).
+    if (!degraded && !ctx_.store.reachable()) degraded = "storage unreachable; edits wait for it";
+    if (!degraded && ctx_.region_bus && ctx_.region_bus->stats().connected == 0)
+      degraded = "bus (Redis) unreachable; edits of other nodes arrive once it is back";
     respond(make(http::status::ok, v, ka, degraded ? "degraded: " + *degraded + "\n" : "ok\n", "text/plain"));
     return;
   }

@@ -133,7 +133,10 @@ status postgres_storage::failed(const char* what, pg_result* res) {
   std::string code = state ? state : "";
   std::string msg = res ? PQresultErrorMessage(res) : "";
   if (msg.empty()) msg = PQerrorMessage(conn_);
-  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  // libpq's messages span lines (a hint after a tab): one line for logs and clients.
+  for (char& c : msg)
+    if (c == '\n' || c == '\t') c = ' ';
+  while (!msg.empty() && msg.back() == ' ') msg.pop_back();
   last_unreachable_ = PQstatus(conn_) != CONNECTION_OK || code.rfind("08", 0) == 0 || code == "57P01" ||
                       code == "57P02" || code == "57P03";
   error_code ec = error_code::invalid_argument;

@@ -169,6 +169,12 @@ class storage {
   /// reachable again (ok: the waiting writes were committed). Set once,
   /// before use; must be quick.
   void on_availability(std::function<void(status)> f) { on_availability_ = std::move(f); }
+  /// False while the database cannot be reached and writes wait for it.
+  /// Thread-safe.
+  bool reachable() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !unreachable_;
+  }
   /// Which backend this is ("sqlite", "postgres").
   virtual const char* backend() const noexcept = 0;
 
@@ -270,7 +276,7 @@ class storage {
   /// commit; `refusal` refuses this request alone.
   status write(request& r, status& refusal);
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<request> queue_;  // guarded by mu_
   bool stopping_ = false;      // guarded by mu_

@@ -326,6 +326,7 @@ TEST_F(RegionTest, ARedisRestartMidRunIsFollowedByAResyncAndConvergence) {
   ASSERT_TRUE(a.wait_acked("doc", 10s));
   ASSERT_TRUE(b.wait_acked("doc", 10s));
   ASSERT_TRUE(eventually([&] { return metric(0, "weft_bus_connected") == 0; }));
+  EXPECT_TRUE(http_get(port(0), "/healthz").second.starts_with("degraded: bus (Redis) unreachable"));
   redis.start();  // empty: the streams are gone
   ASSERT_TRUE(eventually([&] { return metric(0, "weft_bus_connected") == 1 && metric(1, "weft_bus_connected") == 1; }));
   ASSERT_TRUE(converged("doc"));
@@ -365,6 +366,7 @@ TEST_F(RegionTest, WhilePostgresIsUnreachableNodesServeAndBroadcastButDoNotAckno
     if (m && m->type == "error" && m->raw.find("\"storage\"") != std::string::npos) told = true;
   }
   EXPECT_TRUE(told) << "no storage error while the database was away";
+  EXPECT_EQ(http_get(port(0), "/healthz").second, "degraded: storage unreachable; edits wait for it\n");
   EXPECT_EQ(writer.acked("doc"), acked_before);
   proxy.heal();
   ASSERT_TRUE(writer.wait_acked("doc", 15s)) << "acknowledged once the database is back";
