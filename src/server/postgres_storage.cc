@@ -86,7 +86,9 @@ result<std::unique_ptr<storage>> postgres_storage::open(metrics* m, storage_opti
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string why = PQerrorMessage(conn);
     PQfinish(conn);
-    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    for (char& c : why)
+      if (c == '\n' || c == '\t') c = ' ';
+    while (!why.empty() && why.back() == ' ') why.pop_back();
     return status(error_code::invalid_argument, "I/O error: cannot connect to PostgreSQL: " + why);
   }
   // Notices ("relation already exists, skipping") are not for the log.
