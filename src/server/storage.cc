@@ -456,6 +456,9 @@ void storage::run() {
       i = j;
     }
     work.clear();
+    // Under steady load the queue is never empty when the poll is due.
+    const auto poll = progress_poll_interval();
+    if (poll.count() > 0 && std::chrono::steady_clock::now() >= last_poll_ + poll) poll_progress();
   }
 }
 
