@@ -33,7 +33,7 @@ ctest --test-dir build --output-on-failure -j "$jobs"
 echo "==> C++ tests again under AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=ON -DWEFT_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j "$jobs" --target weft_core_tests weft_capi_test weft_protocol_tests weft_server_tests weft_load_smoke_tests \
-  weft_crash_tests weft_cluster_tests weft-server
+  weft_crash_tests weft_cluster_tests weft_scaleout_tests weft-server weft-bots
 # Fewer fuzz rounds under the sanitizers: they run ~10x slower.
 WEFT_FUZZ_ROUNDS="${WEFT_ASAN_FUZZ_ROUNDS:-400}" ctest --test-dir build-asan --output-on-failure -j "$jobs"
 
