@@ -6,6 +6,7 @@
 #include <random>
 #include <set>
 
+#include "server/op_versions.h"
 #include "weft/encoding.h"
 
 namespace weft::server {
@@ -75,6 +76,14 @@ std::string random_incarnation() {
   return out;
 }
 
+// libpq's messages span lines (a hint after a tab): one line for logs and clients.
+std::string one_line(std::string msg) {
+  for (char& c : msg)
+    if (c == '\n' || c == '\t') c = ' ';
+  while (!msg.empty() && msg.back() == ' ') msg.pop_back();
+  return msg;
+}
+
 status corrupt(const std::string& what) {
   return status(error_code::corrupt_data, "corrupt data: " + what + " does not match its checksum");
 }
@@ -84,31 +93,22 @@ status corrupt(const std::string& what) {
 result<std::unique_ptr<storage>> postgres_storage::open(metrics* m, storage_options options) {
   pg_conn* conn = PQconnectdb(options.location.c_str());
   if (PQstatus(conn) != CONNECTION_OK) {
-    std::string why = PQerrorMessage(conn);
+    std::string why = one_line(PQerrorMessage(conn));
     PQfinish(conn);
-    for (char& c : why)
-      if (c == '\n' || c == '\t') c = ' ';
-    while (!why.empty() && why.back() == ' ') why.pop_back();
     return status(error_code::invalid_argument, "I/O error: cannot connect to PostgreSQL: " + why);
   }
   // Notices ("relation already exists, skipping") are not for the log.
   PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
-  std::unique_ptr<postgres_storage> st(new postgres_storage(conn, options.location, m));
-  auto migrated = st->migrate();
-  if (!migrated.ok()) return migrated.error();
+  std::unique_ptr<postgres_storage> st(new postgres_storage(conn, m));
+  if (status migrated = st->migrate(); !migrated.ok()) return migrated;
   // A new incarnation per process: two processes (or one restarted) never
   // share an origin, so their sequence numbers never collide.
   std::string key = options.node_id + "~" + random_incarnation();
   (void)options.max_bytes;  // quotas are the database server's business
   // Progress per origin as the database holds it (shared by the region).
-  origin_vector have;
+  auto have = st->read_progress();
+  if (!have.ok()) return have.error();
   std::map<std::string, std::set<std::uint64_t>> ahead;
-  {
-    auto r = st->run("read origins", "SELECT origin, have FROM weft_origins", {});
-    if (!r.ok()) return r.error();
-    pg_result* res = r.value().get();
-    for (int i = 0; i < PQntuples(res); ++i) have[col_bytes(res, i, 0)] = col_int(res, i, 1);
-  }
   {
     auto r = st->run("read held entries",
                      "SELECT origin, olsn FROM weft_log l WHERE olsn >"
@@ -118,12 +118,11 @@ result<std::unique_ptr<storage>> postgres_storage::open(metrics* m, storage_opti
     pg_result* res = r.value().get();
     for (int i = 0; i < PQntuples(res); ++i) ahead[col_bytes(res, i, 0)].insert(col_int(res, i, 1));
   }
-  st->start(options, std::move(key), std::move(have), std::move(ahead));
+  st->start(options, std::move(key), std::move(have.value()), std::move(ahead));
   return std::unique_ptr<storage>(std::move(st));
 }
 
-postgres_storage::postgres_storage(pg_conn* conn, std::string conninfo, metrics* m)
-    : storage(m), conn_(conn), conninfo_(std::move(conninfo)) {}
+postgres_storage::postgres_storage(pg_conn* conn, metrics* m) : storage(m), conn_(conn) {}
 
 postgres_storage::~postgres_storage() {
   stop();
@@ -133,12 +132,8 @@ postgres_storage::~postgres_storage() {
 status postgres_storage::failed(const char* what, pg_result* res) {
   const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
   std::string code = state ? state : "";
-  std::string msg = res ? PQresultErrorMessage(res) : "";
-  if (msg.empty()) msg = PQerrorMessage(conn_);
-  // libpq's messages span lines (a hint after a tab): one line for logs and clients.
-  for (char& c : msg)
-    if (c == '\n' || c == '\t') c = ' ';
-  while (!msg.empty() && msg.back() == ' ') msg.pop_back();
+  std::string msg = one_line(res ? PQresultErrorMessage(res) : "");
+  if (msg.empty()) msg = one_line(PQerrorMessage(conn_));
   last_unreachable_ = PQstatus(conn_) != CONNECTION_OK || code.rfind("08", 0) == 0 || code == "57P01" ||
                       code == "57P02" || code == "57P03";
   error_code ec = error_code::invalid_argument;
@@ -187,13 +182,13 @@ result<pg_result_ptr> postgres_storage::run(const char* what, const std::string&
   return pg_result_ptr(res, PQclear);
 }
 
-result<std::string> postgres_storage::migrate() {
+status postgres_storage::migrate() {
   // Nodes of a region may start together: one migrates, the others wait
   // for it and find the schema current.
   const std::string lock = migration_lock;
   if (auto r = run("lock schema", "SELECT pg_advisory_lock($1::bigint)", {&lock}); !r.ok()) return r.error();
   auto unlock = [&] { (void)run("unlock schema", "SELECT pg_advisory_unlock($1::bigint)", {&lock}); };
-  auto fail = [&](status s) -> result<std::string> {
+  auto fail = [&](status s) {
     (void)run("rollback", "ROLLBACK", {});
     unlock();
     return s;
@@ -233,7 +228,7 @@ result<std::string> postgres_storage::migrate() {
     }
   }
   unlock();
-  return std::string();  // the key is made by open()
+  return {};
 }
 
 bool postgres_storage::unreachable(const status&) const { return last_unreachable_; }
@@ -457,13 +452,7 @@ status postgres_storage::tx_snapshot(const std::string& doc, const std::string& 
   for (int i = 0; i < PQntuples(res); ++i) {
     auto ops = decode_ops(col_bytes(res, i, 1));
     if (!ops.ok()) continue;  // reported when the document loads; never dropped here
-    bool all = true;
-    for (const auto& op : ops.value())
-      if (op.id.counter + op.length() - 1 > version.get(op.id.replica)) {
-        all = false;
-        break;
-      }
-    if (!all) continue;
+    if (!version.includes(ids_of(ops.value()))) continue;
     if (covered.size() > 1) covered += ',';
     covered += std::to_string(col_int(res, i, 0));
   }

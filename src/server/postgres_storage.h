@@ -30,7 +30,7 @@ class postgres_storage final : public storage {
   const char* backend() const noexcept override { return "postgres"; }
 
  private:
-  postgres_storage(pg_conn* conn, std::string conninfo, metrics* m);
+  postgres_storage(pg_conn* conn, metrics* m);
   struct row {
     std::string doc, origin;
     std::uint64_t olsn;
@@ -45,7 +45,8 @@ class postgres_storage final : public storage {
                                          const std::vector<bool>& binary = {}, bool binary_out = true);
   status failed(const char* what, pg_result* res);
   status ensure_begun();
-  result<std::string> migrate();
+  /// Brings the schema to the current version (under an advisory lock).
+  status migrate();
 
   status tx_begin() override;
   status tx_insert(const log_row& row) override;
@@ -68,7 +69,6 @@ class postgres_storage final : public storage {
   status reconnect() override;
 
   pg_conn* conn_;
-  const std::string conninfo_;
   // The open transaction (storage thread only): rows and progress written
   // at commit; begun_ when an explicit BEGIN was sent (snapshots, progress).
   std::vector<row> rows_;
