@@ -8,6 +8,7 @@
 #include "weft/protocol.h"
 #include "server/context.h"
 #include "server/log.h"
+#include "server/op_versions.h"
 #include "weft/encoding.h"
 
 namespace weft::server {
@@ -242,8 +243,7 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
       send_to(s, protocol::encode_error(k, r.error().to_string(), id_));
       continue;  // a refused op earns no ack: nobody waits for one
     }
-    std::uint64_t last = op.id.counter + op.length() - 1;
-    if (last > waiter.wanted.get(op.id.replica)) waiter.wanted.set(op.id.replica, last);
+    cover_op(waiter.wanted, op);
   }
   update_pending_metric();
   if (doc_.pending_ops() == 0)
@@ -594,18 +594,6 @@ void document_room::bus_batch(std::string batch) {
   });
 }
 
-namespace {
-// The highest counter per replica among `ops`.
-version_vector maxima(const std::vector<operation>& ops) {
-  version_vector v;
-  for (const auto& op : ops) {
-    const std::uint64_t last = op.id.counter + op.length() - 1;
-    if (last > v.get(op.id.replica)) v.set(op.id.replica, last);
-  }
-  return v;
-}
-}  // namespace
-
 void document_room::apply_bus_batch(const std::string& batch) {
   if (state_ == state::broken || state_ == state::closed) return;
   auto ops = decode_ops(batch);
@@ -614,14 +602,22 @@ void document_room::apply_bus_batch(const std::string& batch) {
     return;
   }
   std::vector<operation> applied;
-  for (const operation& op : ops.value()) {
+  apply_durable(ops.value(), applied);
+  deliver(applied);
+}
+
+void document_room::apply_durable(const std::vector<operation>& ops, std::vector<operation>& applied) {
+  for (const operation& op : ops) {
     auto r = doc_.apply(op, nullptr, &applied);
-    if (!r.ok()) log(log_level::warn, "document {}: an op from the bus does not apply: {}", id_, r.error().to_string());
+    if (!r.ok()) log(log_level::warn, "document {}: a committed op does not apply: {}", id_, r.error().to_string());
   }
+  // Committed already (by another node, or read back from storage): an
+  // author here who sent the same ops (after failing over) may be acknowledged.
+  durable_.merge(ids_of(ops));
+}
+
+void document_room::deliver(const std::vector<operation>& applied) {
   update_pending_metric();
-  // Committed by another node before it was published: an author here who
-  // sent the same ops (after failing over) may be acknowledged.
-  durable_.merge(maxima(ops.value()));
   if (!applied.empty()) {
     ctx_.stats.ops_applied += applied.size();
     ops_since_snapshot_ += applied.size();
@@ -651,7 +647,7 @@ void document_room::merge_stored(stored_document d) {
   if (!d.snapshot.empty()) {
     auto snap = document::decode_snapshot(d.snapshot, server_replica, room_options(ctx_.config));
     if (snap.ok()) {
-      for (const auto& op : snap.value().ops_since(doc_.version())) (void)doc_.apply(op, nullptr, &applied);
+      apply_durable(snap.value().ops_since(doc_.version()), applied);
       durable_.merge(snap.value().version());
     } else {
       log(log_level::warn, "document {}: stored snapshot does not decode: {}", id_, snap.error().to_string());
@@ -659,17 +655,10 @@ void document_room::merge_stored(stored_document d) {
   }
   for (const auto& [seq, bytes] : d.batches) {
     auto ops = decode_ops(bytes);
-    if (!ops.ok()) continue;  // reported when a room loads it
-    for (const auto& op : ops.value()) (void)doc_.apply(op, nullptr, &applied);
-    durable_.merge(maxima(ops.value()));
+    if (ops.ok()) apply_durable(ops.value(), applied);  // a batch that does not decode is reported when a room loads it
   }
-  update_pending_metric();
   log(log_level::debug, "document {}: resynced from storage, {} ops were missing", id_, applied.size());
-  if (!applied.empty()) {
-    ctx_.stats.ops_applied += applied.size();
-    broadcast_ops(applied, 0);
-  }
-  send_acks();
+  deliver(applied);
 }
 
 void document_room::storage_availability(status st) {

@@ -102,6 +102,11 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   /// Applies what `d` holds that the document lacks (a resync); rebroadcasts it.
   void merge_stored(stored_document d);
   void apply_bus_batch(const std::string& batch);
+  /// Applies ops already committed elsewhere (not stored again), collecting
+  /// what was new in `applied`; they count as durable.
+  void apply_durable(const std::vector<operation>& ops, std::vector<operation>& applied);
+  /// Rebroadcasts what apply_durable() applied and sends the acks it earned.
+  void deliver(const std::vector<operation>& applied);
   /// Hands an own batch to storage; once durable it is acknowledged and
   /// published on the bus. `done` (optional) runs on the storage thread.
   void append_own(std::vector<operation>& applied, std::function<void(status)> done = nullptr);
