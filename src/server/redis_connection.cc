@@ -106,46 +106,36 @@ void redis_connection::close() {
 
 void redis_connection::add_read(void* p) {
   auto* self = static_cast<redis_connection*>(p);
-  self->reading_ = true;
-  self->arm_read();
+  self->read_.wanted = true;
+  self->arm(self->read_, net::posix::stream_descriptor::wait_read, redisAsyncHandleRead);
 }
-void redis_connection::del_read(void* p) { static_cast<redis_connection*>(p)->reading_ = false; }
+void redis_connection::del_read(void* p) { static_cast<redis_connection*>(p)->read_.wanted = false; }
 void redis_connection::add_write(void* p) {
   auto* self = static_cast<redis_connection*>(p);
-  self->writing_ = true;
-  self->arm_write();
+  self->write_.wanted = true;
+  self->arm(self->write_, net::posix::stream_descriptor::wait_write, redisAsyncHandleWrite);
 }
-void redis_connection::del_write(void* p) { static_cast<redis_connection*>(p)->writing_ = false; }
+void redis_connection::del_write(void* p) { static_cast<redis_connection*>(p)->write_.wanted = false; }
 
 void redis_connection::cleanup(void* p) {
   auto* self = static_cast<redis_connection*>(p);
   // hiredis closes the descriptor itself: give it up without closing.
   self->ac_ = nullptr;
-  self->reading_ = self->writing_ = false;
+  self->read_.wanted = self->write_.wanted = false;
   if (self->socket_.is_open()) (void)self->socket_.release();
   // Let go of ourselves later: hiredis is still on the stack.
   net::post(self->io_, [s = std::move(self->self_)] {});
 }
 
-void redis_connection::arm_read() {
-  if (read_armed_ || !ac_) return;
-  read_armed_ = true;
-  socket_.async_wait(net::posix::stream_descriptor::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
-    self->read_armed_ = false;
-    if (ec || !self->ac_ || !self->reading_) return;
-    redisAsyncHandleRead(self->ac_);
-    if (self->ac_ && self->reading_) self->arm_read();
-  });
-}
-
-void redis_connection::arm_write() {
-  if (write_armed_ || !ac_) return;
-  write_armed_ = true;
-  socket_.async_wait(net::posix::stream_descriptor::wait_write, [self = shared_from_this()](boost::system::error_code ec) {
-    self->write_armed_ = false;
-    if (ec || !self->ac_ || !self->writing_) return;
-    redisAsyncHandleWrite(self->ac_);
-    if (self->ac_ && self->writing_) self->arm_write();
+void redis_connection::arm(direction& d, net::posix::stream_descriptor::wait_type wait,
+                           void (*handle)(redisAsyncContext*)) {
+  if (d.armed || !ac_) return;
+  d.armed = true;
+  socket_.async_wait(wait, [self = shared_from_this(), &d, wait, handle](boost::system::error_code ec) {
+    d.armed = false;
+    if (ec || !self->ac_ || !d.wanted) return;
+    handle(self->ac_);
+    if (self->ac_ && d.wanted) self->arm(d, wait, handle);
   });
 }
 

@@ -51,16 +51,21 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
   static void add_write(void* self);
   static void del_write(void* self);
   static void cleanup(void* self);
-  void arm_read();
-  void arm_write();
+  /// What hiredis wants in one direction, and whether a wait is outstanding.
+  struct direction {
+    bool wanted = false;
+    bool armed = false;
+  };
+  /// Waits for the socket to be ready for `wait`, then lets hiredis
+  /// `handle` it, for as long as hiredis wants that direction.
+  void arm(direction& d, boost::asio::posix::stream_descriptor::wait_type wait, void (*handle)(redisAsyncContext*));
   void ended(const std::string& why);
 
   boost::asio::io_context& io_;
   boost::asio::posix::stream_descriptor socket_;
   redisAsyncContext* ac_ = nullptr;  // null once hiredis freed it
   std::shared_ptr<redis_connection> self_;  // keeps this alive while ac_ lives
-  bool reading_ = false, writing_ = false;  // what hiredis wants
-  bool read_armed_ = false, write_armed_ = false;  // a wait is outstanding
+  direction read_, write_;
   bool up_ = false;
   bool closing_ = false;
   std::function<void()> on_up_;
