@@ -30,7 +30,7 @@ namespace fs = std::filesystem;
 TEST(RegionKillTest, AKilledNodeLosesNothingAcknowledgedAndBotsFailOver) {
   postgres_server pg;
   redis_server redis;
-  const std::string db = pg.fresh_database();
+  const std::string db = pg.uri(pg.fresh_database());
   const fs::path dir = temp_path("region-kill");
   fs::create_directories(dir);
   auto flags = [&](const std::string& id) {

@@ -51,7 +51,8 @@ struct pg_store {
 class PostgresStorageTest : public ::testing::Test {
  protected:
   postgres_server pg;
-  std::string db = pg.fresh_database();
+  std::string db_name = pg.fresh_database();
+  std::string db = pg.uri(db_name);
 };
 
 // Batches of real ops typed by replica `r` into `d`.
@@ -86,12 +87,12 @@ TEST_F(PostgresStorageTest, BatchesLoadAndFormTheFeed) {
   ASSERT_EQ(page.value().entries.size(), 2u);
   EXPECT_EQ(page.value().entries[0].doc, "y");
   EXPECT_EQ(page.value().entries[0].path, key);
-  EXPECT_EQ(pg.sql("SELECT COUNT(*) FROM weft_log", db.substr(db.rfind('/') + 1)), "4");
+  EXPECT_EQ(pg.sql("SELECT COUNT(*) FROM weft_log", db_name), "4");
 }
 
 TEST_F(PostgresStorageTest, ACommitFindingItsRowsAlreadyThereSucceedsOnlyWithTheSameBytes) {
   pg_store s(db);
-  const std::string key = s.store->origin_key(), name = db.substr(db.rfind('/') + 1);
+  const std::string key = s.store->origin_key(), name = db_name;
   auto put = [&](int olsn, const std::string& bytes) {
     pg.sql("INSERT INTO weft_log(doc, origin, olsn, path, ts, batch, sum) VALUES('doc', '" + key + "', " +
                std::to_string(olsn) + ", '" + key + "', 0, '" + bytes + "'::bytea, " +
@@ -158,7 +159,7 @@ TEST_F(PostgresStorageTest, ASnapshotCompactsOnlyTheEntriesItHolds) {
 TEST_F(PostgresStorageTest, DamagedBatchesAreReportedNotServed) {
   pg_store s(db);
   ASSERT_TRUE(s.append("doc", "good").ok());
-  pg.sql("UPDATE weft_log SET batch = 'bad'::bytea", db.substr(db.rfind('/') + 1));
+  pg.sql("UPDATE weft_log SET batch = 'bad'::bytea", db_name);
   auto d = s.load("doc");
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.code(), error_code::corrupt_data) << d.error().to_string();
@@ -167,7 +168,7 @@ TEST_F(PostgresStorageTest, DamagedBatchesAreReportedNotServed) {
 
 TEST_F(PostgresStorageTest, ANewerSchemaIsRefused) {
   { pg_store s(db); }
-  pg.sql("UPDATE weft_schema SET version = 99", db.substr(db.rfind('/') + 1));
+  pg.sql("UPDATE weft_schema SET version = 99", db_name);
   server::metrics m;
   server::storage_options o;
   o.location = db;
@@ -178,8 +179,7 @@ TEST_F(PostgresStorageTest, ANewerSchemaIsRefused) {
 
 TEST_F(PostgresStorageTest, WritesWaitWhileTheDatabaseIsUnreachableAndCommitWhenBack) {
   fault_proxy proxy(pg.port());
-  const std::string via_proxy =
-      "postgres://weft@127.0.0.1:" + std::to_string(proxy.port()) + db.substr(db.rfind('/'));
+  const std::string via_proxy = pg.uri(db_name, proxy.port());
   pg_store s(via_proxy);
   std::mutex mu;
   std::vector<bool> availability;
@@ -216,7 +216,8 @@ class RegionTest : public ::testing::Test {
  protected:
   postgres_server pg;
   redis_server redis;
-  std::string db = pg.fresh_database();
+  std::string db_name = pg.fresh_database();
+  std::string db = pg.uri(db_name);
   std::vector<std::unique_ptr<server::server>> nodes;
   server::server_config base;
 
@@ -343,8 +344,7 @@ TEST_F(RegionTest, ARedisRestartMidRunIsFollowedByAResyncAndConvergence) {
 
 TEST_F(RegionTest, WhilePostgresIsUnreachableNodesServeAndBroadcastButDoNotAcknowledge) {
   fault_proxy proxy(pg.port());
-  const std::string via_proxy =
-      "postgres://weft@127.0.0.1:" + std::to_string(proxy.port()) + db.substr(db.rfind('/'));
+  const std::string via_proxy = pg.uri(db_name, proxy.port());
   start_nodes(2, via_proxy);
   test_client writer(port(0)), reader(port(0)), other(port(1));
   for (auto* c : {&writer, &reader, &other}) {

@@ -146,8 +146,10 @@ class postgres_server {
     pid_ = -1;
   }
   std::uint16_t port() const { return port_; }
-  std::string uri(const std::string& db = "postgres") const {
-    return "postgres://weft@127.0.0.1:" + std::to_string(port_) + "/" + db;
+  /// The URI of database `db`, reached on `port` (default: the server's own;
+  /// another for a proxy in front of it).
+  std::string uri(const std::string& db = "postgres", std::uint16_t port = 0) const {
+    return "postgres://weft@127.0.0.1:" + std::to_string(port ? port : port_) + "/" + db;
   }
   /// Runs one SQL statement; returns its first value ("" when none); throws on error.
   std::string sql(const std::string& statement, const std::string& db = "postgres") const {
@@ -161,11 +163,11 @@ class postgres_server {
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) throw std::runtime_error(statement + ": " + err);
     return out;
   }
-  /// A new, empty database for one test.
+  /// A new, empty database for one test; its name.
   std::string fresh_database() {
     std::string name = "t" + std::to_string(next_db_++);
     sql("CREATE DATABASE " + name);
-    return uri(name);
+    return name;
   }
 
  private:

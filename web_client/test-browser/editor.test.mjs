@@ -1,32 +1,21 @@
 // The editor in a real browser (Debian's chromium driven by playwright-core)
 // against a real weft-server on 127.0.0.1 serving web_client/dist.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, launchBrowser, openPage as open, textOf, waitText, waitOneOf, typeAt } from './harness.mjs';
+import { useServerAndBrowser, openPage as open, textOf, waitText, waitOneOf, typeAt } from './harness.mjs';
 
 const shots = process.env.WEFT_SCREENSHOT_DIR ?? os.tmpdir();
-let server, base, browser;
-
-before(async () => {
-  server = await startServer();
-  base = server.base;
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  server?.stop();
-});
+const env = useServerAndBrowser();
 
 let n = 0;
 const docName = () => `e2e-${process.pid}-${++n}`;
-const openPage = (context, doc) => open(context, base, doc);
+const openPage = (context, doc) => open(context, env.base, doc);
 
 test('two pages type into one document and converge', async () => {
   const doc = docName();
-  const ctxA = await browser.newContext(), ctxB = await browser.newContext();
+  const ctxA = await env.browser.newContext(), ctxB = await env.browser.newContext();
   const a = await openPage(ctxA, doc), b = await openPage(ctxB, doc);
   await typeAt(a, 0, 'Hello');
   await waitText(b, 'Hello');
@@ -36,7 +25,7 @@ test('two pages type into one document and converge', async () => {
   await waitText(a, final);
   await waitText(b, final);
   // The server has it too.
-  const res = await fetch(`${base}/api/docs/${doc}/text`);
+  const res = await fetch(`${env.base}/api/docs/${doc}/text`);
   assert.equal(await res.text(), final);
   await a.screenshot({ path: path.join(shots, 'weft-editor.png') });
   await ctxA.close(); await ctxB.close();
@@ -44,7 +33,7 @@ test('two pages type into one document and converge', async () => {
 
 test('editing offline on both sides merges after reconnect', async () => {
   const doc = docName();
-  const ctxA = await browser.newContext(), ctxB = await browser.newContext();
+  const ctxA = await env.browser.newContext(), ctxB = await env.browser.newContext();
   const a = await openPage(ctxA, doc), b = await openPage(ctxB, doc);
   await typeAt(a, 0, 'shared ');
   await waitText(b, 'shared ');
@@ -65,7 +54,7 @@ test('editing offline on both sides merges after reconnect', async () => {
 
 test('a reload while offline keeps the edits, which sync later', async () => {
   const doc = docName();
-  const ctxA = await browser.newContext(), ctxB = await browser.newContext();
+  const ctxA = await env.browser.newContext(), ctxB = await env.browser.newContext();
   const a = await openPage(ctxA, doc);
   await a.evaluate(() => navigator.serviceWorker.ready);
   await typeAt(a, 0, 'before ');
@@ -84,7 +73,7 @@ test('a reload while offline keeps the edits, which sync later', async () => {
 
 test('remote cursors appear with names, and emoji survive the trip', async () => {
   const doc = docName();
-  const ctxA = await browser.newContext(), ctxB = await browser.newContext();
+  const ctxA = await env.browser.newContext(), ctxB = await env.browser.newContext();
   const a = await openPage(ctxA, doc), b = await openPage(ctxB, doc);
   await typeAt(a, 0, 'smile 😀 ok');
   await waitText(b, 'smile 😀 ok');

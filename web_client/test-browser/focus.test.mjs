@@ -1,21 +1,10 @@
 // The editor fills its area and a click anywhere in it focuses it (Debian's
 // chromium, playwright-core, a real weft-server).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, openPage as open, textOf, waitText, typeAt } from './harness.mjs';
+import { useServerAndBrowser, openPage as open, textOf, waitText, typeAt } from './harness.mjs';
 
-let server, base, browser;
-
-before(async () => {
-  server = await startServer();
-  base = server.base;
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  server?.stop();
-});
+const env = useServerAndBrowser();
 
 let n = 0;
 const docName = () => `focus-${process.pid}-${++n}`;
@@ -29,7 +18,7 @@ const box = (page, selector) => page.locator(selector).first().boundingBox();
  * other text of the page, Chrome moves the selection and a later click may
  * focus the editor by chance; that would hide the bug.) */
 async function blurredPage(ctx, doc) {
-  const page = await open(ctx, base, doc);
+  const page = await open(ctx, env.base, doc);
   await page.evaluate(() => document.activeElement.blur());
   assert.equal(await hasFocus(page), false);
   return page;
@@ -39,7 +28,7 @@ async function serverText(doc, expected) {
   const deadline = Date.now() + 10000;
   let got;
   while (Date.now() < deadline) {
-    got = await (await fetch(`${base}/api/docs/${doc}/text`)).text();
+    got = await (await fetch(`${env.base}/api/docs/${doc}/text`)).text();
     if (got === expected) return;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -48,7 +37,7 @@ async function serverText(doc, expected) {
 
 test('a click below the first line of an empty editor focuses it and typing goes into the document', async () => {
   const doc = docName();
-  const ctx = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  const ctx = await env.browser.newContext({ viewport: { width: 1000, height: 700 } });
   const page = await blurredPage(ctx, doc);
   const ed = await box(page, '[data-testid=editor]');
   const line = await box(page, '.cm-line');
@@ -64,8 +53,8 @@ test('a click below the first line of an empty editor focuses it and typing goes
 
 test('a click in the line-number gutter below the text focuses the editor at the end', async () => {
   const doc = docName();
-  const ctx = await browser.newContext({ viewport: { width: 1000, height: 700 } });
-  const page = await open(ctx, base, doc);
+  const ctx = await env.browser.newContext({ viewport: { width: 1000, height: 700 } });
+  const page = await open(ctx, env.base, doc);
   await typeAt(page, 0, 'first\nsecond');
   await page.evaluate(() => document.activeElement.blur());
   assert.equal(await hasFocus(page), false);
@@ -87,8 +76,8 @@ test('a click in the line-number gutter below the text focuses the editor at the
 
 test('the editor fills its area and scrolls inside it', async () => {
   const doc = docName();
-  const ctx = await browser.newContext({ viewport: { width: 1000, height: 700 } });
-  const page = await open(ctx, base, doc);
+  const ctx = await env.browser.newContext({ viewport: { width: 1000, height: 700 } });
+  const page = await open(ctx, env.base, doc);
   const main = await box(page, 'main');
   const ed = await box(page, '[data-testid=editor]');
   const content = await box(page, '.cm-content');

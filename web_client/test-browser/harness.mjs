@@ -2,6 +2,7 @@
 // web_client/dist, Debian's chromium driven by playwright-core, and helpers
 // to drive and read the editor page.
 import assert from 'node:assert/strict';
+import { before, after } from 'node:test';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -37,6 +38,23 @@ export async function startServer(extraArgs = []) {
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** For a test file: a weft-server (with `extraArgs`) and chromium, started
+ * before its tests and stopped after them. Returns { server, base, browser },
+ * filled in once they are up. */
+export function useServerAndBrowser(extraArgs = []) {
+  const env = { server: null, base: '', browser: null };
+  before(async () => {
+    env.server = await startServer(extraArgs);
+    env.base = env.server.base;
+    env.browser = await launchBrowser();
+  });
+  after(async () => {
+    await env.browser?.close();
+    env.server?.stop();
+  });
+  return env;
 }
 
 /** Launches headless chromium with the flags the project mandates. Playwright

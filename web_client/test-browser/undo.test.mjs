@@ -2,22 +2,11 @@
 // a real weft-server): Ctrl+Z and redo touch only the page's own edits, with
 // the other pages' edits mapped through, and what an undo changes reaches
 // everyone as ordinary ops.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, openPage as open, textOf, waitText, typeAt } from './harness.mjs';
+import { useServerAndBrowser, openPage as open, textOf, waitText, typeAt } from './harness.mjs';
 
-let server, base, browser;
-
-before(async () => {
-  server = await startServer();
-  base = server.base;
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  server?.stop();
-});
+const env = useServerAndBrowser();
 
 let n = 0;
 const docName = () => `undo-${process.pid}-${++n}`;
@@ -25,8 +14,8 @@ const docName = () => `undo-${process.pid}-${++n}`;
 /** Two pages on one new document, each in its own browser context. */
 async function twoPages() {
   const doc = docName();
-  const ctxA = await browser.newContext(), ctxB = await browser.newContext();
-  const a = await open(ctxA, base, doc), b = await open(ctxB, base, doc);
+  const ctxA = await env.browser.newContext(), ctxB = await env.browser.newContext();
+  const a = await open(ctxA, env.base, doc), b = await open(ctxB, env.base, doc);
   return { doc, ctxA, ctxB, a, b, close: async () => { await ctxA.close(); await ctxB.close(); } };
 }
 
@@ -44,7 +33,7 @@ async function everywhere(doc, pages, text) {
   const deadline = Date.now() + 10000;
   let got;
   while (Date.now() < deadline) {
-    got = await (await fetch(`${base}/api/docs/${doc}/text`)).text();
+    got = await (await fetch(`${env.base}/api/docs/${doc}/text`)).text();
     if (got === text) return;
     await new Promise((r) => setTimeout(r, 50));
   }
