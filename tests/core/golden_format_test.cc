@@ -1,0 +1,1 @@
+// placeholder: filled by the change that adds these tests
