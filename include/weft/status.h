@@ -23,6 +23,7 @@ enum class error_code : std::uint8_t {
   truncated_data = 5,       ///< encoded bytes end before the structure they describe
   unsupported_version = 6,  ///< encoded bytes use a format version this build cannot read
   limit_exceeded = 7,       ///< a built-in size limit (counters per replica, document size) would be passed
+  id_conflict = 8,          ///< an op reuses ids the document already holds with other content
 };
 
 /// A short, static, human-readable description of `code`. Never null.

@@ -49,6 +49,7 @@ typedef enum weft_status {
   WEFT_ERR_TRUNCATED_DATA = 5,      /**< encoded bytes end early */
   WEFT_ERR_UNSUPPORTED_VERSION = 6, /**< an encoding version this build cannot read */
   WEFT_ERR_LIMIT_EXCEEDED = 7,      /**< a size limit (op size, counters of a replica) would be passed */
+  WEFT_ERR_ID_CONFLICT = 8,         /**< an op reuses ids the document holds with other content; nothing changed */
   WEFT_ERR_OUT_OF_MEMORY = 100      /**< an allocation failed; nothing changed */
 } weft_status;
 

@@ -90,7 +90,7 @@ extern "C" {
 
 const char* weft_status_message(weft_status status) {
   if (status == WEFT_ERR_OUT_OF_MEMORY) return "out of memory";
-  if (status >= WEFT_OK && status <= WEFT_ERR_LIMIT_EXCEEDED)
+  if (status >= WEFT_OK && status <= WEFT_ERR_ID_CONFLICT)
     return weft::error_message(static_cast<weft::error_code>(status));
   return "unknown status";
 }

@@ -273,6 +273,65 @@ status apply_ready(sequence_state& s, const operation& op, std::vector<text_chan
   return {};
 }
 
+// True when the first `n` ids of `in`, which this document already knows,
+// hold what `in` says they hold: the same characters with the same origins
+// and text (an insert; deleted text is no longer kept, so only its origins
+// are compared), characters (a tombstone), or ids that are not characters
+// and whose targets are deleted (an erase). A known id with other content is
+// an id used twice, by a buggy or forging replica; accepting the second use
+// as a duplicate would acknowledge an edit that the document does not hold.
+bool known_prefix_matches(const sequence_state& s, const operation& in, std::uint64_t n) {
+  ref first = s.to_ref(in.id);
+  if (first.none()) return false;
+  if (in.kind == op_kind::erase) {
+    // The erase's own ids are never characters.
+    if (!s.tree_.ids_free(first, static_cast<std::uint32_t>(n))) return false;
+    std::uint64_t left = n;
+    for (const auto& t : in.targets) {
+      if (left == 0) break;
+      std::uint64_t k = std::min<std::uint64_t>(t.length, left);
+      for (std::uint64_t c = t.counter; c < t.counter + k;) {
+        detail::cursor cur = s.tree_.locate(s.to_ref(op_id{t.replica, c}));
+        if (cur.at_end()) return false;
+        const detail::run& r = s.tree_.run_at(cur);
+        if (!r.deleted) return false;
+        c += r.length - cur.offset;
+      }
+      left -= k;
+    }
+    return true;
+  }
+  if (!s.tree_.all_characters(first, static_cast<std::uint32_t>(n))) return false;
+  const ref right = in.origin_right ? s.to_ref(*in.origin_right) : ref{};
+  if (in.origin_right && right.none()) return false;
+  std::size_t byte = 0;  // into in.text, at character `done`
+  for (std::uint64_t done = 0; done < n;) {
+    detail::cursor cur = s.tree_.locate(ref{first.replica, static_cast<std::uint32_t>(first.counter + done)});
+    if (cur.at_end()) return false;
+    const detail::run& r = s.tree_.run_at(cur);
+    std::uint64_t k = std::min<std::uint64_t>(r.length - cur.offset, n - done);
+    if (!(r.right == right)) return false;
+    ref left = r.left_of(cur.offset);
+    if (done == 0) {
+      ref want = in.origin_left ? s.to_ref(*in.origin_left) : ref{};
+      if ((in.origin_left && want.none()) || !(left == want)) return false;
+    } else if (!(left == ref{first.replica, static_cast<std::uint32_t>(first.counter + done - 1)})) {
+      return false;
+    }
+    if (in.kind == op_kind::insert) {
+      std::size_t bytes = detail::byte_offset(std::string_view(in.text).substr(byte), k);
+      if (!r.deleted) {
+        std::string_view held = s.tree_.arena_text(r.text_offset, r.text_bytes);
+        std::size_t b0 = detail::byte_offset(held, cur.offset);
+        if (held.substr(b0, bytes) != std::string_view(in.text).substr(byte, bytes)) return false;
+      }
+      byte += bytes;
+    }
+    done += k;
+  }
+  return true;
+}
+
 enum class step { applied, buffered, duplicate };
 
 // A tombstone for characters we already have says they are deleted: mark
@@ -299,6 +358,9 @@ result<step> submit(sequence_state& s, const operation& in, std::vector<text_cha
     if (in.kind == op_kind::tombstone && in.id.counter <= known)
       mark_deleted_early(s, op_id{in.id.replica, in.id.counter}, std::min(len, known - in.id.counter + 1), changes);
   };
+  if (in.id.counter <= known && !known_prefix_matches(s, in, std::min(len, known - in.id.counter + 1)))
+    return status(error_code::id_conflict,
+                  cat({"op ", id_str(in.id), " reuses ids this document holds with other content"}));
   if (in.id.counter + len - 1 <= known) {
     mark_known_prefix();
     return step::duplicate;

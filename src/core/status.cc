@@ -12,6 +12,7 @@ const char* error_message(error_code code) noexcept {
     case error_code::truncated_data: return "truncated data";
     case error_code::unsupported_version: return "unsupported version";
     case error_code::limit_exceeded: return "limit exceeded";
+    case error_code::id_conflict: return "id conflict";
   }
   return "unknown error";
 }

@@ -182,5 +182,105 @@ TEST(Document, ManyEditsKeepInvariants) {
   EXPECT_EQ(d.check_invariants(), "");
 }
 
+// An id used twice with different content (a forging or buggy replica) is
+// refused, never taken for a duplicate of what the document holds, and the
+// refusal changes nothing.
+TEST(Document, ReusedIdWithOtherContentIsAConflict) {
+  document alice(1), bob(2), server(9);
+  operation hello = must_insert(alice, 0, "hello");
+  must_apply(server, hello);
+  operation x = must_insert(bob, 0, "X");
+  must_apply(server, x);
+  must_apply(alice, x);
+  const std::string before = server.text();
+
+  operation forged = hello;
+  forged.text = "HELLO";
+  auto r = server.apply(forged);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), error_code::id_conflict);
+  EXPECT_EQ(server.text(), before);
+
+  operation moved = hello;  // same text, another place
+  moved.origin_right = x.id;
+  EXPECT_EQ(server.apply(moved).code(), error_code::id_conflict);
+
+  // A forged op that overlaps the known ids and goes beyond them changes nothing.
+  operation longer = hello;
+  longer.text = "help!!";
+  EXPECT_EQ(server.apply(longer).code(), error_code::id_conflict);
+  EXPECT_EQ(server.version().get(1), 5u);
+
+  operation erase_e = must_erase(alice, 1, 1);
+  must_apply(server, erase_e);
+  operation forged_erase = erase_e;
+  forged_erase.targets = {id_span{2, 1, 1}};  // bob's X, not what alice erased
+  EXPECT_EQ(server.apply(forged_erase).code(), error_code::id_conflict);
+  const std::string after_erase = server.text();
+  EXPECT_EQ(after_erase, alice.text());
+
+  // An insert under ids that are an erase's, and an erase under an insert's ids.
+  operation insert_on_erase_id = hello;
+  insert_on_erase_id.id = erase_e.id;
+  insert_on_erase_id.text = "x";
+  EXPECT_EQ(server.apply(insert_on_erase_id).code(), error_code::id_conflict);
+  operation erase_on_insert_id = erase_e;
+  erase_on_insert_id.id = hello.id;
+  erase_on_insert_id.targets = {id_span{2, 1, 1}};
+  EXPECT_EQ(server.apply(erase_on_insert_id).code(), error_code::id_conflict);
+  EXPECT_EQ(server.text(), after_erase);
+  EXPECT_EQ(server.check_invariants(), "");
+
+  // The genuine ops, sent again, are duplicates.
+  EXPECT_EQ(must_apply(server, hello).result, apply_outcome::state::duplicate);
+  EXPECT_EQ(must_apply(server, erase_e).result, apply_outcome::state::duplicate);
+}
+
+// Honest resends are never conflicts: every op a replica made, and every op
+// ops_since() rebuilds (split runs, tombstones, trimmed prefixes), applied
+// again after concurrent edits and deletions, is a duplicate.
+TEST(Document, HonestResendsAreDuplicates) {
+  document a(1), b(2), c(3);
+  std::vector<operation> made;
+  std::uint64_t x = 12345;
+  auto pick = [&](std::uint64_t n) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    return (x >> 33) % n;
+  };
+  for (int i = 0; i < 400; ++i) {
+    document& d = i % 2 ? a : b;
+    document& other = i % 2 ? b : a;
+    std::uint64_t len = d.length();
+    operation op = (len == 0 || pick(3) != 0) ? must_insert(d, pick(len + 1), pick(2) ? "ab" : "\xc3\xa9z")
+                                              : must_erase(d, pick(len), 1);
+    made.push_back(op);
+    if (pick(4) == 0)
+      for (const auto& o : d.ops_since(other.version())) must_apply(other, o);
+  }
+  for (const auto& o : a.ops_since(b.version())) must_apply(b, o);
+  for (const auto& o : b.ops_since(a.version())) must_apply(a, o);
+  ASSERT_EQ(a.text(), b.text());
+  for (const auto& o : a.ops_since(version_vector{})) must_apply(c, o);
+  ASSERT_EQ(c.text(), a.text());
+  for (document* d : {&a, &b, &c}) {
+    for (const auto& o : made) {
+      auto r = d->apply(o);
+      ASSERT_TRUE(r.ok()) << r.error().to_string();
+      EXPECT_EQ(r.value().result, apply_outcome::state::duplicate);
+    }
+    for (const auto& o : a.ops_since(version_vector{})) {
+      auto r = d->apply(o);
+      ASSERT_TRUE(r.ok()) << r.error().to_string();
+      EXPECT_EQ(r.value().result, apply_outcome::state::duplicate);
+    }
+  }
+  auto re = document::decode_snapshot(a.encode_snapshot(), 4);
+  ASSERT_TRUE(re.ok());
+  for (const auto& o : made) {
+    auto r = re.value().apply(o);
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+  }
+}
+
 }  // namespace
 }  // namespace weft::test
