@@ -7,7 +7,7 @@ WEFT_APT_PACKAGES=(
   libboost1.81-dev libsimdjson-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev libssl-dev zlib1g-dev
-  libpq-dev libhiredis-dev
+  libpq-dev libhiredis-dev libjwt-dev
   emscripten
 )
 # Only the tests (and the regional mode of scripts/cluster.sh) need these:

@@ -1,4 +1,6 @@
 // weft-token: mints access tokens for weft-server --auth-secret-file.
+#include <openssl/rand.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -10,8 +12,8 @@
 
 namespace {
 
-const char* kUsage = R"(usage: weft-token --secret-file FILE --doc PATTERN=r|rw [--doc ...] [--sub NAME] [--ttl SECONDS]
-       weft-token --secret-file FILE --peer [--sub NODE] [--ttl SECONDS]
+const char* kUsage = R"(usage: weft-token --secret-file FILE --doc PATTERN=r|rw [--doc ...] [--sub NAME] [--ttl SECONDS] [--jti ID]
+       weft-token --secret-file FILE --peer [--sub NODE] [--ttl SECONDS] [--jti ID]
 
 Prints an HS256 access token for weft-server (docs/protocol.md, Authentication).
   --secret-file FILE   the key weft-server was given with --auth-secret-file
@@ -19,10 +21,25 @@ Prints an HS256 access token for weft-server (docs/protocol.md, Authentication).
                        r (read) or rw (read and edit); repeatable
   --sub NAME           who the token is for (shown in the server's logs)
   --ttl SECONDS        validity from now (default 3600)
+  --jti ID             the token's id, which weft-server --auth-deny-list FILE
+                       can revoke before it expires (default: 32 random hex
+                       digits, readable in the token's claims)
   --peer               a token for another weft-server node: it may open a
                        replication link and relay any replica's ops
                        (docs/replication.md). Give it a long --ttl
 )";
+
+// 128 random bits in hex: ids that never collide by chance.
+std::string random_jti() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) return {};
+  std::string out;
+  for (unsigned char b : bytes) {
+    out += "0123456789abcdef"[b >> 4];
+    out += "0123456789abcdef"[b & 15];
+  }
+  return out;
+}
 
 int fail(const std::string& m) {
   std::fprintf(stderr, "weft-token: %s\n%s", m.c_str(), kUsage);
@@ -32,7 +49,7 @@ int fail(const std::string& m) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string secret, sub, docs;
+  std::string secret, sub, docs, jti;
   long long ttl = 3600;
   bool peer = false;
   for (int i = 1; i < argc; ++i) {
@@ -66,6 +83,9 @@ int main(int argc, char** argv) {
       weft::protocol::append_json_string(docs, rights);
     } else if (a == "--sub") {
       sub = v;
+    } else if (a == "--jti") {
+      jti = v;
+      if (jti.empty()) return fail("--jti wants an id");
     } else if (a == "--ttl") {
       ttl = std::atoll(v.c_str());
       if (ttl <= 0) return fail("--ttl must be positive");
@@ -75,12 +95,18 @@ int main(int argc, char** argv) {
   }
   if (secret.empty()) return fail("--secret-file is required");
   if (docs.empty() && !peer) return fail("at least one --doc (or --peer) is required");
+  if (jti.empty()) jti = random_jti();
+  if (jti.empty()) return fail("no randomness for a jti; give --jti ID");
   std::string claims = "{\"sub\":";
   weft::protocol::append_json_string(claims, sub);
   claims += ",\"exp\":" + std::to_string(weft::server::unix_now() + ttl);
+  claims += ",\"jti\":";
+  weft::protocol::append_json_string(claims, jti);
   if (peer) claims += ",\"peer\":true";
   if (!docs.empty()) claims += ",\"docs\":{" + docs + "}";
   claims += "}";
-  std::puts(weft::server::token_verifier(secret).sign(claims).c_str());
+  auto token = weft::server::sign_token(claims, "HS256", secret);
+  if (!token.ok()) return fail(token.error().detail());
+  std::puts(token.value().c_str());
   return 0;
 }
