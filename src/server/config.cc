@@ -52,9 +52,18 @@ std::string usage() {
       "                            SQLite, 0 with PostgreSQL; 0: none)\n"
       "\n"
       "access (docs/protocol.md, Authentication):\n"
-      "  --auth-secret-file FILE   require HS256 tokens signed with the key in FILE\n"
+      "  --auth-secret-file FILE   require tokens; accept HS256 ones signed with the key in FILE\n"
       "  --auth-secret SECRET      the same, key on the command line (visible in ps; prefer the file)\n"
-      "  --allow-anonymous         allow a non-loopback --bind without --auth-secret*\n"
+      "  --auth-public-key FILE    require tokens; accept RS256 and ES256 ones that verify under an\n"
+      "                            RSA or EC P-256 public key in FILE (PEM public keys or\n"
+      "                            certificates; a file may hold several; repeatable)\n"
+      "  --auth-jwks FILE          the same with the keys of a JWK Set (an identity provider's\n"
+      "                            jwks_uri, saved), chosen by the token's kid; repeatable.\n"
+      "                            Each algorithm is checked only with its own kind of key\n"
+      "  --auth-deny-list FILE     refuse tokens whose jti is listed in FILE (one per line, #\n"
+      "                            comments); reread every 2 s, and open connections with a\n"
+      "                            listed token are then closed (replace it by renaming)\n"
+      "  --allow-anonymous         allow a non-loopback --bind without an --auth-* key\n"
       "  --allowed-origin ORIGIN   accept browser WebSocket upgrades only from this Origin\n"
       "                            (repeatable; default: any). Clients without Origin are unaffected\n"
       "  --tls-cert FILE --tls-key FILE  serve https:// and wss:// (PEM files)\n"
@@ -134,6 +143,9 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
       {"--bus-stream-max", [&](std::string_view v) { return parse_number(v, c.bus_stream_max) && c.bus_stream_max >= 10; }},
       {"--auth-secret", [&](std::string_view v) { c.auth_secret = std::string(v); return !v.empty(); }},
       {"--auth-secret-file", [&](std::string_view v) { return read_key_file(v, c.auth_secret); }},
+      {"--auth-public-key", [&](std::string_view v) { c.auth_public_keys.emplace_back(v); return !v.empty(); }},
+      {"--auth-jwks", [&](std::string_view v) { c.auth_jwks.emplace_back(v); return !v.empty(); }},
+      {"--auth-deny-list", [&](std::string_view v) { c.auth_deny_list = std::string(v); return !v.empty(); }},
       {"--allowed-origin", [&](std::string_view v) { c.allowed_origins.emplace_back(v); return !v.empty(); }},
       {"--tls-cert", [&](std::string_view v) { c.tls_cert = std::string(v); return !v.empty(); }},
       {"--tls-key", [&](std::string_view v) { c.tls_key = std::string(v); return !v.empty(); }},
@@ -187,6 +199,8 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
   if (!c.bus.empty() && !store_is_postgres(c))
     return parse_outcome{"weft-server: --bus needs --store postgres://...: nodes resync missed entries from the shared database\n", 2};
   if (store_is_postgres(c) && !c.commit_window_set) c.commit_window_ms = 0;
+  if (!c.auth_deny_list.empty() && !auth_required(c))
+    return parse_outcome{"weft-server: --auth-deny-list needs tokens: --auth-secret-file, --auth-public-key or --auth-jwks\n", 2};
   if (c.tls_cert.empty() != c.tls_key.empty())
     return parse_outcome{"weft-server: --tls-cert and --tls-key go together\n", 2};
   return c;

@@ -37,7 +37,10 @@ struct server_config {
   bool commit_window_set = false;               ///< --commit-window-ms was given (PostgreSQL defaults to 0)
 
   // ---- access ------------------------------------------------------------------------
-  std::string auth_secret;                   ///< --auth-secret / --auth-secret-file: HS256 key; empty = no auth
+  std::string auth_secret;                   ///< --auth-secret / --auth-secret-file: HS256 key; empty = no HS256
+  std::vector<std::string> auth_public_keys; ///< --auth-public-key FILE (repeatable): PEM keys for RS256 / ES256
+  std::vector<std::string> auth_jwks;        ///< --auth-jwks FILE (repeatable): JWK Sets for RS256 / ES256
+  std::string auth_deny_list;                ///< --auth-deny-list FILE: revoked jti values, reread every 2 s
   bool allow_anonymous = false;              ///< --allow-anonymous: permit no auth on a non-loopback address
   std::vector<std::string> allowed_origins;  ///< --allowed-origin (repeatable): browser Origins allowed; empty = any
   std::string tls_cert;                      ///< --tls-cert: PEM certificate chain; with --tls-key enables TLS
@@ -58,8 +61,11 @@ struct server_config {
   unsigned ws_idle_timeout_ms = 60000;    ///< --ws-idle-timeout-ms: silent connections are pinged after N/2, closed after N (answering pings keeps them)
 };
 
-/// Parses argv. Returns the config, or a message to print (help text or an
-/// error, with `exit_code` 0 for --help and 2 for a bad flag).
+/// True when tokens are required: some key to check them with was given.
+inline bool auth_required(const server_config& c) {
+  return !c.auth_secret.empty() || !c.auth_public_keys.empty() || !c.auth_jwks.empty();
+}
+
 /// Where documents are stored: --store, or --data-dir.
 inline const std::string& store_location(const server_config& c) { return c.store.empty() ? c.data_dir : c.store; }
 /// True when that is a PostgreSQL URI.
@@ -72,6 +78,8 @@ struct parse_outcome {
   std::string message;
   int exit_code;
 };
+/// Parses argv. Returns the config, or a message to print (help text or an
+/// error, with `exit_code` 0 for --help and 2 for a bad flag).
 std::variant<server_config, parse_outcome> parse_args(int argc, char** argv);
 
 /// The --help text.

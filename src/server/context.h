@@ -34,7 +34,7 @@ struct server_context {
   storage& store;
   metrics& stats;
   room_registry rooms{*this};
-  /// Set when the server requires tokens (--auth-secret*).
+  /// Set when the server requires tokens (--auth-secret*, --auth-public-key, --auth-jwks).
   std::optional<token_verifier> auth = std::nullopt;
   connection_limiter connections{config.max_connections_per_address};
   /// Replication with other nodes (docs/replication.md); set once at start.

@@ -8,6 +8,8 @@
 #include <boost/beast/core.hpp>
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -23,6 +25,28 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 namespace {
+// The token verifier for the --auth-* flags (unused when none is given).
+result<token_verifier> make_verifier(const server_config& c) {
+  token_verifier v(c.auth_secret);
+  auto read = [](const std::string& path, std::string& out) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    out = ss.str();
+    return static_cast<bool>(in);
+  };
+  std::string text;
+  for (const auto& f : c.auth_public_keys) {
+    if (!read(f, text)) return status(error_code::invalid_argument, "--auth-public-key " + f + ": cannot read it");
+    if (auto st = v.add_pem_keys(text, "--auth-public-key " + f); !st.ok()) return st;
+  }
+  for (const auto& f : c.auth_jwks) {
+    if (!read(f, text)) return status(error_code::invalid_argument, "--auth-jwks " + f + ": cannot read it");
+    if (auto st = v.add_jwks(text, "--auth-jwks " + f); !st.ok()) return st;
+  }
+  return v;
+}
+
 // An io_context whose pending handlers can be destroyed while its services
 // (timers, sockets) still exist: with one context per thread, a handler left
 // in one context may own a room whose timers belong to another, so every
@@ -55,6 +79,9 @@ struct server::impl {
   // Drives the sessions' liveness rounds; touched only on its own strand.
   std::optional<net::steady_timer> liveness;
   bool liveness_stopped = false;
+  // --auth-deny-list, reread on the liveness strand by its own timer.
+  std::optional<deny_list_file> deny_list;
+  std::optional<net::steady_timer> deny_list_timer;
   std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
   std::vector<std::thread> threads;
   std::uint16_t port = 0;
@@ -64,6 +91,7 @@ struct server::impl {
     if (ctx) ctx->rooms.clear();
     acceptor.reset();
     liveness.reset();
+    deny_list_timer.reset();
     store.reset();
     region_bus.reset();
     for (auto& io : ios) io->shut_down();
@@ -81,6 +109,24 @@ struct server::impl {
       if (ec || liveness_stopped) return;
       sessions.check_all_alive();
       schedule_liveness();
+    });
+  }
+
+  /// Every 2 s the deny list is read again; when it changed, connections
+  /// whose token it now lists are closed. Polling, not SIGHUP, so that an
+  /// orchestrator swapping the file (a Kubernetes ConfigMap) needs no signal.
+  void schedule_deny_list() {
+    deny_list_timer->expires_after(std::chrono::seconds(2));
+    deny_list_timer->async_wait([this](boost::system::error_code ec) {
+      if (ec || liveness_stopped) return;
+      auto changed = deny_list->refresh(*ctx->auth);
+      if (!changed.ok()) {
+        log(log_level::warn, "{}; keeping the previous list", changed.error().detail());
+      } else if (changed.value()) {
+        log(log_level::info, "deny list {} reread: {} token ids", deny_list->path(), deny_list->size());
+        sessions.recheck_tokens();
+      }
+      schedule_deny_list();
     });
   }
 
@@ -111,11 +157,20 @@ result<std::unique_ptr<server>> server::start(server_config config) {
   if (ec) return status(error_code::invalid_argument, "bad --bind address " + p->config.bind + ": " + ec.message());
   // Reachable from other machines and open to anyone is a choice to make
   // explicitly, never a default.
-  if (!addr.is_loopback() && p->config.auth_secret.empty() && !p->config.allow_anonymous)
+  if (!addr.is_loopback() && !auth_required(p->config) && !p->config.allow_anonymous)
     return status(error_code::invalid_argument,
                   "refusing to listen on " + p->config.bind +
                       " without authentication: anyone who reaches it could read and edit every document. "
-                      "Use --auth-secret-file FILE, or --allow-anonymous if that is really intended");
+                      "Use --auth-secret-file FILE (or --auth-public-key / --auth-jwks), or --allow-anonymous if "
+                      "that is really intended");
+  // Keys are checked before storage is touched: a wrong file fails the start.
+  auto verifier = make_verifier(p->config);
+  if (!verifier.ok()) return verifier.error();
+  if (!p->config.auth_deny_list.empty()) {
+    p->deny_list.emplace(p->config.auth_deny_list);
+    auto read = p->deny_list->refresh(verifier.value());
+    if (!read.ok()) return read.error();
+  }
 
   std::unique_ptr<net::ssl::context> tls;
   if (!p->config.tls_cert.empty()) {
@@ -152,7 +207,7 @@ result<std::unique_ptr<server>> server::start(server_config config) {
     ios.push_back(p->ios.back().get());
   }
   p->ctx.reset(new server_context{p->config, std::move(ios), *p->store, p->stats});
-  if (!p->config.auth_secret.empty()) p->ctx->auth.emplace(p->config.auth_secret);
+  if (auth_required(p->config)) p->ctx->auth.emplace(std::move(verifier.value()));
   p->ctx->tls = std::move(tls);
   p->ctx->replication = std::make_unique<replicator>(*p->ctx);
   p->ctx->region_bus = p->region_bus.get();
@@ -179,6 +234,10 @@ result<std::unique_ptr<server>> server::start(server_config config) {
   p->do_accept();
   p->liveness.emplace(net::make_strand(*p->ios[0]));
   p->schedule_liveness();
+  if (p->deny_list) {
+    p->deny_list_timer.emplace(p->liveness->get_executor());
+    p->schedule_deny_list();
+  }
   p->ctx->replication->start();  // before the threads: its dialler list is fixed from then on
   if (p->region_bus) p->region_bus->start();
   for (auto& io : p->ios) p->threads.emplace_back([io = io.get()] { io->run(); });
@@ -202,6 +261,7 @@ void server::stop() {
   net::post(p_->liveness->get_executor(), [p = p_.get()] {
     p->liveness_stopped = true;
     p->liveness->cancel();
+    if (p->deny_list_timer) p->deny_list_timer->cancel();
   });
   p_->ctx->replication->stop();
   p_->sessions.close_all("server shutting down");

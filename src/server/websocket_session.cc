@@ -62,6 +62,9 @@ void session_list::close_all(const std::string& reason) {
 void session_list::check_all_alive() {
   for (auto& s : live()) s->check_alive();
 }
+void session_list::recheck_tokens() {
+  for (auto& s : live()) s->recheck_token();
+}
 std::size_t session_list::size() {
   std::lock_guard<std::mutex> lock(mu_);
   return size_;
@@ -522,6 +525,18 @@ void websocket_session::check_alive() {
     self->closed_ = true;
     self->leave_all();
     self->abort_transport();
+  });
+}
+
+// ---- revocation (--auth-deny-list) ---------------------------------------------------
+// Checked when the list changes, not per message: messages stay off its lock.
+void websocket_session::recheck_token() {
+  post([self = shared_from_this()] {
+    if (!self->claims_ || !self->ctx_.auth || !self->ctx_.auth->revoked(*self->claims_)) return;
+    log(log_level::info, "session {} ({}): token revoked: closing", self->id_, self->slot_.address());
+    self->close_with(websocket::close_code::policy_error, "unauthorized",
+                     protocol::encode_error(error_kind::unauthorized,
+                                            "token revoked (its jti is on the deny list); reconnect with another"));
   });
 }
 

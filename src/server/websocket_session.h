@@ -46,6 +46,9 @@ class session_list {
   /// Asks every session to check that its peer is still there (see
   /// websocket_session::check_alive).
   void check_all_alive();
+  /// Asks every session to check its token against the deny list again
+  /// (see websocket_session::recheck_token).
+  void recheck_tokens();
   std::size_t size();
 
  private:
@@ -82,6 +85,9 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
   /// timer instead of a pending timer per connection keeps idle connections
   /// small. Thread-safe (posts onto the connection's strand).
   void check_alive();
+  /// Closes the connection (1008, an `unauthorized` error) when its token
+  /// is now on the deny list. Thread-safe (posts onto the connection's strand).
+  void recheck_token();
 
  protected:
   websocket_session(server_context& ctx, session_list& list, upgrade_info info);
