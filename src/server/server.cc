@@ -82,6 +82,7 @@ struct server::impl {
   // --auth-deny-list, reread on the liveness strand by its own timer.
   std::optional<deny_list_file> deny_list;
   std::optional<net::steady_timer> deny_list_timer;
+  std::string deny_list_error;  // the last one logged: said once, not every 2 s
   std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
   std::vector<std::thread> threads;
   std::uint16_t port = 0;
@@ -121,10 +122,15 @@ struct server::impl {
       if (ec || liveness_stopped) return;
       auto changed = deny_list->refresh(*ctx->auth);
       if (!changed.ok()) {
-        log(log_level::warn, "{}; keeping the previous list", changed.error().detail());
-      } else if (changed.value()) {
-        log(log_level::info, "deny list {} reread: {} token ids", deny_list->path(), deny_list->size());
-        sessions.recheck_tokens();
+        if (changed.error().detail() != deny_list_error)
+          log(log_level::warn, "{}; keeping the previous list", changed.error().detail());
+        deny_list_error = changed.error().detail();
+      } else {
+        deny_list_error.clear();
+        if (changed.value()) {
+          log(log_level::info, "deny list {} reread: {} token ids", deny_list->path(), deny_list->size());
+          sessions.recheck_tokens();
+        }
       }
       schedule_deny_list();
     });
