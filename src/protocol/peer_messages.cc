@@ -253,7 +253,9 @@ result<message> decode(std::string_view json) {
 
 std::string encode_entries(const std::vector<entry>& entries) {
   detail::byte_writer w;
-  w.u8(entries_kind);
+  bool owners = false;
+  for (const auto& e : entries) owners = owners || !e.owners.empty();
+  w.u8(owners ? entries_with_owners_kind : entries_kind);
   w.varint(entries.size());
   auto str = [&](std::string_view s) {
     w.varint(s.size());
@@ -266,13 +268,16 @@ std::string encode_entries(const std::vector<entry>& entries) {
     str(e.path);
     w.zigzag(e.ts_ms);
     str(e.batch);
+    if (owners) str(e.owners);
   }
   return std::move(w.str());
 }
 
 result<std::vector<entry>> decode_entries(std::string_view frame) {
   detail::byte_reader r(frame);
-  if (r.u8() != entries_kind) return status(error_code::corrupt_data, "not a frame of replicated batches");
+  const std::uint8_t kind = r.u8();
+  if (kind != entries_kind && kind != entries_with_owners_kind)
+    return status(error_code::corrupt_data, "not a frame of replicated batches");
   std::uint64_t n = r.varint();
   if (!r.ok() || n > r.remaining()) return status(error_code::corrupt_data, "bad entry count");
   auto str = [&](std::string& out) {
@@ -290,6 +295,7 @@ result<std::vector<entry>> decode_entries(std::string_view frame) {
     if (!str(e.doc) || !str(e.path)) break;
     e.ts_ms = r.zigzag();
     if (!str(e.batch)) break;
+    if (kind == entries_with_owners_kind && !str(e.owners)) break;
     out.push_back(std::move(e));
   }
   if (!r.ok() || out.size() != n || !r.at_end())

@@ -21,6 +21,9 @@ namespace weft::protocol::peer {
 inline constexpr int link_version = 1;
 /// First byte of a binary frame of batches (client binary frames use 1 and 2).
 inline constexpr std::uint8_t entries_kind = 3;
+/// The same, each entry followed by its owner claims: sent only when some
+/// entry carries claims, so a frame without any still reads on older nodes.
+inline constexpr std::uint8_t entries_with_owners_kind = 4;
 
 /// Per origin key ("node~hex"), the highest olsn held contiguously.
 using origin_vector = std::map<std::string, std::uint64_t>;
@@ -103,6 +106,7 @@ struct entry {
   std::string path;     ///< origin keys it passed through, comma-separated (sender included)
   std::int64_t ts_ms = 0;  ///< when the sender committed it
   std::string batch;    ///< encode_ops bytes
+  std::string owners;   ///< replica ownership claims made with it (server/replica_owners.h text; may be empty)
 };
 /// Encodes entries as one binary frame.
 std::string encode_entries(const std::vector<entry>& entries);

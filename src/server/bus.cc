@@ -281,7 +281,7 @@ void bus::handle_entries(const std::string& doc, void* p) {
     if (id > s.last) s.last = id;
     redisReply* fields = e->element[1];
     if (fields->type != REDIS_REPLY_ARRAY) continue;
-    std::string_view node, batch;
+    std::string_view node, batch, owners;
     std::uint64_t seq = 0;
     bool mark = false;
     for (std::size_t f = 0; f + 1 < fields->elements; f += 2) {
@@ -290,6 +290,7 @@ void bus::handle_entries(const std::string& doc, void* p) {
       else if (name == "s") seq = to_u64(value);
       else if (name == "b") batch = value;
       else if (name == "r") mark = true;
+      else if (name == "o") owners = value;
     }
     if (node == options_.node_key) continue;
     const std::uint64_t lag = now > id.ms ? now - id.ms : 0;
@@ -305,7 +306,7 @@ void bus::handle_entries(const std::string& doc, void* p) {
     if (mark) missed = true;
     if (!batch.empty() && listener) {
       ++stats_.received;
-      listener->bus_batch(std::string(batch));
+      listener->bus_batch(std::string(batch), std::string(owners));
     }
   }
   if (missed) resync(s, stats_.resyncs_gap);
@@ -365,11 +366,13 @@ void bus::check_streams() {
   });
 }
 
-void bus::publish(const std::string& doc, std::string batch) {
-  net::post(io_, [this, doc, batch = std::move(batch)]() mutable { do_publish(doc, std::move(batch)); });
+void bus::publish(const std::string& doc, std::string batch, std::string owners) {
+  net::post(io_, [this, doc, batch = std::move(batch), owners = std::move(owners)]() mutable {
+    do_publish(doc, std::move(batch), owners);
+  });
 }
 
-void bus::do_publish(const std::string& doc, std::string batch) {
+void bus::do_publish(const std::string& doc, std::string batch, const std::string& owners) {
   auto it = subs_.find(doc);
   subscription* s = it == subs_.end() ? nullptr : &it->second;
   const std::uint64_t seq = s ? s->next_seq++ : 0;  // 0: no sequence (the room has gone)
@@ -383,8 +386,13 @@ void bus::do_publish(const std::string& doc, std::string batch) {
     dropped();
     return;
   }
-  const bool ok = commands_->command({"XADD", key, "MAXLEN", "~", max, "*", "n", options_.node_key, "s", seq_text, "b",
-                                      batch},
+  std::vector<std::string_view> args{"XADD", key, "MAXLEN", "~", max, "*", "n", options_.node_key, "s", seq_text,
+                                     "b", batch};
+  if (!owners.empty()) {
+    args.push_back("o");
+    args.push_back(owners);
+  }
+  const bool ok = commands_->command(args,
                                      [this, dropped](redisReply* r) {
                                        if (!r || r->type == REDIS_REPLY_ERROR) {
                                          if (r) log(log_level::warn, "bus: XADD failed: {}", std::string_view(r->str, r->len));

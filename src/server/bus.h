@@ -39,8 +39,9 @@ class redis_connection;
 class bus_listener {
  public:
   virtual ~bus_listener() = default;
-  /// A batch another node committed (encode_ops bytes).
-  virtual void bus_batch(std::string batch) = 0;
+  /// A batch another node committed (encode_ops bytes), with the replica
+  /// ownership claims it introduced (encode_claims text, usually empty).
+  virtual void bus_batch(std::string batch, std::string owners) = 0;
   /// Entries were missed: reread the document from storage.
   virtual void bus_resync() = 0;
 };
@@ -96,8 +97,9 @@ class bus {
   /// then. While Redis is unreachable, `positioned` runs at once, and the
   /// listener gets bus_resync() after the connection is back.
   void subscribe(const std::string& doc, std::weak_ptr<bus_listener> listener, std::function<void()> positioned);
-  /// Appends a batch this node committed for `doc` to its stream.
-  void publish(const std::string& doc, std::string batch);
+  /// Appends a batch this node committed for `doc` to its stream, with the
+  /// ownership claims committed with it (encode_claims text; may be empty).
+  void publish(const std::string& doc, std::string batch, std::string owners = {});
 
   bus_stats& stats() noexcept { return stats_; }
 
@@ -130,7 +132,7 @@ class bus {
   void handle_entries(const std::string& doc, void* entries);
   void resync(subscription& s, std::atomic<std::uint64_t>& counter);
   void check_streams();
-  void do_publish(const std::string& doc, std::string batch);
+  void do_publish(const std::string& doc, std::string batch, const std::string& owners);
 
   bus_options options_;
   boost::asio::io_context io_{1};

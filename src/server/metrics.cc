@@ -45,6 +45,15 @@ std::string metrics::render() const {
           replicated_duplicate_ops.load());
   counter("weft_internal_errors_total", "Exceptions caught at the edge of a handler (bugs; the server stayed up).",
           internal_errors.load());
+  counter("weft_id_conflicts_total",
+          "Operations refused for reusing ids the document holds with other content (forged or buggy replicas).",
+          id_conflicts.load());
+  counter("weft_forbidden_replica_ops_total",
+          "Operations refused because their replica id belongs to another identity (auth on).",
+          forbidden_replica_ops.load());
+  counter("weft_owner_claim_conflicts_total",
+          "Replica ownership claims from other nodes naming another owner than the one held here (the first stays).",
+          owner_claim_conflicts.load());
   fmt::format_to(it, "# HELP weft_storage_errors_total Storage failures, by kind.\n"
                     "# TYPE weft_storage_errors_total counter\n");
   for (auto [k, name] : {std::pair{storage_error::full, "full"}, {storage_error::io, "io"},

@@ -30,6 +30,9 @@ class metrics {
   std::atomic<std::uint64_t> replicated_ops_applied{0};   // ops from other nodes applied here
   std::atomic<std::uint64_t> replicated_duplicate_ops{0}; // ops from other nodes held already
   std::atomic<std::uint64_t> internal_errors{0};   // exceptions caught at a handler's edge (bugs)
+  std::atomic<std::uint64_t> id_conflicts{0};      // ops reusing held ids with other content (refused)
+  std::atomic<std::uint64_t> forbidden_replica_ops{0};  // ops under a replica id the sender does not own (refused)
+  std::atomic<std::uint64_t> owner_claim_conflicts{0};  // a replicated claim naming another owner than held here
   /// Storage failures by kind (weft_storage_errors_total{kind=...}): the disk
   /// is full (or over --max-db-mb), an I/O error, corrupt data (SQLite's or a
   /// stored batch's checksum), a conflicting write, anything else.

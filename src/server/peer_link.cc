@@ -264,12 +264,14 @@ void peer_link::handle_entries(std::string_view frame) {
     ++in_flight_;
     auto room = ctx_.rooms.acquire(e.doc);
     batch_origin origin{e.key, e.olsn, std::move(e.path)};
-    room->replicate(std::move(origin), std::move(e.batch),
-                    [self = shared_from_this(), room, key = e.key, olsn = e.olsn](status st) mutable {
-                      self->post([self, room = std::move(room), key = std::move(key), olsn, st = std::move(st)] {
-                        self->entry_done(room, key, olsn, st);
-                      });
-                    });
+    room->replicate(
+        std::move(origin), std::move(e.batch),
+        [self = shared_from_this(), room, key = e.key, olsn = e.olsn](status st) mutable {
+          self->post([self, room = std::move(room), key = std::move(key), olsn, st = std::move(st)] {
+            self->entry_done(room, key, olsn, st);
+          });
+        },
+        std::move(e.owners));
   }
 }
 
@@ -362,7 +364,7 @@ void peer_link::handle_want_doc(const peer::want_doc& w) {
     self->post([self, room = std::move(room), key = std::move(key), doc = std::move(doc), batch = std::move(batch)] {
       self->ctx_.rooms.release(room);
       // An empty answer too: it tells the peer this document is done.
-      std::vector<peer::entry> out{peer::entry{key, 0, doc, self->rep_.key(), 0, batch}};
+      std::vector<peer::entry> out{peer::entry{key, 0, doc, self->rep_.key(), 0, batch, {}}};
       ++self->stats_.batches_sent;
       self->send(peer::encode_entries(out), false);
     });
@@ -459,9 +461,9 @@ void peer_link::on_feed(std::uint64_t generation, std::string key, result<feed_p
     // Frames stay far below the peer's read limit (a batch is at most about
     // one client message, --max-message-bytes).
     if (bytes + e.batch.size() > frame_budget) flush();
-    bytes += e.batch.size() + e.doc.size() + e.path.size() + 32;
+    bytes += e.batch.size() + e.doc.size() + e.path.size() + e.owners.size() + 32;
     out.push_back(peer::entry{std::move(e.key), e.olsn, std::move(e.doc), std::move(e.path), e.ts_ms,
-                              std::move(e.batch)});
+                              std::move(e.batch), std::move(e.owners)});
   }
   flush();
   pump();

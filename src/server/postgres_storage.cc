@@ -22,8 +22,9 @@ std::uint64_t content_checksum(std::string_view bytes) {
 
 namespace {
 
-// Schema versions (table weft_schema): 1 is the first (docs/encoding.md).
-constexpr int schema_version = 1;
+// Schema versions (table weft_schema): 1 is the first, 2 adds replica
+// ownership (weft_log.owners, weft_owners; docs/encoding.md).
+constexpr int schema_version = 2;
 // The advisory lock held while migrating: one node at a time.
 constexpr const char* migration_lock = "7470120001";
 
@@ -227,6 +228,19 @@ status postgres_storage::migrate() {
       if (auto r = run("migrate schema", sql, {}); !r.ok()) return fail(r.error());
     }
   }
+  if (version < 2) {
+    for (const char* sql : {
+             "BEGIN",
+             "ALTER TABLE weft_log ADD COLUMN IF NOT EXISTS owners TEXT NOT NULL DEFAULT ''",
+             "CREATE TABLE IF NOT EXISTS weft_owners(doc TEXT NOT NULL, replica BIGINT NOT NULL,"
+             " owner TEXT NOT NULL, PRIMARY KEY(doc, replica))",
+             "DELETE FROM weft_schema",
+             "INSERT INTO weft_schema(version) VALUES(2)",
+             "COMMIT",
+         }) {
+      if (auto r = run("migrate schema", sql, {}); !r.ok()) return fail(r.error());
+    }
+  }
   unlock();
   return {};
 }
@@ -268,7 +282,7 @@ status postgres_storage::tx_begin() {
 }
 
 status postgres_storage::tx_insert(const log_row& r) {
-  rows_.push_back(row{r.doc, r.origin, r.olsn, r.path, r.ts_ms, r.batch});
+  rows_.push_back(row{r.doc, r.origin, r.olsn, r.path, r.ts_ms, r.batch, r.owners, r.claims});
   return {};
 }
 
@@ -285,7 +299,9 @@ status postgres_storage::tx_commit() {
     // replaces what was acknowledged.
     std::string sql;
     std::vector<std::string> text;  // numbers as text, kept alive below
-    text.reserve(rows_.size() * 3 + origins_.size());
+    std::size_t claims = 0;
+    for (const row& r : rows_) claims += r.claims.size();
+    text.reserve(rows_.size() * 3 + origins_.size() + claims);
     std::vector<const std::string*> params;
     std::vector<bool> binary;
     int n = 0;
@@ -306,18 +322,30 @@ status postgres_storage::tx_commit() {
     sql = "WITH ";
     bool first = true;
     if (!rows_.empty()) {
-      sql += "ins AS (INSERT INTO weft_log(doc, origin, olsn, path, ts, batch, sum) VALUES ";
+      sql += "ins AS (INSERT INTO weft_log(doc, origin, olsn, path, ts, batch, sum, owners) VALUES ";
       for (const row& r : rows_) {
         if (!first) sql += ',';
         first = false;
         sql += '(' + param(r.doc, true) + "::text," + param(r.origin, true) + "::text," + param(number(r.olsn), false) +
                "::bigint," + param(r.path, true) + "::text," + param(number(static_cast<std::uint64_t>(r.ts)), false) +
                "::bigint," + param(r.batch, true) + "::bytea," +
-               param(signed_number(content_checksum(r.batch)), false) + "::bigint)";
+               param(signed_number(content_checksum(r.batch)), false) + "::bigint," + param(r.owners, true) +
+               "::text)";
       }
       // DO NOTHING, then checked below: a retry after a commit whose outcome
       // was lost with the connection finds its rows there.
       sql += " ON CONFLICT (origin, olsn) DO NOTHING RETURNING origin, olsn)";
+      // A replica's first claim stays (another node's, committed first, too).
+      bool any_claim = false;
+      for (const row& r : rows_) {
+        for (const auto& [replica, owner] : r.claims) {
+          sql += any_claim ? "," : ", own AS (INSERT INTO weft_owners(doc, replica, owner) VALUES ";
+          any_claim = true;
+          sql += '(' + param(r.doc, true) + "::text," + param(number(replica), false) + "::bigint," +
+                 param(owner, true) + "::text)";
+        }
+      }
+      if (any_claim) sql += " ON CONFLICT (doc, replica) DO NOTHING RETURNING 1)";
     }
     if (!origins_.empty()) {
       if (!rows_.empty()) sql += ", ";
@@ -501,6 +529,12 @@ result<stored_document> postgres_storage::read_document(const std::string& doc) 
       out.batches.emplace_back(col_int(res, i, 0), std::move(b));
     }
   }
+  {
+    auto r = run("read owners", "SELECT replica, owner FROM weft_owners WHERE doc = $1::text", {&doc}, {true});
+    if (!r.ok()) return fail(r.error());
+    pg_result* res = r.value().get();
+    for (int i = 0; i < PQntuples(res); ++i) out.owners.emplace_back(col_int(res, i, 0), col_bytes(res, i, 1));
+  }
   if (auto r = run("end read", "COMMIT", {}); !r.ok()) return r.error();
   return out;
 }
@@ -509,7 +543,8 @@ result<std::vector<feed_entry>> postgres_storage::read_feed_rows(const std::stri
                                                                  std::uint64_t upto, std::size_t max) {
   const std::string a = std::to_string(after), u = std::to_string(upto), m = std::to_string(max);
   auto r = run("read feed",
-               "SELECT olsn, doc, path, ts, batch, sum FROM weft_log WHERE origin = $1::text AND olsn > $2::bigint"
+               "SELECT olsn, doc, path, ts, batch, sum, owners FROM weft_log WHERE origin = $1::text"
+               " AND olsn > $2::bigint"
                " AND olsn <= $3::bigint ORDER BY olsn LIMIT $4::bigint",
                {&key, &a, &u, &m}, {true, false, false, false});
   if (!r.ok()) return r.error();
@@ -517,7 +552,7 @@ result<std::vector<feed_entry>> postgres_storage::read_feed_rows(const std::stri
   std::vector<feed_entry> out;
   for (int i = 0; i < PQntuples(res); ++i) {
     feed_entry e{key, col_int(res, i, 0), col_bytes(res, i, 1), col_bytes(res, i, 2),
-                 static_cast<std::int64_t>(col_int(res, i, 3)), col_bytes(res, i, 4)};
+                 static_cast<std::int64_t>(col_int(res, i, 3)), col_bytes(res, i, 4), col_bytes(res, i, 6)};
     if (col_int(res, i, 5) != content_checksum(e.batch)) {
       last_kind_ = metrics::storage_error::corrupt;
       return corrupt("batch " + std::to_string(e.olsn) + " of " + key);

@@ -37,6 +37,8 @@ class postgres_storage final : public storage {
     std::string path;
     std::int64_t ts;
     std::string batch;
+    std::string owners;
+    owner_claims claims;
   };
   /// Runs `sql` with text parameters (binary for those marked in `binary`);
   /// the result or an error naming `what`. Binary results when `binary_out`.

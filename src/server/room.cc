@@ -99,7 +99,12 @@ void document_room::loaded(result<stored_document> r) {
       }
       for (const auto& op : ops.value()) {
         auto a = doc_.apply(op);
-        if (!a.ok()) {
+        if (!a.ok() && a.code() == error_code::id_conflict) {
+          // Two nodes of a region stored one forged id with different
+          // contents: the first applied stays; the document stays usable.
+          ++ctx_.stats.id_conflicts;
+          log(log_level::warn, "document {}: stored op skipped: {}", id_, a.error().to_string());
+        } else if (!a.ok()) {
           set_broken("stored op does not apply: " + a.error().to_string());
           break;
         }
@@ -107,6 +112,7 @@ void document_room::loaded(result<stored_document> r) {
       ops_since_snapshot_ += ops.value().size();
     }
     if (state_ != state::broken) state_ = state::ready;
+    adopt_claims(d.owners);
   }
   if (state_ == state::broken)
     log(log_level::error, "document {}: {}", id_, broken_reason_);
@@ -229,6 +235,10 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
                    id_));
     return;
   }
+  if (const std::string* who = s->identity()) {
+    enforce_ownership(s, *who, ops);
+    if (ops.empty()) return;
+  }
   const std::size_t pending_before = doc_.pending_ops();
   std::vector<operation> applied;
   std::vector<replica_id> author_replicas;
@@ -240,6 +250,10 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
     auto r = doc_.apply(op, nullptr, &applied);
     if (!r.ok()) {
       error_kind k = r.code() == error_code::pending_buffer_full ? error_kind::limit : error_kind::invalid_op;
+      if (r.code() == error_code::id_conflict) {
+        ++ctx_.stats.id_conflicts;
+        log(log_level::warn, "document {}: session {}: {}", id_, s->session_id(), r.error().to_string());
+      }
       send_to(s, protocol::encode_error(k, r.error().to_string(), id_));
       continue;  // a refused op earns no ack: nobody waits for one
     }
@@ -275,30 +289,39 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
 
 void document_room::append_own(std::vector<operation>& applied, std::function<void(status)> done) {
   std::string batch = encode_ops(applied);
+  std::string owners = claims_to_store(applied);
   std::string published = ctx_.region_bus ? batch : std::string();
+  std::string published_owners = ctx_.region_bus ? owners : std::string();
   ctx_.store.append(id_, std::move(batch),
                     [self = shared_from_this(), v = doc_.version(), published = std::move(published),
+                     published_owners = std::move(published_owners),
                      done = std::move(done)](status st, std::uint64_t olsn) mutable {
                       // Only durable batches go on the bus: any node may then
                       // acknowledge what it relays.
-                      if (st.ok() && self->ctx_.region_bus) self->ctx_.region_bus->publish(self->id_, std::move(published));
+                      if (st.ok() && self->ctx_.region_bus)
+                        self->ctx_.region_bus->publish(self->id_, std::move(published), std::move(published_owners));
                       if (done) done(st);
                       net::post(self->strand_, [self, st = std::move(st), v = std::move(v), olsn]() mutable {
                         if (st.ok()) self->own_batch_durable(olsn, v);
                         self->durable(std::move(st), std::move(v));
                       });
-                    });
+                    },
+                    std::move(owners));
 }
 
-void document_room::replicate(batch_origin origin, std::string batch, std::function<void(status)> done) {
-  on_strand([this, origin = std::move(origin), batch = std::move(batch), done = std::move(done)]() mutable {
-    when_ready([this, origin = std::move(origin), batch = std::move(batch), done = std::move(done)]() mutable {
-      do_replicate(std::move(origin), std::move(batch), std::move(done));
+void document_room::replicate(batch_origin origin, std::string batch, std::function<void(status)> done,
+                              std::string owners) {
+  on_strand([this, origin = std::move(origin), batch = std::move(batch), done = std::move(done),
+             owners = std::move(owners)]() mutable {
+    when_ready([this, origin = std::move(origin), batch = std::move(batch), done = std::move(done),
+                owners = std::move(owners)]() mutable {
+      do_replicate(std::move(origin), std::move(batch), std::move(done), owners);
     });
   });
 }
 
-void document_room::do_replicate(batch_origin origin, std::string batch, std::function<void(status)> done) {
+void document_room::do_replicate(batch_origin origin, std::string batch, std::function<void(status)> done,
+                                 const std::string& owners) {
   if (state_ == state::broken) {
     done(status(error_code::invalid_argument, "document " + id_ + " is unavailable here: " + broken_reason_));
     return;
@@ -310,12 +333,30 @@ void document_room::do_replicate(batch_origin origin, std::string batch, std::fu
     done(status(error_code::corrupt_data, "replicated batch does not decode: " + ops.error().to_string()));
     return;
   }
+  // Claims that do not decode are refused before anything is applied: the
+  // peer stores what it sends, so that is a bug or an attack on the link.
+  owner_claims claims;
+  if (!owners.empty()) {
+    auto c = decode_claims(owners);
+    if (!c.ok()) {
+      done(c.error());
+      return;
+    }
+    claims = std::move(c.value());
+  }
+  adopt_claims(claims);
   std::vector<operation> applied;
   std::size_t duplicates = 0;
   status refused;
   for (const operation& op : ops.value()) {
     auto r = doc_.apply(op, nullptr, &applied);
-    if (!r.ok()) {
+    if (!r.ok() && r.code() == error_code::id_conflict) {
+      // Stored as it came (it is the origin's history) but never applied:
+      // holding the batch back would stop the link for good.
+      ++ctx_.stats.id_conflicts;
+      log(log_level::warn, "document {}: replicated batch {} of {}: {}", id_, origin.olsn, origin.key,
+          r.error().to_string());
+    } else if (!r.ok()) {
       if (refused.ok()) refused = r.error();
     } else if (r.value().result == apply_outcome::state::duplicate) {
       ++duplicates;
@@ -353,17 +394,20 @@ void document_room::do_replicate(batch_origin origin, std::string batch, std::fu
   // The whole batch is stored, buffered ops included: the origin's sequence
   // number advances with it, so nothing would bring them again.
   std::string published = ctx_.region_bus ? batch : std::string();
+  std::string published_owners = ctx_.region_bus ? owners : std::string();
   ctx_.store.append_replicated(
       id_, std::move(origin), std::move(batch),
-      [self = shared_from_this(), v = doc_.version(), done = std::move(done),
-       published = std::move(published)](status st) mutable {
-        if (st.ok() && self->ctx_.region_bus) self->ctx_.region_bus->publish(self->id_, std::move(published));
+      [self = shared_from_this(), v = doc_.version(), done = std::move(done), published = std::move(published),
+       published_owners = std::move(published_owners)](status st) mutable {
+        if (st.ok() && self->ctx_.region_bus)
+          self->ctx_.region_bus->publish(self->id_, std::move(published), std::move(published_owners));
         // A refusal of this batch alone (same key, other bytes) says nothing
         // about the storage: only a failed commit stops the document.
         if (st.ok() || st.code() != error_code::invalid_operation)
           net::post(self->strand_, [self, st, v = std::move(v)]() mutable { self->durable(std::move(st), std::move(v)); });
         done(st);
-      });
+      },
+      owners);
   maybe_snapshot(false);
 }
 
@@ -588,14 +632,15 @@ void document_room::update_pending_metric() {
   pending_reported_ = now;
 }
 
-void document_room::bus_batch(std::string batch) {
-  on_strand([this, batch = std::move(batch)]() mutable {
-    when_ready([this, batch = std::move(batch)] { apply_bus_batch(batch); });
+void document_room::bus_batch(std::string batch, std::string owners) {
+  on_strand([this, batch = std::move(batch), owners = std::move(owners)]() mutable {
+    when_ready([this, batch = std::move(batch), owners = std::move(owners)] { apply_bus_batch(batch, owners); });
   });
 }
 
-void document_room::apply_bus_batch(const std::string& batch) {
+void document_room::apply_bus_batch(const std::string& batch, const std::string& owners) {
   if (state_ == state::broken || state_ == state::closed) return;
+  if (!owners.empty()) adopt_claims(owners);
   auto ops = decode_ops(batch);
   if (!ops.ok()) {
     log(log_level::warn, "document {}: a batch from the bus does not decode: {}", id_, ops.error().to_string());
@@ -607,13 +652,103 @@ void document_room::apply_bus_batch(const std::string& batch) {
 }
 
 void document_room::apply_durable(const std::vector<operation>& ops, std::vector<operation>& applied) {
+  std::vector<operation> conflicting;
   for (const operation& op : ops) {
     auto r = doc_.apply(op, nullptr, &applied);
-    if (!r.ok()) log(log_level::warn, "document {}: a committed op does not apply: {}", id_, r.error().to_string());
+    if (r.ok()) continue;
+    log(log_level::warn, "document {}: a committed op does not apply: {}", id_, r.error().to_string());
+    if (r.code() == error_code::id_conflict) {
+      ++ctx_.stats.id_conflicts;
+      conflicting.push_back(op);
+    }
   }
   // Committed already (by another node, or read back from storage): an
-  // author here who sent the same ops (after failing over) may be acknowledged.
-  durable_.merge(ids_of(ops));
+  // author here who sent the same ops (after failing over) may be acknowledged
+  // (never for ids committed with other content than this room holds).
+  if (conflicting.empty()) {
+    durable_.merge(ids_of(ops));
+    return;
+  }
+  std::vector<operation> held;
+  for (const operation& op : ops)
+    if (std::find(conflicting.begin(), conflicting.end(), op) == conflicting.end()) held.push_back(op);
+  durable_.merge(ids_of(held));
+}
+
+void document_room::adopt_claims(const std::string& encoded) {
+  auto c = decode_claims(encoded);
+  if (!c.ok()) {
+    log(log_level::warn, "document {}: owner claims from another node do not decode: {}", id_, c.error().to_string());
+    return;
+  }
+  adopt_claims(c.value());
+}
+
+void document_room::adopt_claims(const owner_claims& claims) {
+  for (const auto& [replica, owner] : claims) {
+    auto [it, fresh] = owners_.try_emplace(replica, owner_entry{owner, true});
+    if (fresh) continue;
+    if (it->second.owner == owner) {
+      it->second.stored = true;
+    } else {
+      ++ctx_.stats.owner_claim_conflicts;
+      log(log_level::warn, "document {}: replica {} is claimed by another owner elsewhere; the owner held here stays",
+          id_, replica);
+    }
+  }
+}
+
+std::string document_room::claims_to_store(const std::vector<operation>& ops) {
+  if (owners_.empty()) return {};
+  owner_claims out;
+  for (const auto& op : ops) {
+    auto it = owners_.find(op.id.replica);
+    if (it == owners_.end() || it->second.stored) continue;
+    it->second.stored = true;
+    out.emplace_back(op.id.replica, it->second.owner);
+  }
+  return out.empty() ? std::string() : encode_claims(out);
+}
+
+void document_room::enforce_ownership(const std::shared_ptr<subscriber>& s, const std::string& who,
+                                      std::vector<operation>& ops) {
+  std::vector<replica_id> refused;
+  std::size_t dropped = 0;
+  auto gone = std::remove_if(ops.begin(), ops.end(), [&](const operation& op) {
+    const replica_id r = op.id.replica;
+    auto it = owners_.find(r);
+    if (it == owners_.end()) {
+      // A replica nobody has written under is claimed by its first writer
+      // (durably with the first batch that carries its ops). One with ops
+      // but no known owner (written before auth was on, or relayed without
+      // its claim) belongs to nobody here: nobody may add to it.
+      if (doc_.version().get(r) == 0) {
+        owners_.emplace(r, owner_entry{who, false});
+        return false;
+      }
+    } else if (it->second.owner == who) {
+      return false;
+    }
+    ++dropped;
+    if (std::find(refused.begin(), refused.end(), r) == refused.end()) refused.push_back(r);
+    return true;
+  });
+  ops.erase(gone, ops.end());
+  if (refused.empty()) return;
+  ctx_.stats.forbidden_replica_ops += dropped;
+  std::string ids;
+  for (replica_id r : refused) {
+    if (!ids.empty()) ids += ", ";
+    ids += std::to_string(r);
+  }
+  std::string msg = std::to_string(dropped);
+  msg += dropped == 1 ? " op was" : " ops were";
+  msg += " refused: replica id ";
+  msg += ids;
+  msg += refused.size() == 1 ? " belongs" : " belong";
+  msg += " to another user (or has ops of no known owner); write under a replica id of your own";
+  log(log_level::info, "document {}: session {}: {}", id_, s->session_id(), msg);
+  send_to(s, protocol::encode_error(error_kind::forbidden, msg, id_));
 }
 
 void document_room::deliver(const std::vector<operation>& applied) {
@@ -643,6 +778,7 @@ void document_room::bus_resync() {
 
 void document_room::merge_stored(stored_document d) {
   if (state_ == state::broken || state_ == state::closed) return;
+  adopt_claims(d.owners);
   std::vector<operation> applied;
   if (!d.snapshot.empty()) {
     auto snap = document::decode_snapshot(d.snapshot, server_replica, room_options(ctx_.config));

@@ -24,9 +24,11 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "server/bus.h"
+#include "server/replica_owners.h"
 #include "server/storage.h"
 #include "server/subscriber.h"
 #include "weft/document.h"
@@ -62,7 +64,9 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   /// what is new to every subscriber here, stores the whole batch with its
   /// origin, and calls `done` (on the storage thread) once it is durable or
   /// could not be stored. Ops already known count as duplicates.
-  void replicate(batch_origin origin, std::string batch, std::function<void(status)> done);
+  /// `owners`: the replica ownership claims made with the batch (peers are
+  /// trusted relays; encode_claims text, may be empty).
+  void replicate(batch_origin origin, std::string batch, std::function<void(status)> done, std::string owners = {});
   /// Calls `cb` with the document's version (on the room's strand; empty
   /// when the room is broken).
   void read_version(std::function<void(version_vector)> cb);
@@ -84,7 +88,7 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   void unpinned();
   /// A batch another node of the region committed (bus.h): applied and
   /// rebroadcast here, never stored again (it is durable already).
-  void bus_batch(std::string batch) override;
+  void bus_batch(std::string batch, std::string owners) override;
   /// Stream entries were missed: merge what storage holds that this room
   /// lacks, and rebroadcast it.
   void bus_resync() override;
@@ -101,7 +105,17 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   void loaded(result<struct stored_document> r);
   /// Applies what `d` holds that the document lacks (a resync); rebroadcasts it.
   void merge_stored(stored_document d);
-  void apply_bus_batch(const std::string& batch);
+  void apply_bus_batch(const std::string& batch, const std::string& owners);
+  /// Records claims committed elsewhere (stored already); the first owner of
+  /// a replica stays.
+  void adopt_claims(const owner_claims& claims);
+  void adopt_claims(const std::string& encoded);
+  /// The claims for replicas of `ops` that storage does not hold yet, encoded
+  /// (they go into the same commit as the batch); marks them stored.
+  std::string claims_to_store(const std::vector<operation>& ops);
+  /// With ownership enforced for `who`, drops from `ops` those under replica
+  /// ids `who` does not own (claiming fresh ones for it), telling `s` which.
+  void enforce_ownership(const std::shared_ptr<subscriber>& s, const std::string& who, std::vector<operation>& ops);
   /// Applies ops already committed elsewhere (not stored again), collecting
   /// what was new in `applied`; they count as durable.
   void apply_durable(const std::vector<operation>& ops, std::vector<operation>& applied);
@@ -128,7 +142,8 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   void send_ops_to(const std::shared_ptr<subscriber>& s, const std::vector<operation>& ops);
   void send_ack_to(const std::shared_ptr<subscriber>& s, const version_vector& ack);
   void send_to(const std::shared_ptr<subscriber>& s, std::string msg);
-  void do_replicate(batch_origin origin, std::string batch, std::function<void(status)> done);
+  void do_replicate(batch_origin origin, std::string batch, std::function<void(status)> done,
+                    const std::string& owners);
   void durable(status st, version_vector applied_version);
   /// Sends each waiting author the acks its ops have earned.
   void send_acks();
@@ -184,6 +199,13 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   std::deque<std::pair<std::uint64_t, version_vector>> own_batches_;
   bool watching_ = false;  // registered with the replicator
   bool storage_down_ = false;  // the database is unreachable (storage_availability)
+  // Replica ownership (replica_owners.h): who may introduce ops under each
+  // replica id; `stored` once storage holds the claim (or it came from there).
+  struct owner_entry {
+    std::string owner;
+    bool stored = false;
+  };
+  std::unordered_map<replica_id, owner_entry> owners_;
 };
 
 }  // namespace weft::server

@@ -148,8 +148,9 @@ sqlite_storage::sqlite_storage(sqlite3* db, metrics* m) : storage(m), db_(db) {}
 
 namespace {
 // Schema versions (PRAGMA user_version): 0 is the first format (op batches
-// keyed by (doc, seq), no feed), 2 the log with origins (docs/encoding.md).
-constexpr int schema_version = 2;
+// keyed by (doc, seq), no feed), 2 the log with origins, 3 adds replica
+// ownership (the log's owners column and the owners table; docs/encoding.md).
+constexpr int schema_version = 3;
 }  // namespace
 
 result<std::string> sqlite_storage::migrate_and_identify(const storage_options& options) {
@@ -216,6 +217,12 @@ result<std::string> sqlite_storage::migrate_and_identify(const storage_options& 
         if (status s = exec(sql); !s.ok()) return fail(s);
     }
   }
+  if (version < 3) {
+    for (const char* sql : {"ALTER TABLE log ADD COLUMN owners TEXT NOT NULL DEFAULT ''",
+                            "CREATE TABLE IF NOT EXISTS owners(doc TEXT NOT NULL, replica INTEGER NOT NULL,"
+                            " owner TEXT NOT NULL, PRIMARY KEY(doc, replica)) WITHOUT ROWID"})
+      if (status s = exec(sql); !s.ok()) return fail(s);
+  }
   if (status s = exec(("PRAGMA user_version = " + std::to_string(schema_version)).c_str()); !s.ok()) return fail(s);
   if (status s = exec("COMMIT"); !s.ok()) return fail(s);
   return own_key;
@@ -271,7 +278,7 @@ status sqlite_storage::tx_insert(const log_row& row) {
   // A plain INSERT: an entry already stored under this key is never
   // replaced (that would silently change acknowledged history); the
   // conflict fails the commit instead.
-  stmt s(prepared("INSERT INTO log(doc, origin, olsn, path, ts, batch) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"));
+  stmt s(prepared("INSERT INTO log(doc, origin, olsn, path, ts, batch, owners) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
   if (!s.ok()) return db_error(db_, "prepare insert");
   s.text(1, row.doc);
   s.text(2, row.origin);
@@ -279,7 +286,20 @@ status sqlite_storage::tx_insert(const log_row& row) {
   s.text(4, row.path);
   s.integer(5, static_cast<std::uint64_t>(row.ts_ms));
   s.blob(6, row.batch);
+  s.text(7, row.owners);
   if (s.step() != SQLITE_DONE) return db_error(db_, "insert op batch");
+  if (row.claims.empty()) return {};
+  // The first claim of a replica stays: a later one (a peer's, replayed) never
+  // takes it over.
+  stmt o(prepared("INSERT OR IGNORE INTO owners(doc, replica, owner) VALUES(?1, ?2, ?3)"));
+  if (!o.ok()) return db_error(db_, "prepare owner claim");
+  for (const auto& [replica, owner] : row.claims) {
+    o.text(1, row.doc);
+    o.integer(2, replica);
+    o.text(3, owner);
+    if (o.step() != SQLITE_DONE) return db_error(db_, "record owner claim");
+    sqlite3_reset(o.get());
+  }
   return {};
 }
 
@@ -374,7 +394,7 @@ result<std::vector<std::string>> sqlite_storage::list_documents() {
 result<std::vector<feed_entry>> sqlite_storage::read_feed_rows(const std::string& key, std::uint64_t after,
                                                                std::uint64_t upto, std::size_t max) {
   std::vector<feed_entry> out;
-  stmt s(prepared("SELECT olsn, doc, path, ts, batch FROM log WHERE origin = ?1 AND olsn > ?2 AND olsn <= ?3"
+  stmt s(prepared("SELECT olsn, doc, path, ts, batch, owners FROM log WHERE origin = ?1 AND olsn > ?2 AND olsn <= ?3"
                   " ORDER BY olsn LIMIT ?4"));
   if (!s.ok()) return db_error(db_, "prepare feed read");
   s.text(1, key);
@@ -384,7 +404,7 @@ result<std::vector<feed_entry>> sqlite_storage::read_feed_rows(const std::string
   int rc;
   while ((rc = s.step()) == SQLITE_ROW)
     out.push_back(feed_entry{key, s.column_int(0), s.column_text(1), s.column_text(2),
-                             static_cast<std::int64_t>(s.column_int(3)), s.column_blob(4)});
+                             static_cast<std::int64_t>(s.column_int(3)), s.column_blob(4), s.column_text(5)});
   if (rc != SQLITE_DONE) return db_error(db_, "read feed");
   return out;
 }
@@ -407,6 +427,11 @@ result<stored_document> sqlite_storage::read_document(const std::string& doc) {
   o.integer(2, out.snapshot_seq);
   while ((rc = o.step()) == SQLITE_ROW) out.batches.emplace_back(o.column_int(0), o.column_blob(1));
   if (rc != SQLITE_DONE) return db_error(db_, "read ops");
+  stmt w(prepared("SELECT replica, owner FROM owners WHERE doc = ?1"));
+  if (!w.ok()) return db_error(db_, "prepare owners read");
+  w.text(1, doc);
+  while ((rc = w.step()) == SQLITE_ROW) out.owners.emplace_back(w.column_int(0), w.column_text(1));
+  if (rc != SQLITE_DONE) return db_error(db_, "read owners");
   return out;
 }
 

@@ -120,14 +120,17 @@ void storage::enqueue(request r) {
   if (wake) cv_.notify_one();
 }
 
-void storage::append(std::string doc, std::string batch, appended_fn done) {
+void storage::append(std::string doc, std::string batch, appended_fn done, std::string owners) {
   request r{request::kind::append, std::move(doc), 0, std::move(batch), {}};
   r.appended = std::move(done);
+  r.owners = std::move(owners);
   enqueue(std::move(r));
 }
 
-void storage::append_replicated(std::string doc, batch_origin origin, std::string batch, done_fn done) {
+void storage::append_replicated(std::string doc, batch_origin origin, std::string batch, done_fn done,
+                                std::string owners) {
   request r{request::kind::replicated, std::move(doc), origin.olsn, std::move(batch), std::move(done)};
+  r.owners = std::move(owners);
   r.key = std::move(origin.key);
   r.path = std::move(origin.path);
   enqueue(std::move(r));
@@ -177,10 +180,20 @@ void storage::flush() {
 }
 
 status storage::write(request& r, status& refusal) {
+  owner_claims claims;
+  if (!r.owners.empty()) {
+    auto c = decode_claims(r.owners);
+    if (!c.ok()) {
+      refusal = c.error();
+      return {};
+    }
+    claims = std::move(c.value());
+  }
   switch (r.type) {
     case request::kind::append: {
       const std::uint64_t olsn = staged_[own_key_] + 1;
-      if (status s = tx_insert(log_row{r.doc, own_key_, olsn, own_key_, unix_ms(), r.data}); !s.ok()) return s;
+      if (status s = tx_insert(log_row{r.doc, own_key_, olsn, own_key_, unix_ms(), r.data, r.owners, claims}); !s.ok())
+        return s;
       mark_held(own_key_, olsn);
       r.seq = olsn;
       return {};
@@ -207,7 +220,8 @@ status storage::write(request& r, status& refusal) {
         return {};
       }
       const std::string path = r.path.empty() ? own_key_ : r.path + "," + own_key_;
-      if (status s = tx_insert(log_row{r.doc, r.key, r.seq, path, unix_ms(), r.data}); !s.ok()) return s;
+      if (status s = tx_insert(log_row{r.doc, r.key, r.seq, path, unix_ms(), r.data, r.owners, claims}); !s.ok())
+        return s;
       mark_held(r.key, r.seq);
       return {};
     }

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "server/metrics.h"
+#include "server/replica_owners.h"
 #include "weft/status.h"
 #include "weft/types.h"
 
@@ -44,6 +45,7 @@ struct stored_document {
   std::string snapshot;              // empty: no snapshot yet
   std::uint64_t snapshot_seq = 0;    // log entries with lsn <= this are in the snapshot
   std::vector<std::pair<std::uint64_t, std::string>> batches;  // (lsn, encode_ops bytes), ascending
+  owner_claims owners;               // who owns which replica (replica_owners.h)
 };
 
 /// Where a replicated batch comes from (storage::append_replicated).
@@ -61,6 +63,7 @@ struct feed_entry {
   std::string path;         ///< including this node when it relayed the entry
   std::int64_t ts_ms = 0;   ///< when this node committed it (Unix ms)
   std::string batch;        ///< encode_ops bytes (possibly empty)
+  std::string owners;       ///< owner claims first made with this batch (encode_claims text)
 };
 
 /// What read_feed() found.
@@ -118,14 +121,20 @@ class storage {
   /// Durably appends an op batch of `doc` committed on this node (the next
   /// olsn of this node's origin); `done` runs after the commit, with the
   /// batch's olsn (0 when the commit failed).
+  /// `owners` (encode_claims text, may be empty) are the replica ownership
+  /// claims the batch introduces: stored in the same transaction, with the
+  /// entry (so the feed carries them) and per document (load() returns
+  /// them); a replica's first stored claim is never replaced.
   using appended_fn = std::function<void(status, std::uint64_t olsn)>;
-  void append(std::string doc, std::string batch, appended_fn done);
+  void append(std::string doc, std::string batch, appended_fn done, std::string owners = {});
   /// Durably appends a batch replicated from a peer, keeping its origin and
   /// olsn; this node's origin key is added to its path. An entry already held
   /// (same origin and olsn, same bytes) is not written again and succeeds;
   /// the same key with other bytes is refused alone (invalid_operation,
-  /// "conflicting write"; the rest of the commit goes on).
-  void append_replicated(std::string doc, batch_origin origin, std::string batch, done_fn done);
+  /// "conflicting write"; the rest of the commit goes on). `owners` as for
+  /// append(); claims that do not decode refuse the entry alone.
+  void append_replicated(std::string doc, batch_origin origin, std::string batch, done_fn done,
+                         std::string owners = {});
   /// Stores a snapshot of `doc` at `version` (every op the caller applied;
   /// it has no ops waiting for dependencies), then compacts the log entries
   /// it covers (see retain_feed_for_peers). With several writers (PostgreSQL)
@@ -187,6 +196,8 @@ class storage {
     const std::string& path;
     std::int64_t ts_ms;
     const std::string& batch;
+    const std::string& owners;   ///< encode_claims text of `claims`
+    const owner_claims& claims;  ///< to record per document (first claim wins)
   };
   explicit storage(metrics* m) : metrics_(m) {}
   /// Starts the storage thread; called by open() once the backend is ready.
@@ -250,6 +261,7 @@ class storage {
     std::function<void(result<feed_gap_info>)> gapped = {};
     appended_fn appended = {};
     version_vector version = {};  // snapshot
+    std::string owners = {};      // append, replicated: encode_claims text
   };
   /// Marks olsn `n` of `key` held; advances staged_ over contiguous entries.
   void mark_held(const std::string& key, std::uint64_t n);

@@ -19,6 +19,11 @@ class subscriber {
   /// True when the connection asked for binary frames (ops and acks of open
   /// documents are then sent as such). Fixed once the connection is welcomed.
   virtual bool binary() const noexcept = 0;
+  /// The identity whose replica ids this connection may write under (the
+  /// token's `sub`), or null when ownership is not enforced for it: auth is
+  /// off (docs/protocol.md, "Replica ownership"). Fixed for the connection's
+  /// lifetime; the pointer stays valid while the subscriber lives.
+  virtual const std::string* identity() const noexcept { return nullptr; }
 };
 
 }  // namespace weft::server

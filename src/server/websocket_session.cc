@@ -200,6 +200,7 @@ websocket_session::websocket_session(server_context& ctx, session_list& list, up
       claims_(std::move(info.claims)),
       rate_(ctx.config.max_messages_per_second, ctx.config.message_burst) {
   ++ctx_.stats.connections;
+  if (claims_) identity_ = std::make_unique<const std::string>(claims_->subject);
 }
 
 websocket_session::~websocket_session() {
@@ -294,7 +295,13 @@ bool websocket_session::authorised(const std::string& hello_token) {
                  protocol::encode_error(error_kind::unauthorized, r.error().detail()));
       return false;
     }
+    if (identity_ && *identity_ != r.value().subject) {
+      // Replica ids belong to an identity: one connection is one user.
+      error(error_kind::forbidden, "this connection is authenticated as another user; connect again to switch users");
+      return false;
+    }
     claims_ = std::make_unique<token_claims>(std::move(r.value()));
+    if (!identity_) identity_ = std::make_unique<const std::string>(claims_->subject);
     log(log_level::debug, "session {}: authenticated as \"{}\"", id_, claims_->subject);
   }
   if (!claims_) {

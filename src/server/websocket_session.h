@@ -77,6 +77,8 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
   ~websocket_session() override;
   std::uint64_t session_id() const noexcept override { return id_; }
   bool binary() const noexcept override { return binary_.load(std::memory_order_relaxed); }
+  /// The token's `sub` (auth on), whose replica ids this connection owns; null with auth off.
+  const std::string* identity() const noexcept override { return identity_.get(); }
   /// Closes the connection with close code 1001 (going away) and `reason`.
   void shutdown(std::string reason);
   /// One round of liveness checking; the server calls it on every session
@@ -159,6 +161,10 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
   // Touched only on the connection's strand:
   connection_slot slot_;
   std::unique_ptr<token_claims> claims_;  // null: not authenticated (or auth off)
+  // The first token's `sub`, set once before any op is sent and never changed
+  // (a later hello may refresh the token, not switch the user): rooms read it
+  // from their own threads.
+  std::unique_ptr<const std::string> identity_;
   rate_limiter rate_;
   send_queue queue_;
   bool accepted_ = false;  // the upgrade handshake has completed

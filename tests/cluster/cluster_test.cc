@@ -466,5 +466,47 @@ TEST_F(ClusterTest, WithAuthOnALinkNeedsAPeerToken) {
   }
 }
 
+// Replica ownership travels with the batches (issue #14): a claim made in
+// one region is held in the other, so a user who moves there keeps writing
+// under her replica id, and nobody else can write under it there either.
+TEST_F(ClusterTest, ReplicaOwnershipTravelsBetweenRegions) {
+  const std::string secret = "a-secret-of-at-least-thirty-two-bytes!";
+  server::token_verifier signer(secret);
+  const auto exp = std::to_string(server::unix_now() + 3600);
+  auto user_token = [&](const std::string& sub) {
+    return signer.sign(R"({"sub":")" + sub + R"(","exp":)" + exp + R"(,"docs":{"*":"rw"}})");
+  };
+  base_.auth_secret = secret;
+  base_.peer_token = signer.sign(R"({"sub":"nodes","exp":)" + exp + R"(,"peer":true})");
+  start_cluster(2);
+  ASSERT_TRUE(all_links_up(1));
+  const replica_id alice_replica = 6060;
+  {
+    test_client alice(port(0), alice_replica);
+    ASSERT_TRUE(alice.hello_with_token(user_token("alice")));
+    alice.open("owned");
+    alice.insert("owned", 0, "from a");
+    ASSERT_TRUE(alice.wait_acked("owned"));
+  }
+  // The other region has her ops, and with them her claim.
+  test_client watcher(port(1), 1);
+  ASSERT_TRUE(watcher.hello_with_token(user_token("watcher")));
+  watcher.open("owned");
+  ASSERT_TRUE(watcher.wait_text("owned", "from a", 20s));
+  test_client mallory(port(1), alice_replica);
+  ASSERT_TRUE(mallory.hello_with_token(user_token("mallory")));
+  mallory.open("owned");
+  mallory.insert("owned", 6, " forged");
+  auto e = mallory.expect("error");
+  ASSERT_TRUE(e);
+  EXPECT_NE(e->raw.find("forbidden"), std::string::npos) << e->raw;
+  test_client alice(port(1), alice_replica);
+  ASSERT_TRUE(alice.hello_with_token(user_token("alice")));
+  alice.open("owned");
+  alice.insert("owned", 6, ", then b");
+  ASSERT_TRUE(alice.wait_acked("owned"));
+  EXPECT_TRUE(watcher.wait_text("owned", "from a, then b"));
+}
+
 }  // namespace
 }  // namespace weft::test

@@ -10,6 +10,7 @@
 #include <regex>
 #include <thread>
 
+#include "auth/auth.h"
 #include "fault_proxy.h"
 #include "server/postgres_storage.h"
 #include "server/server.h"
@@ -431,6 +432,60 @@ TEST_F(RegionTest, ARegionReplicatesToAnotherRegionThroughTheNodeThatCarriesTheL
   far.value().reset();
   std::error_code ec;
   std::filesystem::remove_all(far_dir, ec);
+}
+
+// Replica ownership inside a region (issue #14): claims go into PostgreSQL
+// with the batch and onto the bus with it. A node that had the document open
+// before the claim learns it from the bus; a node that opens the document
+// afterwards reads it from PostgreSQL. On both, the owner keeps writing (a
+// failover) and nobody else can.
+TEST_F(RegionTest, ReplicaOwnershipHoldsOnEveryNodeOfTheRegion) {
+  const std::string secret = "region-ownership-secret-0123456789abcdef";
+  server::token_verifier signer(secret);
+  auto user_token = [&](const std::string& sub) {
+    return signer.sign(R"({"sub":")" + sub + R"(","exp":)" + std::to_string(server::unix_now() + 3600) +
+                       R"(,"docs":{"*":"rw"}})");
+  };
+  base.auth_secret = secret;
+  start_nodes(2);
+  const replica_id alice_replica = 8080;
+  test_client watcher(port(1), 1);  // n1 has the document open before Alice's claim
+  ASSERT_TRUE(watcher.hello_with_token(user_token("watcher")));
+  watcher.open("owned");
+  {
+    test_client alice(port(0), alice_replica);
+    ASSERT_TRUE(alice.hello_with_token(user_token("alice")));
+    alice.open("owned");
+    alice.insert("owned", 0, "on n0");
+    ASSERT_TRUE(alice.wait_acked("owned"));
+  }
+  ASSERT_TRUE(watcher.wait_text("owned", "on n0"));
+  start_nodes(1);  // n2 loads the document (and the claim) from PostgreSQL
+  for (int i : {1, 2}) {
+    test_client mallory(port(i), alice_replica);
+    ASSERT_TRUE(mallory.hello_with_token(user_token("mallory")));
+    mallory.open("owned");
+    mallory.insert("owned", 0, "X");
+    auto e = mallory.expect("error");
+    ASSERT_TRUE(e) << "node " << i;
+    EXPECT_NE(e->raw.find("forbidden"), std::string::npos) << "node " << i << ": " << e->raw;
+  }
+  std::string expected = "on n0";
+  for (int i : {1, 2}) {
+    // Alice's replica moves with her (a client keeps its replica state): the
+    // node she moves to has everything she wrote before she types there.
+    test_client reader(port(i), 100 + static_cast<replica_id>(i));
+    ASSERT_TRUE(reader.hello_with_token(user_token("reader")));
+    reader.open("owned");
+    ASSERT_TRUE(reader.wait_text("owned", expected)) << "node " << i;
+    test_client alice(port(i), alice_replica);
+    ASSERT_TRUE(alice.hello_with_token(user_token("alice")));
+    alice.open("owned");
+    alice.insert("owned", alice.replica("owned").length(), "+");
+    ASSERT_TRUE(alice.wait_acked("owned")) << "node " << i;
+    expected += "+";
+  }
+  EXPECT_TRUE(watcher.wait_text("owned", expected));
 }
 
 }  // namespace
