@@ -59,6 +59,14 @@ struct server_config {
   unsigned presence_ttl_ms = 60000;       ///< --presence-ttl-ms: forget presence not refreshed for this long
   std::size_t snapshot_every_ops = 10000; ///< --snapshot-every: ops between snapshots
   unsigned ws_idle_timeout_ms = 60000;    ///< --ws-idle-timeout-ms: silent connections are pinged after N/2, closed after N (answering pings keeps them)
+
+  // ---- test hooks: fault injection for in-process tests only --------------------------
+  // No flag or file sets these, so a deployed server never has them; they let
+  // tests/server/containment_test.cc make a handler throw (docs/reliability.md).
+  struct test_hooks {
+    std::string throw_on_open;         ///< an `open` of this document id throws in the connection's message handler
+    std::string throw_on_strand_open;  ///< an `open` of this document id throws in the room's strand work (its first send)
+  } test;
 };
 
 /// True when tokens are required: some key to check them with was given.

@@ -28,6 +28,11 @@ constexpr replica_id server_replica = 0;
 
 namespace {
 std::atomic<std::uint64_t> g_next_room_ref{1};
+// While a room cannot store, its applied ops live only in memory (and in
+// their authors' replicas): past this many, new ops are refused.
+constexpr std::size_t max_unstored_ops = 100000;
+constexpr std::chrono::milliseconds first_commit_retry{250};
+constexpr std::chrono::milliseconds last_commit_retry{10000};
 }  // namespace
 
 document_room::document_room(server_context& ctx, std::string id)
@@ -37,6 +42,7 @@ document_room::document_room(server_context& ctx, std::string id)
       strand_(net::make_strand(ctx.io_for_document(id_))),
       unload_timer_(strand_),
       presence_timer_(strand_),
+      retry_timer_(strand_),
       doc_(server_replica, room_options(ctx.config)) {
   ++ctx_.stats.documents_loaded;
 }
@@ -47,17 +53,24 @@ document_room::~document_room() {
 }
 
 template <class F>
+void document_room::contained(F& f) noexcept {
+  // An exception here would end the I/O thread and with it the server: a
+  // bug in one document's handling is logged and counted instead. Every
+  // piece of strand work (posted, queued while loading, timers) runs here.
+  try {
+    f();
+  } catch (const std::exception& e) {
+    ++ctx_.stats.internal_errors;
+    log(log_level::error, "document {}: internal error: {}", id_, e.what());
+  } catch (...) {
+    ++ctx_.stats.internal_errors;
+    log(log_level::error, "document {}: internal error: unknown exception", id_);
+  }
+}
+
+template <class F>
 void document_room::on_strand(F&& f) {
-  net::post(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
-    // An exception here would end the I/O thread and with it the server: a
-    // bug in one document's handling is logged and counted instead.
-    try {
-      f();
-    } catch (const std::exception& e) {
-      ++self->ctx_.stats.internal_errors;
-      log(log_level::error, "document {}: internal error: {}", self->id_, e.what());
-    }
-  });
+  net::post(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable { self->contained(f); });
 }
 
 void document_room::start() {
@@ -71,7 +84,7 @@ void document_room::start() {
 
 void document_room::load() {
   ctx_.store.load(id_, [self = shared_from_this()](result<stored_document> r) {
-    net::post(self->strand_, [self, r = std::move(r)]() mutable { self->loaded(std::move(r)); });
+    self->on_strand([self, r = std::move(r)]() mutable { self->loaded(std::move(r)); });
   });
 }
 
@@ -123,7 +136,7 @@ void document_room::loaded(result<stored_document> r) {
   update_pending_metric();
   auto w = std::move(waiting_);
   waiting_.clear();
-  for (auto& f : w) f();
+  for (auto& f : w) contained(f);  // one failing action does not cancel the others
   if (subscribers_.empty()) schedule_unload();
 }
 
@@ -211,6 +224,7 @@ void document_room::do_join(std::shared_ptr<subscriber> s, version_vector client
     send_to(s, std::move(m));
   for (const auto& [sid, p] : presence_)
     if (sid != s->session_id()) send_to(s, protocol::encode_peer_presence(id_, sid, p.state));
+  if (commit_failed_) send_to(s, protocol::encode_error(error_kind::storage, failure_reason_, id_));
 }
 
 void document_room::submit(std::shared_ptr<subscriber> s, std::vector<operation> ops) {
@@ -233,6 +247,13 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
                    std::to_string(parked->second) + " of your ops are waiting for operations that never arrived; "
                    "these ops were refused. Reopen the document to resync",
                    id_));
+    return;
+  }
+  if (commit_failed_ && unstored_ops_ >= max_unstored_ops) {
+    send_to(s, protocol::encode_error(error_kind::storage,
+                                      std::to_string(unstored_ops_) + " ops wait to be stored; these ops were refused: " +
+                                          failure_reason_,
+                                      id_));
     return;
   }
   if (const std::string* who = s->identity()) {
@@ -283,6 +304,13 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
   if (!unblocked.empty()) send_ops_to(s, unblocked);
 
   ops_since_snapshot_ += applied.size();
+  if (commit_failed_) {
+    // Kept in memory and broadcast, stored by retry_commit(): the author
+    // hears why no ack comes.
+    unstored_ops_ += applied.size();
+    send_to(s, protocol::encode_error(error_kind::storage, failure_reason_, id_));
+    return;
+  }
   append_own(applied);
   maybe_snapshot(false);
 }
@@ -301,7 +329,7 @@ void document_room::append_own(std::vector<operation>& applied, std::function<vo
                       if (st.ok() && self->ctx_.region_bus)
                         self->ctx_.region_bus->publish(self->id_, std::move(published), std::move(published_owners));
                       if (done) done(st);
-                      net::post(self->strand_, [self, st = std::move(st), v = std::move(v), olsn]() mutable {
+                      self->on_strand([self, st = std::move(st), v = std::move(v), olsn]() mutable {
                         if (st.ok()) self->own_batch_durable(olsn, v);
                         self->durable(std::move(st), std::move(v));
                       });
@@ -324,6 +352,11 @@ void document_room::do_replicate(batch_origin origin, std::string batch, std::fu
                                  const std::string& owners) {
   if (state_ == state::broken) {
     done(status(error_code::invalid_argument, "document " + id_ + " is unavailable here: " + broken_reason_));
+    return;
+  }
+  if (commit_failed_) {
+    // Not applied: the link keeps its checkpoint and sends the batch again.
+    done(status(error_code::invalid_argument, "document " + id_ + " cannot store here yet: " + failure_reason_));
     return;
   }
   auto ops = decode_ops(batch);
@@ -404,7 +437,7 @@ void document_room::do_replicate(batch_origin origin, std::string batch, std::fu
         // A refusal of this batch alone (same key, other bytes) says nothing
         // about the storage: only a failed commit stops the document.
         if (st.ok() || st.code() != error_code::invalid_operation)
-          net::post(self->strand_, [self, st, v = std::move(v)]() mutable { self->durable(std::move(st), std::move(v)); });
+          self->on_strand([self, st, v = std::move(v)]() mutable { self->durable(std::move(st), std::move(v)); });
         done(st);
       },
       owners);
@@ -413,23 +446,93 @@ void document_room::do_replicate(batch_origin origin, std::string batch, std::fu
 
 void document_room::durable(status st, version_vector applied_version) {
   if (!st.ok()) {
-    // Nothing after a failed commit may be acknowledged: it could be missing
-    // from disk. Stop accepting writes; clients keep their unacknowledged ops.
-    if (state_ != state::broken) log(log_level::error, "document {}: commit failed: {}", id_, st.to_string());
-    set_broken("the server could not store edits (" + st.to_string() + "); they were not acknowledged");
-    broadcast(std::make_shared<const std::string>(protocol::encode_error(error_kind::storage, broken_reason_, id_)), 0);
+    commit_failed(st);
     return;
   }
-  if (state_ == state::broken) return;
+  // After a failure nothing is acknowledged on a later batch's word: its
+  // version may cover ops of the failed one. retry_commit() resumes acks.
+  if (state_ == state::broken || commit_failed_) return;
   durable_.merge(applied_version);
   // One group commit may hold several of this room's batches, each reported
   // on its own: acknowledge once for all of them.
   if (acks_scheduled_) return;
   acks_scheduled_ = true;
-  net::post(strand_, [self = shared_from_this()] {
-    self->acks_scheduled_ = false;
-    self->send_acks();
+  on_strand([this] {
+    acks_scheduled_ = false;
+    send_acks();
   });
+}
+
+void document_room::commit_failed(const status& st) {
+  if (state_ == state::broken || state_ == state::closed) return;
+  if (commit_failed_) return;  // the retry is already scheduled
+  // Nothing after a failed commit may be acknowledged: it could be missing
+  // from disk. Clients keep their unacknowledged ops; the room keeps serving
+  // and broadcasting, and stores everything since durable_ once it can.
+  log(log_level::error, "document {}: commit failed: {}; retrying until storage works again", id_, st.to_string());
+  commit_failed_ = true;
+  failure_reason_ = "the server could not store edits (" + st.to_string() +
+                    "); they are kept and acknowledged once storage works again";
+  unstored_ops_ = doc_.ops_since(durable_).size();
+  retry_delay_ = first_commit_retry;
+  broadcast(std::make_shared<const std::string>(protocol::encode_error(error_kind::storage, failure_reason_, id_)), 0);
+  schedule_commit_retry();
+}
+
+void document_room::schedule_commit_retry() {
+  retry_timer_.expires_after(retry_delay_);
+  retry_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec) return;
+    auto retry = [&] { self->retry_commit(); };
+    self->contained(retry);
+  });
+}
+
+void document_room::retry_commit() {
+  if (!commit_failed_ || retry_in_flight_ || state_ == state::broken || state_ == state::closed) return;
+  auto ops = doc_.ops_since(durable_);
+  if (ops.empty()) {
+    commit_retried(status{}, doc_.version(), 0);
+    return;
+  }
+  retry_in_flight_ = true;
+  std::string batch = encode_ops(ops);
+  std::string owners = claims_to_store(ops, true);
+  std::string published = ctx_.region_bus ? batch : std::string();
+  std::string published_owners = ctx_.region_bus ? owners : std::string();
+  ctx_.store.append(id_, std::move(batch),
+                    [self = shared_from_this(), v = doc_.version(), published = std::move(published),
+                     published_owners = std::move(published_owners)](status st, std::uint64_t olsn) mutable {
+                      if (st.ok() && self->ctx_.region_bus)
+                        self->ctx_.region_bus->publish(self->id_, std::move(published), std::move(published_owners));
+                      self->on_strand([self, st = std::move(st), v = std::move(v), olsn]() mutable {
+                        self->commit_retried(std::move(st), std::move(v), olsn);
+                      });
+                    },
+                    std::move(owners));
+}
+
+void document_room::commit_retried(status st, version_vector v, std::uint64_t olsn) {
+  retry_in_flight_ = false;
+  if (!commit_failed_ || state_ == state::broken || state_ == state::closed) return;
+  if (!st.ok()) {
+    log(log_level::debug, "document {}: storing still fails: {}", id_, st.to_string());
+    retry_delay_ = std::min(retry_delay_ * 2, last_commit_retry);
+    schedule_commit_retry();
+    return;
+  }
+  if (olsn) own_batch_durable(olsn, v);
+  durable_.merge(v);
+  commit_failed_ = false;
+  failure_reason_.clear();
+  unstored_ops_ = 0;
+  log(log_level::info, "document {}: storage works again; everything applied is stored", id_);
+  // What arrived while the retry was in flight goes the normal way.
+  auto rest = doc_.ops_since(durable_);
+  if (!rest.empty()) append_own(rest);
+  send_acks();
+  maybe_snapshot(false);
+  if (subscribers_.empty()) schedule_unload();
 }
 
 void document_room::own_batch_durable(std::uint64_t olsn, const version_vector& v) {
@@ -514,7 +617,7 @@ void document_room::send_acks() {
 }
 
 void document_room::maybe_snapshot(bool force) {
-  if (state_ != state::ready || ops_since_snapshot_ == 0) return;
+  if (state_ != state::ready || commit_failed_ || ops_since_snapshot_ == 0) return;
   if (!force && ops_since_snapshot_ < ctx_.config.snapshot_every_ops) return;
   // A snapshot covers every log entry of the document queued before it.
   // Buffered ops are not in a snapshot, but replicated batches holding them
@@ -548,16 +651,19 @@ void document_room::schedule_presence_expiry() {
   presence_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     self->presence_timer_running_ = false;
     if (ec) return;
-    auto cutoff = std::chrono::steady_clock::now() - std::chrono::milliseconds(self->ctx_.config.presence_ttl_ms);
-    for (auto it = self->presence_.begin(); it != self->presence_.end();) {
-      if (it->second.updated < cutoff) {
-        self->broadcast(std::make_shared<const std::string>(protocol::encode_peer_presence(self->id_, it->first, "null")),
-                        it->first);
-        it = self->presence_.erase(it);
-      } else {
-        ++it;
+    auto expire = [&] {
+      auto cutoff = std::chrono::steady_clock::now() - std::chrono::milliseconds(self->ctx_.config.presence_ttl_ms);
+      for (auto it = self->presence_.begin(); it != self->presence_.end();) {
+        if (it->second.updated < cutoff) {
+          self->broadcast(std::make_shared<const std::string>(protocol::encode_peer_presence(self->id_, it->first, "null")),
+                          it->first);
+          it = self->presence_.erase(it);
+        } else {
+          ++it;
+        }
       }
-    }
+    };
+    self->contained(expire);
     self->schedule_presence_expiry();
   });
 }
@@ -580,19 +686,23 @@ void document_room::unpinned() {
 }
 
 void document_room::schedule_unload() {
-  if (state_ == state::loading || state_ == state::closed) return;
+  // A room that cannot store keeps its unstored ops until it can.
+  if (state_ == state::loading || state_ == state::closed || commit_failed_) return;
   unload_timer_.expires_after(std::chrono::milliseconds(ctx_.config.idle_unload_ms));
   unload_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (ec || !self->subscribers_.empty() || self->state_ == state::closed) return;
-    // The snapshot is queued before the room leaves the registry: storage is
-    // FIFO, so a room created for this id afterwards loads after it.
-    self->maybe_snapshot(true);
-    // Someone may have pinned the room since the timer started: then it stays
-    // (its last release schedules another try).
-    if (!self->ctx_.rooms.remove_if_unpinned(self.get())) return;
-    self->state_ = state::closed;
-    self->presence_timer_.cancel();
-    log(log_level::debug, "document {} unloaded", self->id_);
+    auto unload = [&] {
+      // The snapshot is queued before the room leaves the registry: storage is
+      // FIFO, so a room created for this id afterwards loads after it.
+      self->maybe_snapshot(true);
+      // Someone may have pinned the room since the timer started: then it stays
+      // (its last release schedules another try).
+      if (!self->ctx_.rooms.remove_if_unpinned(self.get())) return;
+      self->state_ = state::closed;
+      self->presence_timer_.cancel();
+      log(log_level::debug, "document {} unloaded", self->id_);
+    };
+    self->contained(unload);
   });
 }
 
@@ -698,12 +808,17 @@ void document_room::adopt_claims(const owner_claims& claims) {
   }
 }
 
-std::string document_room::claims_to_store(const std::vector<operation>& ops) {
+std::string document_room::claims_to_store(const std::vector<operation>& ops, bool all) {
   if (owners_.empty()) return {};
   owner_claims out;
+  std::vector<replica_id> seen;
   for (const auto& op : ops) {
     auto it = owners_.find(op.id.replica);
-    if (it == owners_.end() || it->second.stored) continue;
+    if (it == owners_.end() || (it->second.stored && !all)) continue;
+    if (all) {
+      if (std::find(seen.begin(), seen.end(), op.id.replica) != seen.end()) continue;
+      seen.push_back(op.id.replica);
+    }
     it->second.stored = true;
     out.emplace_back(op.id.replica, it->second.owner);
   }
@@ -770,7 +885,7 @@ void document_room::bus_resync() {
           log(log_level::warn, "document {}: resync from storage failed: {}", self->id_, r.error().to_string());
           return;
         }
-        net::post(self->strand_, [self, d = std::move(r.value())]() mutable { self->merge_stored(std::move(d)); });
+        self->on_strand([self, d = std::move(r.value())]() mutable { self->merge_stored(std::move(d)); });
       });
     });
   });

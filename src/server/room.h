@@ -98,8 +98,13 @@ class document_room : public std::enable_shared_from_this<document_room>, public
 
  private:
   enum class state { loading, ready, broken, closed };
+  /// Posts `f` to the strand; it runs under contained().
   template <class F>
   void on_strand(F&& f);
+  /// Runs `f`; an exception escaping it is counted (internal errors) and
+  /// logged, never propagated to the I/O thread.
+  template <class F>
+  void contained(F& f) noexcept;
   void when_ready(std::function<void()> f);
   void load();
   void loaded(result<struct stored_document> r);
@@ -111,8 +116,10 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   void adopt_claims(const owner_claims& claims);
   void adopt_claims(const std::string& encoded);
   /// The claims for replicas of `ops` that storage does not hold yet, encoded
-  /// (they go into the same commit as the batch); marks them stored.
-  std::string claims_to_store(const std::vector<operation>& ops);
+  /// (they go into the same commit as the batch); marks them stored. With
+  /// `all`, every known claim for those replicas (storing one twice is
+  /// harmless; a failed commit may have lost some marked stored).
+  std::string claims_to_store(const std::vector<operation>& ops, bool all = false);
   /// With ownership enforced for `who`, drops from `ops` those under replica
   /// ids `who` does not own (claiming fresh ones for it), telling `s` which.
   void enforce_ownership(const std::shared_ptr<subscriber>& s, const std::string& who, std::vector<operation>& ops);
@@ -145,6 +152,15 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   void do_replicate(batch_origin origin, std::string batch, std::function<void(status)> done,
                     const std::string& owners);
   void durable(status st, version_vector applied_version);
+  /// A commit of this room failed: from now on ops are applied and
+  /// broadcast but neither stored nor acknowledged, and a timer retries
+  /// storing everything not durable (docs/reliability.md).
+  void commit_failed(const status& st);
+  void schedule_commit_retry();
+  /// Stores every applied op that is not durable as one batch.
+  void retry_commit();
+  /// The answer to retry_commit(): back to normal on success, else retry later.
+  void commit_retried(status st, version_vector v, std::uint64_t olsn);
   /// Sends each waiting author the acks its ops have earned.
   void send_acks();
   void maybe_snapshot(bool force);
@@ -158,6 +174,7 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   boost::asio::steady_timer unload_timer_;
   boost::asio::steady_timer presence_timer_;
+  boost::asio::steady_timer retry_timer_;
   // Everything below is touched only on strand_.
   state state_ = state::loading;
   std::string broken_reason_;
@@ -199,6 +216,13 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   std::deque<std::pair<std::uint64_t, version_vector>> own_batches_;
   bool watching_ = false;  // registered with the replicator
   bool storage_down_ = false;  // the database is unreachable (storage_availability)
+  // A commit failed (commit_failed()): nothing is stored or acknowledged
+  // until retry_commit() has stored every op applied since durable_.
+  bool commit_failed_ = false;
+  bool retry_in_flight_ = false;
+  std::string failure_reason_;
+  std::chrono::milliseconds retry_delay_{0};
+  std::size_t unstored_ops_ = 0;  // applied since the failure (bounded: max_unstored_ops)
   // Replica ownership (replica_owners.h): who may introduce ops under each
   // replica id; `stored` once storage holds the claim (or it came from there).
   struct owner_entry {

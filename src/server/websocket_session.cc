@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <stdexcept>
 #include <type_traits>
 
 #include "weft/protocol.h"
@@ -24,6 +25,27 @@ using protocol::error_kind;
 namespace {
 std::atomic<std::uint64_t> g_next_session{1};
 constexpr const char* server_name = "weft 0.1.0";
+
+// Test hooks (server_config::test, set only by in-process tests): true when `hook` names `doc`.
+bool hooked(const std::string& hook, const std::string& doc) { return !hook.empty() && hook == doc; }
+
+// Test hook throw_on_strand_open: the connection as its room sees it, but the
+// room's first send to it throws, in the room's strand work.
+class throw_once_subscriber final : public subscriber {
+ public:
+  explicit throw_once_subscriber(std::shared_ptr<subscriber> s) : s_(std::move(s)) {}
+  std::uint64_t session_id() const noexcept override { return s_->session_id(); }
+  bool binary() const noexcept override { return s_->binary(); }
+  const std::string* identity() const noexcept override { return s_->identity(); }
+  void send(std::shared_ptr<const std::string> message) override {
+    if (!thrown_.exchange(true)) throw std::runtime_error("test hook: throw_on_strand_open");
+    s_->send(std::move(message));
+  }
+
+ private:
+  std::shared_ptr<subscriber> s_;
+  std::atomic<bool> thrown_{false};
+};
 }  // namespace
 
 // ---- session_list -----------------------------------------------------------
@@ -357,6 +379,7 @@ void websocket_session::handle(std::string_view frame, std::size_t readable) {
   }
   if (!authorised()) return;  // the token may have expired since hello
   if (auto* o = std::get_if<protocol::open_msg>(&msg)) {
+    if (hooked(ctx_.config.test.throw_on_open, o->doc)) throw std::runtime_error("test hook: throw_on_open");
     if (claims_ && claims_->rights_for(o->doc) == access::none) {
       error(error_kind::forbidden, "your token gives no access to this document", o->doc);
       return;
@@ -372,7 +395,10 @@ void websocket_session::handle(std::string_view frame, std::size_t readable) {
       docs_.push_back(open_doc{o->doc, ctx_.rooms.acquire(o->doc)});  // pinned until close or disconnect
       room = docs_.back().room.get();
     }
-    room->join(self, std::move(o->version), o->regions);
+    if (hooked(ctx_.config.test.throw_on_strand_open, o->doc))
+      room->join(std::make_shared<throw_once_subscriber>(self), std::move(o->version), o->regions);
+    else
+      room->join(self, std::move(o->version), o->regions);
     return;
   }
   if (auto* c = std::get_if<protocol::close_msg>(&msg)) {
