@@ -94,13 +94,41 @@ async function editor(docId) {
   if (stored) {
     try { doc.loadSnapshot(stored.snapshot); } catch (e) { console.warn('stored replica unreadable', e); }
   }
-  let saveTimer = null;
+  // Saving is debounced: a burst of keystrokes is one IndexedDB write. Each
+  // state to save gets a generation; whenSaved() resolves once the state as
+  // of its call is committed (its transaction complete), and a 'weft-saved'
+  // event on window says so too. Tests wait for that before a reload, not for
+  // a guess at the debounce. (A tab that does not own the stored replica never
+  // saves: whenSaved() resolves at once there.)
+  let saveTimer = null, wantGen = 0, savedGen = 0;
+  let saveWaiters = [];
+  const writeNow = () => {
+    clearTimeout(saveTimer);
+    const gen = wantGen;
+    return saveReplica(docId, { replica: doc.replica(), snapshot: doc.encodeSnapshot() }).then(() => {
+      savedGen = Math.max(savedGen, gen);
+      const done = saveWaiters.filter((w) => w.gen <= savedGen);
+      saveWaiters = saveWaiters.filter((w) => w.gen > savedGen);
+      for (const w of done) w.resolve(savedGen);
+      dispatchEvent(new CustomEvent('weft-saved', { detail: savedGen }));
+    }, (e) => {
+      console.error('weft: saving the replica to IndexedDB failed:', e);
+      const failed = saveWaiters.filter((w) => w.gen <= gen);
+      saveWaiters = saveWaiters.filter((w) => w.gen > gen);
+      for (const w of failed) w.reject(e);
+    });
+  };
   const save = () => {
     if (!owner) return;
+    wantGen++;
     clearTimeout(saveTimer);
-    saveTimer = setTimeout(() => saveReplica(docId, { replica: doc.replica(), snapshot: doc.encodeSnapshot() }), 150);
+    saveTimer = setTimeout(writeNow, 150);
   };
-  addEventListener('pagehide', () => owner && saveReplica(docId, { replica: doc.replica(), snapshot: doc.encodeSnapshot() }));
+  const whenSaved = () => new Promise((resolve, reject) => {
+    if (savedGen >= wantGen) resolve(savedGen);
+    else saveWaiters.push({ gen: wantGen, resolve, reject });
+  });
+  addEventListener('pagehide', () => owner && writeNow());
 
   const me = { name: NAMES[Math.floor(Math.random() * NAMES.length)], color: COLORS[Math.floor(Math.random() * COLORS.length)] };
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`;
@@ -112,7 +140,7 @@ async function editor(docId) {
     window.history.replaceState(null, "", location.pathname + location.search);  // `history` is CodeMirror's here
   }
   const token = sessionStorage.getItem('weft-token') ?? undefined;
-  let view;
+  let view, viewRepairs = 0;
   const provider = new WeftProvider({
     url, docId, doc, token,
     onRemoteChanges(changes) {
@@ -126,10 +154,15 @@ async function editor(docId) {
       // Safety net: the view must show exactly the replica's text. Only the
       // part that differs is replaced, so the undo history keeps what lies
       // outside it (replacing the whole text would drop every entry).
+      // Firing means the change events above were wrong (or the replica was
+      // edited behind the view's back): a bug, which users never see
+      // but tests must. So it is counted (window.weft.viewRepairs) and
+      // logged as an error, and the browser tests fail on either.
       const want = doc.text();
       const have = view.state.doc.toString();
       if (have !== want) {
-        console.warn('weft: editor view out of step with the replica; reloading its text');
+        viewRepairs++;
+        console.error('weft: editor view out of step with the replica; reloading its text');
         const max = Math.min(have.length, want.length);
         let start = 0, end = 0;
         while (start < max && have.charCodeAt(start) === want.charCodeAt(start)) start++;
@@ -217,7 +250,8 @@ async function editor(docId) {
   statusEl.className = `status ${provider.status}`;
   provider.connect();
   sendPresence(view.state);
-  window.weft = { doc, provider, view }; // for debugging and automation
+  // For debugging and automation (the browser tests use all of it).
+  window.weft = { doc, provider, view, whenSaved, get viewRepairs() { return viewRepairs; } };
 }
 
 if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js').catch(() => {});

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import os from 'node:os';
 import path from 'node:path';
-import { useServerAndBrowser, openPage as open, textOf, waitText, waitOneOf, typeAt } from './harness.mjs';
+import { useServerAndBrowser, openPage as open, textOf, waitText, waitOneOf, waitSaved, typeAt } from './harness.mjs';
 
 const shots = process.env.WEFT_SCREENSHOT_DIR ?? os.tmpdir();
 const env = useServerAndBrowser();
@@ -60,7 +60,7 @@ test('a reload while offline keeps the edits, which sync later', async () => {
   await typeAt(a, 0, 'before ');
   await ctxA.setOffline(true);
   await typeAt(a, 7, 'offline-edit');
-  await a.waitForTimeout(400); // the replica is saved to IndexedDB
+  await waitSaved(a); // the debounced save of the replica has committed to IndexedDB
   await a.reload();
   await a.locator('[data-testid=editor] .cm-content').waitFor();
   await waitText(a, 'before offline-edit');

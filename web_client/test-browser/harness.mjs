@@ -2,7 +2,7 @@
 // web_client/dist, Debian's chromium driven by playwright-core, and helpers
 // to drive and read the editor page.
 import assert from 'node:assert/strict';
-import { before, after } from 'node:test';
+import { before, after, afterEach } from 'node:test';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -69,10 +69,38 @@ export async function launchBrowser() {
   });
 }
 
+// The editor's safety net (main.js) repairs a view that wrong change events
+// left out of step with its replica, and says so with console.error. Every
+// test fails when it fired on a page opened with openPage(), more often than
+// the test allowed (allowViewRepairs) — checked after each test, when the
+// page's messages up to its last evaluate have arrived.
+const REPAIR = 'weft: editor view out of step';
+const repairs = new Map(); // page -> { url, seen, allowed }
+afterEach(() => {
+  const bad = [...repairs.values()].filter((r) => r.seen > r.allowed).map((r) => `${r.url}: ${r.seen} time(s), ${r.allowed} allowed`);
+  for (const [page, r] of repairs) {
+    if (page.isClosed()) repairs.delete(page);
+    else Object.assign(r, { seen: 0, allowed: 0 }); // a page kept for the next test starts afresh
+  }
+  if (bad.length) assert.fail(`the editor's safety net repaired the view (wrong change events): ${bad.join('; ')}`);
+});
+
+/** Lets the safety net repair `page`'s view up to `n` times in this test (a
+ * test that makes the view drift on purpose). */
+export function allowViewRepairs(page, n) { repairs.get(page).allowed = n; }
+
 /** Opens the editor for `doc` and waits until it is online. */
 export async function openPage(context, base, doc) {
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error('page error:', e.message));
+  const r = { url: `${base}/d/${doc}`, seen: 0, allowed: 0 };
+  repairs.set(page, r);
+  page.on('console', (m) => {
+    if (m.type() === 'error' && m.text().startsWith(REPAIR)) {
+      r.seen++;
+      console.error(`page ${r.url}: ${m.text()}`);
+    }
+  });
   await page.goto(`${base}/d/${doc}`);
   await page.locator('[data-testid=status]').filter({ hasText: 'online' }).waitFor({ timeout: 15000 });
   return page;
@@ -102,6 +130,16 @@ export async function waitOneOf(page, options, timeout = 10000) {
     await page.waitForTimeout(50);
   }
   assert.fail(`text ${JSON.stringify(t)} is none of ${JSON.stringify(options)}`);
+}
+
+/** Waits until the page's replica, as it is now, is committed to IndexedDB
+ * (main.js's whenSaved(): the debounced save's transaction has completed);
+ * fails after `timeout` ms. */
+export async function waitSaved(page, timeout = 10000) {
+  await page.evaluate((ms) => Promise.race([
+    window.weft.whenSaved(),
+    new Promise((_, reject) => setTimeout(() => reject(new Error(`replica not saved to IndexedDB within ${ms} ms`)), ms)),
+  ]), timeout);
 }
 
 /** Puts the caret at UTF-16 offset `pos` and types `text` with the keyboard. */

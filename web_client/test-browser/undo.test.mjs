@@ -4,7 +4,7 @@
 // everyone as ordinary ops.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useServerAndBrowser, openPage as open, textOf, waitText, typeAt } from './harness.mjs';
+import { useServerAndBrowser, openPage as open, allowViewRepairs, textOf, waitText, typeAt } from './harness.mjs';
 
 const env = useServerAndBrowser();
 
@@ -158,10 +158,12 @@ test('a resync of the view is not undoable and keeps my undo history', async () 
   await typeAt(a, 0, 'mine ');
   await waitText(b, 'mine ');
   // Make the view drift from the replica (an edit behind the view's back):
-  // the next remote change finds the difference and patches the view.
+  // the next remote change finds the difference and patches the view, once.
+  allowViewRepairs(a, 1);
   await a.evaluate(() => window.weft.doc.insert(5, 'Z'));
   await typeAt(b, 0, 'theirs ');
   await waitText(a, 'theirs mine Z');
+  assert.equal(await a.evaluate(() => window.weft.viewRepairs), 1);
 
   // One undo removes A's typed "mine ", not the resync's "Z".
   await press(a, 'Control+z');
