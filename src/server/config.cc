@@ -70,8 +70,10 @@ std::string usage() {
       "\n"
       "replication between nodes (docs/replication.md):\n"
       "  --node-id NAME            this node's name in the cluster (default local; letters, digits, - _ .)\n"
-      "  --peer ws://HOST:PORT     a node to link with (repeatable). This node dials it and keeps\n"
-      "                            redialling while it is down; a link carries batches both ways\n"
+      "  --peer ws[s]://HOST:PORT  a node to link with (repeatable). This node dials it and keeps\n"
+      "                            redialling while it is down; a link carries batches both ways.\n"
+      "                            wss:// checks the peer's certificate and host name\n"
+      "  --peer-ca FILE            PEM CA certificates for wss:// peers (default: the system's)\n"
       "  --peer-token-file FILE    token shown to peers that require one (weft-token --peer)\n"
       "  --topology all|ring|star  which links batches travel when all are up (default all);\n"
       "                            the others carry them only while a preferred route is down\n"
@@ -153,9 +155,10 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
       {"--peer",
        [&](std::string_view v) {
          c.peers.emplace_back(v);
-         return v.starts_with("ws://") && v.size() > 5;
+         return (v.starts_with("ws://") && v.size() > 5) || (v.starts_with("wss://") && v.size() > 6);
        }},
       {"--peer-token-file", [&](std::string_view v) { return read_key_file(v, c.peer_token); }},
+      {"--peer-ca", [&](std::string_view v) { c.peer_ca = std::string(v); return !v.empty(); }},
       {"--topology",
        [&](std::string_view v) {
          c.topology = std::string(v);

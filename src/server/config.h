@@ -48,7 +48,8 @@ struct server_config {
 
   // ---- replication between nodes (docs/replication.md) ------------------------------
   std::string node_id = "local";             ///< --node-id: this node's name in the cluster
-  std::vector<std::string> peers;            ///< --peer URL (repeatable): nodes this one dials (ws://HOST:PORT)
+  std::vector<std::string> peers;            ///< --peer URL (repeatable): nodes this one dials (ws:// or wss://HOST:PORT)
+  std::string peer_ca;                       ///< --peer-ca: PEM CA certificates wss:// peers must chain to (default: the system's)
   std::string peer_token;                    ///< --peer-token-file: token presented to peers (weft-token --peer)
   std::string topology = "all";              ///< --topology: all, ring or star (which links carry batches)
   std::string hub;                           ///< --hub NODE: the hub of a star

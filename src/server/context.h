@@ -44,6 +44,8 @@ struct server_context {
   bus* region_bus = nullptr;
   /// Set when serving TLS (--tls-cert/--tls-key).
   std::unique_ptr<boost::asio::ssl::context> tls = nullptr;
+  /// Set when some --peer is wss://: verifies peers' certificates (--peer-ca).
+  std::unique_ptr<boost::asio::ssl::context> peer_tls = nullptr;
 
   /// The context a document's room runs on: fixed by the document id.
   boost::asio::io_context& io_for_document(std::string_view doc) const {

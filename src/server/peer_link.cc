@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 
@@ -612,16 +613,49 @@ class peer_transport final : public peer_link {
 
 struct dial_state {
   tcp::resolver resolver;
-  std::string host, port, target;
+  std::string host, port;
   explicit dial_state(net::any_io_executor ex) : resolver(ex) {}
 };
 
+using dial_done = std::function<void(result<std::shared_ptr<peer_link>>)>;
+
+/// The WebSocket upgrade on /peer over a connected (and, for wss://,
+/// TLS-secured) stream; then the link is made and says hello.
+template <class Stream>
+void upgrade_to_peer_link(server_context& ctx, replicator& rep, const std::shared_ptr<dial_state>& st,
+                          const std::shared_ptr<websocket::stream<Stream>>& ws, dial_done done) {
+  beast::get_lowest_layer(*ws).expires_never();
+  ws->set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
+  const std::string token = ctx.config.peer_token;
+  ws->set_option(websocket::stream_base::decorator([token](websocket::request_type& req) {
+    req.set(beast::http::field::user_agent, "weft-server peer link");
+    if (!token.empty()) req.set(beast::http::field::authorization, "Bearer " + token);
+  }));
+  auto res = std::make_shared<websocket::response_type>();
+  ws->async_handshake(*res, st->host + ":" + st->port, "/peer",
+                      [&ctx, &rep, ws, res, done = std::move(done)](beast::error_code ec) mutable {
+                        if (ec) {
+                          std::string why = res->body();
+                          while (!why.empty() && why.back() == '\n') why.pop_back();
+                          return done(status(error_code::invalid_argument,
+                                             "handshake: " + (why.empty() ? ec.message() : why)));
+                        }
+                        auto link = std::make_shared<peer_transport<Stream>>(ctx, rep, true, std::move(*ws));
+                        link->begin_outbound();
+                        done(std::shared_ptr<peer_link>(link));
+                      });
+}
+
 }  // namespace
 
-void dial_peer(server_context& ctx, replicator& rep, const std::string& url,
-               std::function<void(result<std::shared_ptr<peer_link>>)> done) {
-  // ws://HOST:PORT[/...]
-  std::string rest = url.substr(5);
+void dial_peer(server_context& ctx, replicator& rep, const std::string& url, dial_done done) {
+  // ws://HOST:PORT[/...] or wss://HOST:PORT[/...]
+  const bool tls = url.starts_with("wss://");
+  if (tls && !ctx.peer_tls) {
+    done(status(error_code::invalid_argument, "peer URL " + url + ": no TLS client context"));
+    return;
+  }
+  std::string rest = url.substr(tls ? 6 : 5);
   std::string hostport = rest.substr(0, rest.find('/'));
   auto colon = hostport.rfind(':');
   if (colon == std::string::npos) {
@@ -634,35 +668,40 @@ void dial_peer(server_context& ctx, replicator& rep, const std::string& url,
   st->port = hostport.substr(colon + 1);
   st->resolver.async_resolve(
       st->host, st->port,
-      [&ctx, &rep, st, ex, done = std::move(done)](beast::error_code ec, tcp::resolver::results_type results) mutable {
+      [&ctx, &rep, st, ex, tls, done = std::move(done)](beast::error_code ec,
+                                                        tcp::resolver::results_type results) mutable {
         if (ec) return done(status(error_code::invalid_argument, "resolve " + st->host + ": " + ec.message()));
-        auto ws = std::make_shared<websocket::stream<beast::tcp_stream>>(ex);
-        beast::get_lowest_layer(*ws).expires_after(std::chrono::seconds(5));
+        if (!tls) {
+          auto ws = std::make_shared<websocket::stream<beast::tcp_stream>>(ex);
+          beast::get_lowest_layer(*ws).expires_after(std::chrono::seconds(5));
+          beast::get_lowest_layer(*ws).async_connect(
+              results, [&ctx, &rep, st, ws, done = std::move(done)](beast::error_code ec, const tcp::endpoint&) mutable {
+                if (ec) return done(status(error_code::invalid_argument, "connect: " + ec.message()));
+                beast::get_lowest_layer(*ws).socket().set_option(tcp::no_delay(true), ec);
+                upgrade_to_peer_link(ctx, rep, st, ws, std::move(done));
+              });
+          return;
+        }
+        using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+        auto ws = std::make_shared<websocket::stream<tls_stream>>(ex, *ctx.peer_tls);
+        // The certificate must name the host dialled (a DNS name or an IP
+        // address in its subjectAltName); SNI for name-based TLS front ends.
+        ws->next_layer().set_verify_callback(net::ssl::host_name_verification(st->host));
+        beast::error_code ip_ec;
+        net::ip::make_address(st->host, ip_ec);
+        if (ip_ec && !SSL_set_tlsext_host_name(ws->next_layer().native_handle(), st->host.c_str()))
+          return done(status(error_code::invalid_argument, "TLS: cannot set the server name " + st->host));
+        beast::get_lowest_layer(*ws).expires_after(std::chrono::seconds(5));  // connect and TLS handshake
         beast::get_lowest_layer(*ws).async_connect(
             results, [&ctx, &rep, st, ws, done = std::move(done)](beast::error_code ec, const tcp::endpoint&) mutable {
               if (ec) return done(status(error_code::invalid_argument, "connect: " + ec.message()));
               beast::get_lowest_layer(*ws).socket().set_option(tcp::no_delay(true), ec);
-              beast::get_lowest_layer(*ws).expires_never();
-              ws->set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
-              const std::string token = ctx.config.peer_token;
-              ws->set_option(websocket::stream_base::decorator([token](websocket::request_type& req) {
-                req.set(beast::http::field::user_agent, "weft-server peer link");
-                if (!token.empty()) req.set(beast::http::field::authorization, "Bearer " + token);
-              }));
-              auto res = std::make_shared<websocket::response_type>();
-              ws->async_handshake(*res, st->host + ":" + st->port, "/peer",
-                                  [&ctx, &rep, ws, res, done = std::move(done)](beast::error_code ec) mutable {
-                                    if (ec) {
-                                      std::string why = res->body();
-                                      while (!why.empty() && why.back() == '\n') why.pop_back();
-                                      return done(status(error_code::invalid_argument,
-                                                         "handshake: " + (why.empty() ? ec.message() : why)));
-                                    }
-                                    auto link = std::make_shared<peer_transport<beast::tcp_stream>>(ctx, rep, true,
-                                                                                                    std::move(*ws));
-                                    link->begin_outbound();
-                                    done(std::shared_ptr<peer_link>(link));
-                                  });
+              ws->next_layer().async_handshake(
+                  net::ssl::stream_base::client,
+                  [&ctx, &rep, st, ws, done = std::move(done)](beast::error_code ec) mutable {
+                    if (ec) return done(status(error_code::invalid_argument, "TLS handshake: " + ec.message()));
+                    upgrade_to_peer_link(ctx, rep, st, ws, std::move(done));
+                  });
             });
       });
 }

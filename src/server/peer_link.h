@@ -157,8 +157,9 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   std::map<std::string, gap_state> gaps_;
 };
 
-/// Dials `url` (ws://HOST:PORT) as node `self`; `done` gets the link once the
-/// peer welcomed it, or an error. The link is not started.
+/// Dials `url` (ws://HOST:PORT, or wss:// with the peer's certificate checked
+/// against ctx.peer_tls and the host name) as this node; `done` gets the link
+/// once the WebSocket upgrade succeeded, or an error saying which step failed.
 void dial_peer(server_context& ctx, replicator& rep, const std::string& url,
                std::function<void(result<std::shared_ptr<peer_link>>)> done);
 

@@ -7,6 +7,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -188,6 +189,25 @@ result<std::unique_ptr<server>> server::start(server_config config) {
     tls->use_private_key_file(p->config.tls_key, net::ssl::context::pem, ec);
     if (ec) return status(error_code::invalid_argument, "--tls-key " + p->config.tls_key + ": " + ec.message());
   }
+  // Dialling wss:// peers: their certificates must chain to --peer-ca (or
+  // the system's CAs) and name the host dialled (checked per link).
+  std::unique_ptr<net::ssl::context> peer_tls;
+  if (std::any_of(p->config.peers.begin(), p->config.peers.end(),
+                  [](const std::string& u) { return u.starts_with("wss://"); })) {
+    peer_tls = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
+    peer_tls->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                          net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1);
+    peer_tls->set_verify_mode(net::ssl::verify_peer);
+    if (!p->config.peer_ca.empty())
+      peer_tls->load_verify_file(p->config.peer_ca, ec);
+    else
+      peer_tls->set_default_verify_paths(ec);
+    if (ec)
+      return status(error_code::invalid_argument,
+                    (p->config.peer_ca.empty() ? std::string("the system's CA certificates")
+                                               : "--peer-ca " + p->config.peer_ca) +
+                        ": " + ec.message());
+  }
 
   storage_options so;
   so.max_bytes = p->config.max_db_mb << 20;
@@ -215,6 +235,7 @@ result<std::unique_ptr<server>> server::start(server_config config) {
   p->ctx.reset(new server_context{p->config, std::move(ios), *p->store, p->stats});
   if (auth_required(p->config)) p->ctx->auth.emplace(std::move(verifier.value()));
   p->ctx->tls = std::move(tls);
+  p->ctx->peer_tls = std::move(peer_tls);
   p->ctx->replication = std::make_unique<replicator>(*p->ctx);
   p->ctx->region_bus = p->region_bus.get();
   p->store->on_availability([ctx = p->ctx.get()](status st) {

@@ -5,16 +5,25 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <random>
 #include <regex>
 #include <thread>
 
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+
 #include "fault_proxy.h"
 #include "auth/auth.h"
 #include "server/server.h"
 #include "test_client.h"
+#include "weft/document.h"
+#include "weft/protocol.h"
 
 namespace weft::test {
 namespace {
@@ -506,6 +515,105 @@ TEST_F(ClusterTest, ReplicaOwnershipTravelsBetweenRegions) {
   alice.insert("owned", 6, ", then b");
   ASSERT_TRUE(alice.wait_acked("owned"));
   EXPECT_TRUE(watcher.wait_text("owned", "from a, then b"));
+}
+
+// ---- links over TLS ---------------------------------------------------------------------
+
+/// A wss:// client of the node on `port` (its certificate checked against the
+/// test CA): sends `ops` for `doc` when given, and returns the text of the
+/// document as its sync shows it.
+std::string tls_session(std::uint16_t port, const std::string& doc, const std::vector<operation>& ops = {}) {
+  namespace net = boost::asio;
+  namespace beast = boost::beast;
+  net::io_context io;
+  net::ssl::context ctx(net::ssl::context::tls_client);
+  ctx.load_verify_file(WEFT_TEST_DATA_DIR "/tls/test-cert.pem");
+  ctx.set_verify_mode(net::ssl::verify_peer);
+  beast::websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws(io, ctx);
+  beast::get_lowest_layer(ws).expires_after(10s);
+  beast::get_lowest_layer(ws).connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  ws.next_layer().set_verify_callback(net::ssl::host_name_verification("127.0.0.1"));
+  ws.next_layer().handshake(net::ssl::stream_base::client);
+  ws.handshake("127.0.0.1", "/");
+  ws.text(true);
+  ws.write(net::buffer(std::string(R"({"type":"hello","protocol":1})")));
+  ws.write(net::buffer(R"({"type":"open","doc":")" + doc + R"("})"));
+  protocol::decoder dec;
+  document replica(9);
+  for (int i = 0; i < 20; ++i) {  // welcome, then the sync (in one piece for a small document)
+    beast::flat_buffer buf;
+    ws.read(buf);
+    auto m = dec.server(beast::buffers_to_string(buf.data()));
+    auto* msg = std::get_if<protocol::server_message>(&m);
+    auto* sync = msg ? std::get_if<protocol::sync_msg>(msg) : nullptr;
+    if (!sync) continue;
+    for (const auto& op : sync->ops) (void)replica.apply(op);
+    break;
+  }
+  if (!ops.empty()) {
+    ws.write(net::buffer(protocol::encode_ops(doc, ops)));
+    for (int i = 0; i < 20; ++i) {  // until the ack: the ops are durable there
+      beast::flat_buffer buf;
+      ws.read(buf);
+      if (beast::buffers_to_string(buf.data()).find(R"("type":"ack")") != std::string::npos) break;
+    }
+  }
+  beast::error_code ec;
+  ws.close(beast::websocket::close_code::normal, ec);
+  return replica.text();
+}
+
+// --peer wss://: the link runs over TLS, the dialling node checks the
+// peer's certificate against --peer-ca and the host name, and batches
+// travel both ways over it. Without a CA that signed the certificate, the
+// link does not come up and says why.
+TEST_F(ClusterTest, LinksOverTlsCheckThePeersCertificate) {
+  // a serves TLS only; b dials it with wss://.
+  node a;
+  a.id = "a";
+  a.dir = std::filesystem::temp_directory_path() /
+          ("weft-cluster-" + std::to_string(std::random_device{}()) + "-" + std::to_string(::getpid()) + "a");
+  nodes_.push_back(std::move(a));
+  base_.tls_cert = WEFT_TEST_DATA_DIR "/tls/test-cert.pem";
+  base_.tls_key = WEFT_TEST_DATA_DIR "/tls/test-key.pem";
+  start_node(0);
+  base_.tls_cert.clear();
+  base_.tls_key.clear();
+  node b;
+  b.id = "b";
+  b.dir = nodes_[0].dir.string() + "-b";
+  b.peers = {"wss://127.0.0.1:" + std::to_string(port(0))};
+  nodes_.push_back(std::move(b));
+  base_.peer_ca = WEFT_TEST_DATA_DIR "/tls/test-cert.pem";
+  start_node(1);
+  ASSERT_TRUE(eventually([&] { return links_up(1) == 1; }, 15s)) << cluster_json(1);
+
+  // b -> a: typed on b, read on a over wss://.
+  test_client c(port(1));
+  c.hello();
+  c.open("secure");
+  c.insert("secure", 0, "from b");
+  ASSERT_TRUE(c.wait_acked("secure"));
+  EXPECT_TRUE(eventually([&] { return tls_session(port(0), "secure") == "from b"; }, 20s));
+  // a -> b: written on a over wss://, seen by b's client.
+  document writer(77);
+  for (const auto& o : c.replica("secure").ops_since({})) (void)writer.apply(o);
+  auto op = writer.insert(writer.length(), ", from a");
+  ASSERT_TRUE(op.ok());
+  tls_session(port(0), "secure", {op.value()});
+  EXPECT_TRUE(c.wait_text("secure", "from b, from a", 20s));
+
+  // A node without the CA (the system's CAs) refuses a's self-signed certificate.
+  node d;
+  d.id = "d";
+  d.dir = nodes_[0].dir.string() + "-d";
+  d.peers = {"wss://127.0.0.1:" + std::to_string(port(0))};
+  nodes_.push_back(std::move(d));
+  base_.peer_ca.clear();
+  start_node(2);
+  EXPECT_TRUE(eventually([&] { return cluster_json(2).find("certificate verify failed") != std::string::npos; }, 15s))
+      << cluster_json(2);
+  EXPECT_EQ(links_up(2), 0);
 }
 
 }  // namespace
