@@ -365,6 +365,23 @@ result<token_claims> token_verifier::verify(std::string_view token, std::int64_t
   if (out.expired(now_unix)) return bad("token expired");
   std::int64_t nbf = 0;
   if (!o["nbf"].get_int64().get(nbf) && now_unix < nbf) return bad("token not valid yet (nbf)");
+  if (!issuer_.empty()) {
+    std::string_view iss;
+    if (o["iss"].get_string().get(iss) || iss != issuer_) return bad("token issuer (\"iss\") is not the one required");
+  }
+  if (!audience_.empty()) {
+    // "aud" is one string or an array of them (RFC 7519, 4.1.3).
+    bool found = false;
+    std::string_view one;
+    simdjson::dom::array many;
+    if (!o["aud"].get_string().get(one)) {
+      found = one == audience_;
+    } else if (!o["aud"].get_array().get(many)) {
+      for (auto a : many)
+        if (!a.get_string().get(one) && one == audience_) found = true;
+    }
+    if (!found) return bad("token audience (\"aud\") does not include this server");
+  }
   std::string_view sub;
   if (!o["sub"].get_string().get(sub)) out.subject = std::string(sub.substr(0, 200));
   // A jti that is not a string could never match the deny list: refused

@@ -81,13 +81,22 @@ class token_verifier {
   status add_jwks(std::string_view json, std::string_view source);
   /// The algorithms the configured keys verify, e.g. "HS256, RS256" (empty: none).
   std::string algorithms() const;
+  /// From now on, tokens must name `issuer` as their "iss" (exactly); empty:
+  /// "iss" is not checked. Call during set-up only.
+  void require_issuer(std::string issuer) { issuer_ = std::move(issuer); }
+  /// From now on, tokens' "aud" (a string or an array of strings, RFC 7519)
+  /// must include `audience`; empty: "aud" is not checked. Call during set-up
+  /// only. With an identity provider that serves other applications too,
+  /// set both: otherwise a token it issued for another of them is accepted.
+  void require_audience(std::string audience) { audience_ = std::move(audience); }
 
   /// Checks the token's form; its header's algorithm against the configured
   /// keys (HS256 only with the secret, RS256 only with RSA keys, ES256 only
   /// with EC keys; never "none"); its signature under the key its "kid"
   /// names (or each key of that type when it names none, or when it names
   /// one unknown while keys without a kid are configured); `exp` and `nbf`
-  /// against `now_unix`; the claims' shape; and the deny list.
+  /// against `now_unix`; `iss` and `aud` when required; the claims' shape;
+  /// and the deny list.
   /// Errors (invalid_argument) say which check failed, never echo the token.
   result<token_claims> verify(std::string_view token, std::int64_t now_unix) const;
   /// Signs `claims_json` (a JSON object) as an HS256 token under the secret.
@@ -107,6 +116,7 @@ class token_verifier {
   };
   std::string secret_;
   std::vector<public_key> keys_;
+  std::string issuer_, audience_;  // required "iss" / "aud" (empty: not checked)
   struct deny_state {
     std::mutex mu;
     std::shared_ptr<const std::set<std::string, std::less<>>> ids;  // guarded by mu

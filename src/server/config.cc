@@ -63,6 +63,8 @@ std::string usage() {
       "  --auth-deny-list FILE     refuse tokens whose jti is listed in FILE (one per line, #\n"
       "                            comments); reread every 2 s, and open connections with a\n"
       "                            listed token are then closed (replace it by renaming)\n"
+      "  --auth-issuer ISS         accept only tokens whose \"iss\" is ISS (your identity provider)\n"
+      "  --auth-audience AUD       accept only tokens whose \"aud\" includes AUD (this service)\n"
       "  --allow-anonymous         allow a non-loopback --bind without an --auth-* key\n"
       "  --allowed-origin ORIGIN   accept browser WebSocket upgrades only from this Origin\n"
       "                            (repeatable; default: any). Clients without Origin are unaffected\n"
@@ -148,6 +150,8 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
       {"--auth-public-key", [&](std::string_view v) { c.auth_public_keys.emplace_back(v); return !v.empty(); }},
       {"--auth-jwks", [&](std::string_view v) { c.auth_jwks.emplace_back(v); return !v.empty(); }},
       {"--auth-deny-list", [&](std::string_view v) { c.auth_deny_list = std::string(v); return !v.empty(); }},
+      {"--auth-issuer", [&](std::string_view v) { c.auth_issuer = std::string(v); return !v.empty(); }},
+      {"--auth-audience", [&](std::string_view v) { c.auth_audience = std::string(v); return !v.empty(); }},
       {"--allowed-origin", [&](std::string_view v) { c.allowed_origins.emplace_back(v); return !v.empty(); }},
       {"--tls-cert", [&](std::string_view v) { c.tls_cert = std::string(v); return !v.empty(); }},
       {"--tls-key", [&](std::string_view v) { c.tls_key = std::string(v); return !v.empty(); }},

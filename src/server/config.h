@@ -41,6 +41,8 @@ struct server_config {
   std::vector<std::string> auth_public_keys; ///< --auth-public-key FILE (repeatable): PEM keys for RS256 / ES256
   std::vector<std::string> auth_jwks;        ///< --auth-jwks FILE (repeatable): JWK Sets for RS256 / ES256
   std::string auth_deny_list;                ///< --auth-deny-list FILE: revoked jti values, reread every 2 s
+  std::string auth_issuer;                   ///< --auth-issuer ISS: tokens must carry this "iss"
+  std::string auth_audience;                 ///< --auth-audience AUD: tokens' "aud" must include this
   bool allow_anonymous = false;              ///< --allow-anonymous: permit no auth on a non-loopback address
   std::vector<std::string> allowed_origins;  ///< --allowed-origin (repeatable): browser Origins allowed; empty = any
   std::string tls_cert;                      ///< --tls-cert: PEM certificate chain; with --tls-key enables TLS

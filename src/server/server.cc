@@ -45,6 +45,8 @@ result<token_verifier> make_verifier(const server_config& c) {
     if (!read(f, text)) return status(error_code::invalid_argument, "--auth-jwks " + f + ": cannot read it");
     if (auto st = v.add_jwks(text, "--auth-jwks " + f); !st.ok()) return st;
   }
+  v.require_issuer(c.auth_issuer);
+  v.require_audience(c.auth_audience);
   return v;
 }
 

@@ -303,6 +303,37 @@ TEST(TokenKeysTest, DenyListRevokesByJti) {
   EXPECT_TRUE(v.verify(t, server::unix_now()).ok());
 }
 
+// An identity provider serves many applications: with --auth-issuer and
+// --auth-audience, only its tokens meant for this server get in.
+TEST(TokenKeysTest, IssuerAndAudienceAreCheckedWhenRequired) {
+  const std::string exp = std::to_string(server::unix_now() + 3600);
+  auto body = [&](const std::string& extra) {
+    return R"({"sub":"idp-user","exp":)" + exp + extra + R"(,"docs":{"*":"rw"}})";
+  };
+  token_verifier v;
+  ASSERT_TRUE(v.add_pem_keys(public_pem(rsa1()), "rsa.pem").ok());
+  const std::string none = sign(rsa1(), {}, body(""));
+  const std::string right = sign(rsa1(), {}, body(R"(,"iss":"https://idp.example/realms/w","aud":"weft")"));
+  const std::string in_list =
+      sign(rsa1(), {}, body(R"(,"iss":"https://idp.example/realms/w","aud":["wiki","weft"])"));
+  EXPECT_TRUE(v.verify(none, server::unix_now()).ok());  // nothing required: nothing checked
+  v.require_issuer("https://idp.example/realms/w");
+  EXPECT_TRUE(refused(v, none, "issuer"));
+  EXPECT_TRUE(refused(v, sign(rsa1(), {}, body(R"(,"iss":"https://idp.example/realms/other")")), "issuer"));
+  EXPECT_TRUE(refused(v, sign(rsa1(), {}, body(R"(,"iss":["https://idp.example/realms/w"])")), "issuer"));
+  EXPECT_TRUE(v.verify(sign(rsa1(), {}, body(R"(,"iss":"https://idp.example/realms/w")")), server::unix_now()).ok());
+  v.require_audience("weft");
+  EXPECT_TRUE(refused(v, sign(rsa1(), {}, body(R"(,"iss":"https://idp.example/realms/w")")), "audience"));
+  EXPECT_TRUE(refused(v, sign(rsa1(), {}, body(R"(,"iss":"https://idp.example/realms/w","aud":"wiki")")),
+                      "audience"));
+  EXPECT_TRUE(refused(v, sign(rsa1(), {}, body(R"(,"iss":"https://idp.example/realms/w","aud":["wiki",7])")),
+                      "audience"));
+  EXPECT_TRUE(refused(v, sign(rsa1(), {}, body(R"(,"iss":"https://idp.example/realms/w","aud":"weft-admin")")),
+                      "audience"));
+  EXPECT_TRUE(v.verify(right, server::unix_now()).ok());
+  EXPECT_TRUE(v.verify(in_list, server::unix_now()).ok());
+}
+
 // ---- end to end, a server per test ------------------------------------------------
 
 bool has(const std::optional<message>& m, const std::string& s) { return m && m->raw.find(s) != std::string::npos; }
@@ -347,6 +378,26 @@ TEST_F(TokenKeysServerTest, IdentityProviderTokensOpenDocuments) {
   EXPECT_EQ(st, 401);
   EXPECT_NE(body.find("not accepted"), std::string::npos) << body;
   EXPECT_EQ(try_upgrade(port(), {{"Authorization", "Bearer " + sign(rsa2())}}).first, 401);
+}
+
+TEST_F(TokenKeysServerTest, IssuerAndAudienceFlagsReachTheServer) {
+  config_.auth_public_keys = {write("idp.pem", public_pem(rsa1()))};
+  config_.auth_issuer = "https://idp.example";
+  config_.auth_audience = "weft";
+  ASSERT_NO_FATAL_FAILURE(start());
+  const std::string exp = std::to_string(server::unix_now() + 3600);
+  auto token = [&](const std::string& aud) {
+    return sign(rsa1(), {},
+                R"({"sub":"u","exp":)" + exp + R"(,"iss":"https://idp.example","aud":")" + aud +
+                    R"(","docs":{"*":"rw"}})");
+  };
+  auto [st, body] = try_upgrade(port(), {{"Authorization", "Bearer " + token("another-app")}});
+  EXPECT_EQ(st, 401);
+  EXPECT_NE(body.find("audience"), std::string::npos) << body;
+  auto c = authed(token("weft"));
+  c->open("notes");
+  c->insert("notes", 0, "for weft");
+  EXPECT_TRUE(c->wait_acked("notes"));
 }
 
 TEST_F(TokenKeysServerTest, BadKeyFilesStopTheStart) {
