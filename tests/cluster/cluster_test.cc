@@ -139,6 +139,36 @@ class ClusterTest : public ::testing::Test {
         timeout);
   }
   std::string cluster_json(int i) { return http_get(port(i), "/api/cluster").second; }
+  /// The "routes" object of node i's /api/cluster (origin -> the peer it
+  /// takes that origin's batches from), as text.
+  std::string routes(int i) {
+    auto j = cluster_json(i);
+    auto at = j.find("\"routes\":{");
+    return at == std::string::npos ? std::string() : j.substr(at, j.find('}', at) - at + 1);
+  }
+  /// True once every running node routes every other origin and no node's
+  /// routes changed over 3 samples 300 ms apart: the link state has flooded
+  /// and the routing is in its steady state (under the sanitizers that takes
+  /// several round trips longer than the links take to come up).
+  bool routes_settled(std::chrono::milliseconds timeout = 15s) {
+    std::vector<std::string> last;
+    int stable = 0;
+    return eventually(
+        [&] {
+          std::vector<std::string> now;
+          for (std::size_t i = 0; i < nodes_.size(); ++i) {
+            if (!nodes_[i].srv) continue;
+            now.push_back(routes(static_cast<int>(i)));
+            if (std::count(now.back().begin(), now.back().end(), ':') != static_cast<long>(nodes_.size()))
+              return false;  // "routes": plus one per other origin
+          }
+          stable = now == last ? stable + 1 : 0;
+          last = std::move(now);
+          if (stable < 2) std::this_thread::sleep_for(300ms);
+          return stable >= 2;
+        },
+        timeout);
+  }
 
   /// Types `count` unique markers into `doc` on node i, each acknowledged.
   /// Returns the markers.
@@ -288,12 +318,7 @@ TEST_F(ClusterTest, ARingOfFourDeliversEachBatchToEachNodeOnce) {
   start_cluster(4, "ring");
   ASSERT_TRUE(all_links_up(3));
   // Let the routes settle (link state floods in a few round trips).
-  ASSERT_TRUE(eventually([&] {
-    for (int i = 0; i < 4; ++i)
-      if (cluster_json(i).find("\"routes\":{\"") == std::string::npos) return false;
-    return true;
-  }));
-  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(routes_settled()) << routes(0) << routes(1) << routes(2) << routes(3);
   std::vector<std::uint64_t> before(4);
   for (int i = 0; i < 4; ++i) before[i] = metric_sum(i, "weft_replication_batches_received_total");
   // 30 acknowledged batches, each typed and acknowledged on its own.

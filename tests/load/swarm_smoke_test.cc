@@ -113,11 +113,17 @@ TEST(Swarm, BotsTypeAndConverge) {
   EXPECT_GE(r.ops_delivered, r.keystrokes * 3 / 2);  // each op reaches the 3 other bots (some still in flight)
   // The server's memory, from /proc/PID/status of the server process. Floor:
   // a real process was measured (an unreadable entry reads -1, no pid 0).
-  // Ceiling: a healthy server peaks at ~14 MiB in this run (2026-11, Release,
-  // 1 I/O thread); 4x that is a leak.
+  // Ceilings: a healthy server peaks at ~14 MiB in this run (2026-11, Release,
+  // 1 I/O thread), 4x that is a leak; it grows by ~10 MiB from before the bots
+  // connect to its peak (~19 MiB under ASan, whose own allocator and shadow
+  // put ~210 MiB under it before the first connection, so only the growth is
+  // bounded there). A server leaking 200 kB per keystroke grows by ~65 MiB.
   EXPECT_GT(r.server_rss_before_mib, 2.0);
   EXPECT_GT(r.server_peak_rss_mib, 2.0);
+  EXPECT_LT(r.server_peak_rss_mib - r.server_rss_before_mib, 48.0);
+#ifndef WEFT_SANITIZED
   EXPECT_LT(r.server_peak_rss_mib, 56.0);
+#endif
   EXPECT_GE(r.server_peak_rss_mib, r.server_rss_mib);
   EXPECT_GT(r.server_cpu_seconds, 0.0);  // the server did the work: not idle, not a stranger
   EXPECT_TRUE(srv.stop()) << "weft-server did not stop cleanly:\n" << srv.log_text();
