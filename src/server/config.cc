@@ -77,6 +77,8 @@ std::string usage() {
       "                            wss:// checks the peer's certificate and host name\n"
       "  --peer-ca FILE            PEM CA certificates for wss:// peers (default: the system's)\n"
       "  --peer-token-file FILE    token shown to peers that require one (weft-token --peer)\n"
+      "  --forget-peer NODE        at startup, forget the checkpoints of NODE, a node that left for\n"
+      "                            good, so the log compacts without waiting for it (repeatable)\n"
       "  --topology all|ring|star  which links batches travel when all are up (default all);\n"
       "                            the others carry them only while a preferred route is down\n"
       "  --hub NODE                the hub of --topology star\n"
@@ -162,6 +164,7 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
          return (v.starts_with("ws://") && v.size() > 5) || (v.starts_with("wss://") && v.size() > 6);
        }},
       {"--peer-token-file", [&](std::string_view v) { return read_key_file(v, c.peer_token); }},
+      {"--forget-peer", [&](std::string_view v) { c.forget_peers.emplace_back(v); return !v.empty(); }},
       {"--peer-ca", [&](std::string_view v) { c.peer_ca = std::string(v); return !v.empty(); }},
       {"--topology",
        [&](std::string_view v) {

@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <set>
@@ -464,6 +465,10 @@ status postgres_storage::tx_snapshot(const std::string& doc, const std::string& 
                  {&doc, &v, &data, &sum, &origin, &ts}, {true, true, true, false, true, false});
     if (!r.ok()) return r.error();
   }
+  return compact_locked(doc, version, retain_for_peers);
+}
+
+status postgres_storage::compact_locked(const std::string& doc, const version_vector& version, bool retain_for_peers) {
   // Compaction: other nodes write this document too, so what the snapshot
   // covers is decided by op ids, entry by entry, not by log position. With
   // peers, an entry also waits until every peer known here confirmed it.
@@ -488,6 +493,31 @@ status postgres_storage::tx_snapshot(const std::string& doc, const std::string& 
   if (covered.size() > 2) {
     auto d = run("compact log", "DELETE FROM weft_log WHERE lsn = ANY($1::bigint[])", {&covered}, {false});
     if (!d.ok()) return d.error();
+  }
+  return {};
+}
+
+result<std::uint64_t> postgres_storage::tx_forget_peer(const std::string& peer) {
+  if (status s = ensure_begun(); !s.ok()) return s;
+  auto r = run("forget peer", "DELETE FROM weft_peer_progress WHERE peer = $1::text", {&peer}, {true}, false);
+  if (!r.ok()) return r.error();
+  const char* n = PQcmdTuples(r.value().get());
+  return static_cast<std::uint64_t>(n && *n ? std::strtoull(n, nullptr, 10) : 0);
+}
+
+status postgres_storage::tx_compact_all(bool retain_for_peers) {
+  if (status s = ensure_begun(); !s.ok()) return s;
+  auto r = run("read snapshot versions", "SELECT doc, version FROM weft_snapshots", {});
+  if (!r.ok()) return r.error();
+  pg_result* res = r.value().get();
+  for (int i = 0; i < PQntuples(res); ++i) {
+    const std::string doc = col_bytes(res, i, 0);
+    // Skipped while another node snapshots or compacts it, as in tx_snapshot().
+    auto l = run("lock document", "SELECT pg_try_advisory_xact_lock(hashtextextended('weft-doc:' || $1::text, 0))",
+                 {&doc}, {true}, false);
+    if (!l.ok()) return l.error();
+    if (std::strcmp(PQgetvalue(l.value().get(), 0, 0), "t") != 0) continue;
+    if (status s = compact_locked(doc, parse_version(col_bytes(res, i, 1)), retain_for_peers); !s.ok()) return s;
   }
   return {};
 }

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <future>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -220,6 +221,22 @@ result<std::unique_ptr<server>> server::start(server_config config) {
   auto st = storage::open(&p->stats, so);
   if (!st.ok()) return st.error();
   p->store = std::move(st.value());
+  // Before any link can confirm anything: a departed node's checkpoints go,
+  // and with them what compaction was keeping for it alone.
+  for (const auto& gone : p->config.forget_peers) {
+    if (gone == p->config.node_id)
+      return status(error_code::invalid_argument, "--forget-peer " + gone + ": that is this node");
+    std::promise<status> forgotten;
+    p->store->forget_peer(gone, [&forgotten](status s) { forgotten.set_value(std::move(s)); });
+    status s = forgotten.get_future().get();
+    if (s.code() == error_code::invalid_operation) {
+      log(log_level::warn, "--forget-peer {}: {} (forgotten already, or a mistyped name)", gone, s.detail());
+    } else if (!s.ok()) {
+      return status(s.code(), "--forget-peer " + gone + ": " + s.detail());
+    } else {
+      log(log_level::info, "forgot peer {}: the log no longer keeps entries for it", gone);
+    }
+  }
   if (!p->config.bus.empty()) {
     bus_options bo;
     if (!bus::parse_url(p->config.bus, bo))

@@ -341,6 +341,26 @@ status sqlite_storage::tx_peer_progress(const std::string& peer, const origin_ve
   return {};
 }
 
+result<std::uint64_t> sqlite_storage::tx_forget_peer(const std::string& peer) {
+  stmt s(prepared("DELETE FROM peer_progress WHERE peer = ?1"));
+  if (!s.ok()) return db_error(db_, "prepare forget peer");
+  s.text(1, peer);
+  if (s.step() != SQLITE_DONE) return db_error(db_, "forget peer");
+  return static_cast<std::uint64_t>(sqlite3_changes(db_));
+}
+
+status sqlite_storage::tx_compact_all(bool retain_for_peers) {
+  std::vector<std::string> docs;
+  {
+    stmt s(prepared("SELECT doc FROM snapshots"));
+    if (!s.ok()) return db_error(db_, "prepare snapshot list");
+    while (s.step() == SQLITE_ROW) docs.push_back(s.column_text(0));
+  }
+  for (const auto& doc : docs)
+    if (status st = compact(doc, retain_for_peers); !st.ok()) return st;
+  return {};
+}
+
 status sqlite_storage::tx_snapshot(const std::string& doc, const std::string& data, const version_vector&,
                                    bool retain_for_peers) {
   // This node is the document's only writer: the snapshot covers every log
@@ -353,6 +373,10 @@ status sqlite_storage::tx_snapshot(const std::string& doc, const std::string& da
     s.blob(2, data);
     if (s.step() != SQLITE_DONE) return db_error(db_, "write snapshot");
   }
+  return compact(doc, retain_for_peers);
+}
+
+status sqlite_storage::compact(const std::string& doc, bool retain_for_peers) {
   // Alone, a snapshot's entries go at once. With peers, an entry also waits
   // until every peer known here has confirmed it: a peer resumes from its
   // checkpoint, and an entry gone before it got it would need a per-document

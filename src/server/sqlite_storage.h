@@ -44,6 +44,11 @@ class sqlite_storage final : public storage {
   status tx_snapshot(const std::string& doc, const std::string& data, const version_vector& version,
                      bool retain_for_peers) override;
   status tx_peer_progress(const std::string& peer, const origin_vector& confirmed) override;
+  result<std::uint64_t> tx_forget_peer(const std::string& peer) override;
+  status tx_compact_all(bool retain_for_peers) override;
+  /// Drops `doc`'s log entries its snapshot covers (and, with
+  /// `retain_for_peers`, every peer confirmed).
+  status compact(const std::string& doc, bool retain_for_peers);
   status tx_origins(const std::vector<std::pair<std::string, std::uint64_t>>& have) override;
   status tx_commit() override;
   void tx_rollback() override;

@@ -168,6 +168,10 @@ void storage::record_peer_progress(std::string peer, origin_vector confirmed) {
   enqueue(std::move(r));
 }
 
+void storage::forget_peer(std::string peer, done_fn done) {
+  enqueue(request{request::kind::forget, std::move(peer), 0, {}, std::move(done)});
+}
+
 void storage::load(std::string doc, std::function<void(result<stored_document>)> done) {
   enqueue(request{request::kind::load, std::move(doc), 0, {}, {}, std::move(done)});
 }
@@ -233,6 +237,15 @@ status storage::write(request& r, status& refusal) {
     }
     case request::kind::progress:
       return tx_peer_progress(r.doc, r.progress);
+    case request::kind::forget: {
+      auto n = tx_forget_peer(r.doc);
+      if (!n.ok()) return n.error();
+      if (n.value() == 0) {
+        refusal = status(error_code::invalid_operation, "no replication progress is recorded for peer " + r.doc);
+        return {};
+      }
+      return tx_compact_all(retain_);
+    }
     case request::kind::snapshot:
       return tx_snapshot(r.doc, r.data, r.version, retain_);
     default:

@@ -162,6 +162,14 @@ class storage {
   /// Durably records that `peer` holds every entry of each origin up to the
   /// given olsn (its confirmation), so compaction may drop them.
   void record_peer_progress(std::string peer, origin_vector confirmed);
+  /// Durably forgets what `peer` (a node id) confirmed, for a node that left
+  /// the cluster for good: compaction stops waiting for it, and every
+  /// document's entries its snapshot covers and the remaining peers confirmed
+  /// are compacted now. Should the node come back, its checkpoint falls into
+  /// a compacted feed and it catches up by the per-document exchange.
+  /// `done` gets invalid_operation when nothing was recorded for `peer` (a
+  /// mistyped name, or forgotten already), and nothing changes then.
+  void forget_peer(std::string peer, done_fn done);
   /// Blocks until everything queued so far is committed.
   void flush();
 
@@ -221,6 +229,11 @@ class storage {
   virtual status tx_snapshot(const std::string& doc, const std::string& data, const version_vector& version,
                              bool retain_for_peers) = 0;
   virtual status tx_peer_progress(const std::string& peer, const origin_vector& confirmed) = 0;
+  /// Deletes `peer`'s progress rows; returns how many there were.
+  virtual result<std::uint64_t> tx_forget_peer(const std::string& peer) = 0;
+  /// Compacts every document as tx_snapshot() compacts one, against the
+  /// snapshot already stored (documents without one are left alone).
+  virtual status tx_compact_all(bool retain_for_peers) = 0;
   virtual status tx_origins(const std::vector<std::pair<std::string, std::uint64_t>>& have) = 0;
   virtual status tx_commit() = 0;
   virtual void tx_rollback() = 0;
@@ -247,8 +260,8 @@ class storage {
 
  private:
   struct request {
-    enum class kind { append, replicated, snapshot, load, barrier, feed, progress, gap, advance } type;
-    std::string doc;  // for `feed`: the origin key; for `progress`: the peer
+    enum class kind { append, replicated, snapshot, load, barrier, feed, progress, gap, advance, forget } type;
+    std::string doc;  // for `feed`: the origin key; for `progress`, `forget`: the peer
     std::uint64_t seq = 0;  // for `feed`: after; for `replicated`: olsn
     std::string data;
     done_fn done;

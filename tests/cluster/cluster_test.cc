@@ -139,6 +139,20 @@ class ClusterTest : public ::testing::Test {
         timeout);
   }
   std::string cluster_json(int i) { return http_get(port(i), "/api/cluster").second; }
+  /// Entries of `doc` in node i's log (its SQLite file); -1 when unreadable.
+  std::int64_t log_rows(int i, const std::string& doc) {
+    sqlite3* db = nullptr;
+    std::int64_t n = -1;
+    if (sqlite3_open_v2((nodes_[i].dir / "weft.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+      sqlite3_stmt* st = nullptr;
+      sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM log WHERE doc = ?1", -1, &st, nullptr);
+      sqlite3_bind_text(st, 1, doc.c_str(), -1, SQLITE_TRANSIENT);
+      if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+      sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return n;
+  }
   /// The "routes" object of node i's /api/cluster (origin -> the peer it
   /// takes that origin's batches from), as text.
   std::string routes(int i) {
@@ -391,19 +405,7 @@ TEST_F(ClusterTest, ANodeAddedLaterGetsDocumentsWhoseFeedWasCompacted) {
   auto more = type_markers(0, "old", 10, "p");
   m.insert(m.end(), more.begin(), more.end());
   ASSERT_TRUE(converged("old"));
-  auto rows = [&](const std::string& doc) {
-    sqlite3* db = nullptr;
-    std::int64_t n = -1;
-    if (sqlite3_open_v2((nodes_[0].dir / "weft.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-      sqlite3_stmt* st = nullptr;
-      sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM log WHERE doc = ?1", -1, &st, nullptr);
-      sqlite3_bind_text(st, 1, doc.c_str(), -1, SQLITE_TRANSIENT);
-      if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
-      sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    return n;
-  };
+  auto rows = [&](const std::string& doc) { return log_rows(0, doc); };
   ASSERT_TRUE(eventually([&] { return rows("old") >= 0 && rows("old") < 30; }))
       << "a never compacted its feed: " << rows("old") << " entries";
   // A new region joins, linked to a only: its checkpoint (nothing) is in the gap.
@@ -424,6 +426,52 @@ TEST_F(ClusterTest, ANodeAddedLaterGetsDocumentsWhoseFeedWasCompacted) {
   const auto sent = metric_sum(0, "weft_replication_batches_sent_total");
   std::this_thread::sleep_for(1500ms);
   EXPECT_EQ(metric_sum(0, "weft_replication_batches_sent_total"), sent) << "still sending while idle";
+}
+
+TEST_F(ClusterTest, ForgettingADepartedPeerLetsTheLogCompact) {
+  base_.snapshot_every_ops = 5;
+  start_cluster(3);
+  ASSERT_TRUE(all_links_up(2));
+  auto rows = [&](const std::string& doc) { return log_rows(0, doc); };
+  // Both peers confirm a first round, so a holds checkpoints of b and c.
+  auto m = type_markers(0, "kept", 10, "k");
+  ASSERT_TRUE(converged("kept"));
+  std::this_thread::sleep_for(1200ms);
+  type_markers(0, "nudge", 2, "n");
+  ASSERT_TRUE(converged("nudge"));
+  // b leaves for good. What a writes now, c confirms and b never will: a's
+  // snapshots cover it, but compaction keeps it for b.
+  stop_node(1);
+  auto later = type_markers(0, "kept", 30, "l");
+  m.insert(m.end(), later.begin(), later.end());
+  for (int round = 0; round < 2; ++round) {
+    std::this_thread::sleep_for(1200ms);
+    type_markers(0, "nudge", 5, "n");
+  }
+  ASSERT_TRUE(eventually([&] { return text(2, "kept") == text(0, "kept"); }));
+  ASSERT_TRUE(eventually([&] { return text(2, "nudge") == text(0, "nudge"); }));
+  std::this_thread::sleep_for(1200ms);  // c's last confirmation recorded
+  const auto held = rows("kept");
+  EXPECT_GE(held, 30) << "a compacted entries b never confirmed";
+  // a restarts forgetting b (and a name it never heard of, which only warns).
+  stop_node(0);
+  base_.forget_peers = {"b", "nobody"};
+  start_node(0);
+  base_.forget_peers.clear();
+  EXPECT_LT(rows("kept"), 10) << "forgetting b left " << rows("kept") << " of " << held << " entries";
+  // Nothing was lost, here or on c, and replication goes on.
+  expect_everywhere("kept", m);
+  type_markers(0, "kept", 3, "a");
+  ASSERT_TRUE(eventually([&] { return text(2, "kept") == text(0, "kept"); }));
+  // Forgetting itself is refused.
+  auto c = config_for(nodes_[0]);
+  c.port = 0;
+  c.peers.clear();
+  c.data_dir = (nodes_[0].dir / "other").string();
+  c.forget_peers = {"a"};
+  auto self = server::server::start(c);
+  ASSERT_FALSE(self.ok());
+  EXPECT_NE(self.error().detail().find("that is this node"), std::string::npos) << self.error().detail();
 }
 
 TEST_F(ClusterTest, AWriteConcernSaysWhenOpsAreDurableInKRegions) {

@@ -31,10 +31,11 @@ using namespace std::chrono_literals;
 struct pg_store {
   server::metrics m;
   std::unique_ptr<server::storage> store;
-  pg_store(const std::string& uri, const std::string& node = "n") {
+  pg_store(const std::string& uri, const std::string& node = "n", bool retain_for_peers = false) {
     server::storage_options o;
     o.location = uri;
     o.node_id = node;
+    o.retain_feed_for_peers = retain_for_peers;
     auto st = server::storage::open(&m, o);
     if (!st.ok()) throw std::runtime_error(st.error().to_string());
     store = std::move(st.value());
@@ -46,6 +47,11 @@ struct pg_store {
   result<server::stored_document> load(const std::string& doc) { return load_and_wait(*store, doc); }
   status snapshot(const std::string& doc, const document& d) {
     return snapshot_and_wait(*store, doc, d.encode_snapshot(), d.version());
+  }
+  status forget(const std::string& peer) {
+    std::promise<status> p;
+    store->forget_peer(peer, [&p](status s) { p.set_value(std::move(s)); });
+    return p.get_future().get();
   }
 };
 
@@ -155,6 +161,32 @@ TEST_F(PostgresStorageTest, ASnapshotCompactsOnlyTheEntriesItHolds) {
     for (const auto& op : ops.value()) ASSERT_TRUE(snap.value().apply(op).ok());
   }
   EXPECT_EQ(snap.value().text().size(), 6u);
+}
+
+TEST_F(PostgresStorageTest, ForgettingAPeerCompactsWhatOnlyItHeldBack) {
+  pg_store a(db, "a", /*retain_for_peers=*/true);
+  const std::string key = a.store->origin_key();
+  document writer(1), view(7);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(a.append("doc", typed(writer, "x")).ok());
+  for (const auto& op : writer.ops_since(version_vector{})) ASSERT_TRUE(view.apply(op).ok());
+  // c confirmed all five, b only two: the snapshot compacts those two alone.
+  a.store->record_peer_progress("c", {{key, 5}});
+  a.store->record_peer_progress("b", {{key, 2}});
+  ASSERT_TRUE(a.snapshot("doc", view).ok());
+  EXPECT_EQ(pg.sql("SELECT COUNT(*) FROM weft_log", db_name), "3");
+  // b left for good: forgetting it compacts the rest at once, with no new snapshot.
+  ASSERT_TRUE(a.forget("b").ok());
+  EXPECT_EQ(pg.sql("SELECT COUNT(*) FROM weft_log", db_name), "0");
+  EXPECT_EQ(pg.sql("SELECT COUNT(*) FROM weft_peer_progress WHERE peer = 'b'", db_name), "0");
+  // A name with nothing recorded is refused and changes nothing.
+  status again = a.forget("b");
+  EXPECT_EQ(again.code(), error_code::invalid_operation) << again.to_string();
+  EXPECT_EQ(pg.sql("SELECT COUNT(*) FROM weft_peer_progress WHERE peer = 'c'", db_name), "1");
+  auto d = a.load("doc");
+  ASSERT_TRUE(d.ok());
+  auto snap = document::decode_snapshot(d.value().snapshot, 9);
+  ASSERT_TRUE(snap.ok());
+  EXPECT_EQ(snap.value().text(), "xxxxx");
 }
 
 TEST_F(PostgresStorageTest, DamagedBatchesAreReportedNotServed) {
