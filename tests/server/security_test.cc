@@ -134,7 +134,7 @@ TEST_F(SecurityTest, AConnectionWithoutATokenIsRefused) {
   EXPECT_TRUE(has(c.recv(), "\"unauthorized\""));
   EXPECT_FALSE(c.recv(2s));
   EXPECT_TRUE(c.closed());
-  EXPECT_EQ(c.close_reason().code, boost::beast::websocket::close_code::policy_error);
+  EXPECT_EQ(c.close_reason().code, close_code::policy_error);
 }
 
 TEST_F(SecurityTest, ExpiredForgedAndMalformedTokensAreRefused) {
@@ -259,7 +259,7 @@ TEST_F(SecurityTest, FloodsAreRateLimited) {
     if (has(m, "\"rate_limited\"")) limited = true;
   EXPECT_TRUE(limited);
   EXPECT_TRUE(c.closed());
-  EXPECT_EQ(c.close_reason().code, boost::beast::websocket::close_code::policy_error);
+  EXPECT_EQ(c.close_reason().code, close_code::policy_error);
   // A client at a human pace is never limited.
   test_client calm(port());
   calm.hello();

@@ -323,7 +323,7 @@ TEST_F(ServerTest, OversizedFrameClosesThatConnectionOnly) {
     while (c.recv(2s)) {
     }
     EXPECT_TRUE(c.closed());
-    EXPECT_EQ(c.close_reason().code, boost::beast::websocket::close_code::too_big);
+    EXPECT_EQ(c.close_reason().code, close_code::too_big);
   }
   other.send(R"({"type":"ping"})");
   EXPECT_TRUE(other.expect("pong"));
@@ -353,7 +353,7 @@ TEST_F(ServerTest, SlowConsumerIsDisconnectedOthersAreNot) {
   while (slow.recv(2s)) {
   }
   EXPECT_TRUE(slow.closed());
-  EXPECT_EQ(slow.close_reason().code, boost::beast::websocket::close_code::try_again_later);
+  EXPECT_EQ(slow.close_reason().code, close_code::try_again_later);
   // Everyone else is fine, and the slow client can come back and resync.
   EXPECT_TRUE(reader.wait_text("flood", writer.replica("flood").text(), 20s));
   test_client back(port());
@@ -422,7 +422,7 @@ TEST_F(ServerTest, GracefulShutdownClosesWithAReason) {
   }
   stopper.join();
   EXPECT_TRUE(a.closed());
-  EXPECT_EQ(a.close_reason().code, boost::beast::websocket::close_code::going_away);
+  EXPECT_EQ(a.close_reason().code, close_code::going_away);
 }
 
 // The server waits for each message with a small buffer and reads longer ones

@@ -1,7 +1,11 @@
 #include "test_client.h"
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 
 #include <random>
 #include <stdexcept>
@@ -14,32 +18,47 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 using tcp = net::ip::tcp;
 
+struct test_client::connection {
+  net::io_context io;
+  beast::websocket::stream<beast::tcp_stream> ws{io};
+  beast::flat_buffer buffer;
+  bool reading = false;
+  bool done = false;
+  beast::error_code read_ec;
+};
+
 test_client::test_client(std::uint16_t port, replica_id replica, const headers& extra_headers)
-    : ws_(io_), replica_(replica) {
+    : conn_(std::make_unique<connection>()), replica_(replica) {
+  auto& ws = conn_->ws;
   if (replica_ == 0) replica_ = std::random_device{}() % 1000000000ull + 1;
-  beast::get_lowest_layer(ws_).connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-  beast::get_lowest_layer(ws_).socket().set_option(tcp::no_delay(true));
-  ws_.set_option(beast::websocket::stream_base::decorator([extra_headers](beast::websocket::request_type& req) {
+  beast::get_lowest_layer(ws).connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  beast::get_lowest_layer(ws).socket().set_option(tcp::no_delay(true));
+  ws.set_option(beast::websocket::stream_base::decorator([extra_headers](beast::websocket::request_type& req) {
     for (const auto& [k, v] : extra_headers) req.set(k, v);
   }));
-  ws_.handshake("127.0.0.1:" + std::to_string(port), "/");
+  ws.handshake("127.0.0.1:" + std::to_string(port), "/");
 }
 
 test_client::~test_client() {
   beast::error_code ec;
-  if (!closed_) beast::get_lowest_layer(ws_).socket().close(ec);
+  if (!closed_) beast::get_lowest_layer(conn_->ws).socket().close(ec);
+}
+
+close_info test_client::close_reason() const {
+  const auto& r = conn_->ws.reason();
+  return close_info{static_cast<std::uint16_t>(r.code), std::string(r.reason.data(), r.reason.size())};
 }
 
 void test_client::send(const std::string& text) {
-  ws_.text(true);
-  ws_.write(net::buffer(text));
+  conn_->ws.text(true);
+  conn_->ws.write(net::buffer(text));
 }
 
 void test_client::send_fragmented(const std::string& text, std::size_t fragment_bytes) {
-  ws_.text(true);
+  conn_->ws.text(true);
   for (std::size_t at = 0; at < text.size(); at += fragment_bytes) {
     const std::size_t n = std::min(fragment_bytes, text.size() - at);
-    ws_.write_some(at + n == text.size(), net::buffer(text.data() + at, n));
+    conn_->ws.write_some(at + n == text.size(), net::buffer(text.data() + at, n));
   }
 }
 
@@ -50,26 +69,27 @@ std::optional<message> test_client::recv(std::chrono::milliseconds timeout) {
     return m;
   }
   if (closed_) return std::nullopt;
-  if (!reading_) {
-    reading_ = true;
-    done_ = false;
-    ws_.async_read(buffer_, [this](beast::error_code ec, std::size_t) {
-      done_ = true;
-      read_ec_ = ec;
+  connection& c = *conn_;
+  if (!c.reading) {
+    c.reading = true;
+    c.done = false;
+    c.ws.async_read(c.buffer, [&c](beast::error_code ec, std::size_t) {
+      c.done = true;
+      c.read_ec = ec;
     });
   }
-  io_.restart();
-  io_.run_for(timeout);
-  if (!done_) return std::nullopt;
-  reading_ = false;
-  if (read_ec_) {
+  c.io.restart();
+  c.io.run_for(timeout);
+  if (!c.done) return std::nullopt;
+  c.reading = false;
+  if (c.read_ec) {
     closed_ = true;
     return std::nullopt;
   }
   message m;
-  m.raw = beast::buffers_to_string(buffer_.data());
-  buffer_.consume(buffer_.size());
-  if (!ws_.got_text()) {
+  m.raw = beast::buffers_to_string(c.buffer.data());
+  c.buffer.consume(c.buffer.size());
+  if (!c.ws.got_text()) {
     m.binary = true;
     auto b = protocol::decoder::binary(m.raw, protocol::server_message_limits);
     if (auto* e = std::get_if<protocol::decode_error>(&b))
@@ -180,8 +200,8 @@ void test_client::barrier(const std::string& doc) {
 }
 
 void test_client::send_binary(const std::string& bytes) {
-  ws_.binary(true);
-  ws_.write(net::buffer(bytes));
+  conn_->ws.binary(true);
+  conn_->ws.write(net::buffer(bytes));
 }
 
 void test_client::send_binary_ops(const std::string& doc, const std::vector<operation>& ops) {

@@ -2,15 +2,12 @@
 // weft-server on 127.0.0.1, holding its own replica of each opened document.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/websocket.hpp>
-
 #include <chrono>
+#include <cstdint>
 #include <thread>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -20,6 +17,17 @@
 #include "weft/protocol.h"
 
 namespace weft::test {
+
+/// WebSocket close codes (RFC 6455) the tests expect.
+namespace close_code {
+constexpr std::uint16_t going_away = 1001, policy_error = 1008, too_big = 1009, try_again_later = 1013;
+}
+
+/// How the server closed a connection.
+struct close_info {
+  std::uint16_t code = 0;
+  std::string reason;
+};
 
 /// A server message: its JSON and what the protocol codec decoded from it.
 struct message {
@@ -49,7 +57,7 @@ class test_client {
   std::optional<message> expect(const std::string& type, std::chrono::milliseconds timeout = std::chrono::seconds(5));
   bool closed() const { return closed_; }
   /// Close code and reason after the server closed the connection.
-  boost::beast::websocket::close_reason close_reason() { return ws_.reason(); }
+  close_info close_reason() const;
 
   // ---- protocol helpers ---------------------------------------------------------
   /// Sends hello (asking for binary frames when `binary`) and waits for welcome.
@@ -89,13 +97,9 @@ class test_client {
 
  private:
   void absorb(const message& m);
-  boost::asio::io_context io_;
-  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
-  boost::beast::flat_buffer buffer_;
-  bool reading_ = false;
-  bool done_ = false;
+  struct connection;  // Beast and Asio stay out of the tests' headers (compile time)
+  std::unique_ptr<connection> conn_;
   bool closed_ = false;
-  boost::beast::error_code read_ec_;
   std::deque<message> backlog_;
   protocol::decoder decoder_;
   replica_id replica_;

@@ -445,7 +445,7 @@ TEST_F(TokenKeysServerTest, RevokedTokensAreRefusedAndTheirConnectionsClosed) {
   };
   ASSERT_TRUE(closed_after_saying_why(*doomed));
   EXPECT_TRUE(told);
-  EXPECT_EQ(doomed->close_reason().code, boost::beast::websocket::close_code::policy_error);
+  EXPECT_EQ(doomed->close_reason().code, close_code::policy_error);
   told = false;
   ASSERT_TRUE(closed_after_saying_why(header));  // authenticated by its upgrade header
   EXPECT_TRUE(told);
