@@ -619,6 +619,21 @@ struct dial_state {
 
 using dial_done = std::function<void(result<std::shared_ptr<peer_link>>)>;
 
+/// Connects the TCP layer of `ws` to `results` and hands `done` to `next`;
+/// connecting and whatever `next` starts (the TLS handshake for wss://) must
+/// finish within 5 s, until upgrade_to_peer_link() lifts the deadline.
+template <class Stream, class Next>
+void connect_then(const std::shared_ptr<websocket::stream<Stream>>& ws, const tcp::resolver::results_type& results,
+                  dial_done done, Next next) {
+  beast::get_lowest_layer(*ws).expires_after(std::chrono::seconds(5));
+  beast::get_lowest_layer(*ws).async_connect(
+      results, [ws, done = std::move(done), next = std::move(next)](beast::error_code ec, const tcp::endpoint&) mutable {
+        if (ec) return done(status(error_code::invalid_argument, "connect: " + ec.message()));
+        beast::get_lowest_layer(*ws).socket().set_option(tcp::no_delay(true), ec);
+        next(std::move(done));
+      });
+}
+
 /// The WebSocket upgrade on /peer over a connected (and, for wss://,
 /// TLS-secured) stream; then the link is made and says hello.
 template <class Stream>
@@ -673,14 +688,9 @@ void dial_peer(server_context& ctx, replicator& rep, const std::string& url, dia
         if (ec) return done(status(error_code::invalid_argument, "resolve " + st->host + ": " + ec.message()));
         if (!tls) {
           auto ws = std::make_shared<websocket::stream<beast::tcp_stream>>(ex);
-          beast::get_lowest_layer(*ws).expires_after(std::chrono::seconds(5));
-          beast::get_lowest_layer(*ws).async_connect(
-              results, [&ctx, &rep, st, ws, done = std::move(done)](beast::error_code ec, const tcp::endpoint&) mutable {
-                if (ec) return done(status(error_code::invalid_argument, "connect: " + ec.message()));
-                beast::get_lowest_layer(*ws).socket().set_option(tcp::no_delay(true), ec);
-                upgrade_to_peer_link(ctx, rep, st, ws, std::move(done));
-              });
-          return;
+          return connect_then(ws, results, std::move(done), [&ctx, &rep, st, ws](dial_done done) {
+            upgrade_to_peer_link(ctx, rep, st, ws, std::move(done));
+          });
         }
         using tls_stream = beast::ssl_stream<beast::tcp_stream>;
         auto ws = std::make_shared<websocket::stream<tls_stream>>(ex, *ctx.peer_tls);
@@ -691,18 +701,15 @@ void dial_peer(server_context& ctx, replicator& rep, const std::string& url, dia
         net::ip::make_address(st->host, ip_ec);
         if (ip_ec && !SSL_set_tlsext_host_name(ws->next_layer().native_handle(), st->host.c_str()))
           return done(status(error_code::invalid_argument, "TLS: cannot set the server name " + st->host));
-        beast::get_lowest_layer(*ws).expires_after(std::chrono::seconds(5));  // connect and TLS handshake
-        beast::get_lowest_layer(*ws).async_connect(
-            results, [&ctx, &rep, st, ws, done = std::move(done)](beast::error_code ec, const tcp::endpoint&) mutable {
-              if (ec) return done(status(error_code::invalid_argument, "connect: " + ec.message()));
-              beast::get_lowest_layer(*ws).socket().set_option(tcp::no_delay(true), ec);
-              ws->next_layer().async_handshake(
-                  net::ssl::stream_base::client,
-                  [&ctx, &rep, st, ws, done = std::move(done)](beast::error_code ec) mutable {
-                    if (ec) return done(status(error_code::invalid_argument, "TLS handshake: " + ec.message()));
-                    upgrade_to_peer_link(ctx, rep, st, ws, std::move(done));
-                  });
-            });
+        connect_then(ws, results, std::move(done), [&ctx, &rep, st, ws](dial_done done) {
+          ws->next_layer().async_handshake(net::ssl::stream_base::client,
+                                           [&ctx, &rep, st, ws, done = std::move(done)](beast::error_code ec) mutable {
+                                             if (ec)
+                                               return done(status(error_code::invalid_argument,
+                                                                  "TLS handshake: " + ec.message()));
+                                             upgrade_to_peer_link(ctx, rep, st, ws, std::move(done));
+                                           });
+        });
       });
 }
 

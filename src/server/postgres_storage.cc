@@ -435,16 +435,22 @@ status postgres_storage::tx_peer_progress(const std::string& peer, const origin_
   return {};
 }
 
+result<bool> postgres_storage::try_lock_document(const std::string& doc) {
+  auto r = run("lock document", "SELECT pg_try_advisory_xact_lock(hashtextextended('weft-doc:' || $1::text, 0))",
+               {&doc}, {true}, false);
+  if (!r.ok()) return r.error();
+  return std::strcmp(PQgetvalue(r.value().get(), 0, 0), "t") == 0;
+}
+
 status postgres_storage::tx_snapshot(const std::string& doc, const std::string& data, const version_vector& version,
                                      bool retain_for_peers) {
   if (status s = ensure_begun(); !s.ok()) return s;
   // One node at a time snapshots and compacts a document; a node that finds
   // another at it skips its turn (the next snapshot comes soon enough).
   {
-    auto r = run("lock document", "SELECT pg_try_advisory_xact_lock(hashtextextended('weft-doc:' || $1::text, 0))",
-                 {&doc}, {true}, false);
-    if (!r.ok()) return r.error();
-    if (std::strcmp(PQgetvalue(r.value().get(), 0, 0), "t") != 0) return {};
+    auto locked = try_lock_document(doc);
+    if (!locked.ok()) return locked.error();
+    if (!locked.value()) return {};
   }
   // A snapshot never replaces one holding ops it lacks: the entries that
   // one covered are gone from the log.
@@ -513,10 +519,9 @@ status postgres_storage::tx_compact_all(bool retain_for_peers) {
   for (int i = 0; i < PQntuples(res); ++i) {
     const std::string doc = col_bytes(res, i, 0);
     // Skipped while another node snapshots or compacts it, as in tx_snapshot().
-    auto l = run("lock document", "SELECT pg_try_advisory_xact_lock(hashtextextended('weft-doc:' || $1::text, 0))",
-                 {&doc}, {true}, false);
-    if (!l.ok()) return l.error();
-    if (std::strcmp(PQgetvalue(l.value().get(), 0, 0), "t") != 0) continue;
+    auto locked = try_lock_document(doc);
+    if (!locked.ok()) return locked.error();
+    if (!locked.value()) continue;
     if (status s = compact_locked(doc, parse_version(col_bytes(res, i, 1)), retain_for_peers); !s.ok()) return s;
   }
   return {};

@@ -58,6 +58,9 @@ class postgres_storage final : public storage {
   status tx_peer_progress(const std::string& peer, const origin_vector& confirmed) override;
   result<std::uint64_t> tx_forget_peer(const std::string& peer) override;
   status tx_compact_all(bool retain_for_peers) override;
+  /// Takes `doc`'s advisory lock for the open transaction, unless another
+  /// node holds it (false): one node at a time snapshots or compacts it.
+  result<bool> try_lock_document(const std::string& doc);
   /// Drops `doc`'s log entries `version` covers (and, with
   /// `retain_for_peers`, every peer confirmed); the caller holds the
   /// document's advisory lock.

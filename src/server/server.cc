@@ -182,11 +182,16 @@ result<std::unique_ptr<server>> server::start(server_config config) {
     if (!read.ok()) return read.error();
   }
 
+  // TLS 1.2 and later, serving and dialling alike.
+  auto tls_context = [](net::ssl::context::method m) {
+    auto c = std::make_unique<net::ssl::context>(m);
+    c->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 | net::ssl::context::no_sslv3 |
+                   net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1);
+    return c;
+  };
   std::unique_ptr<net::ssl::context> tls;
   if (!p->config.tls_cert.empty()) {
-    tls = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
-    tls->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
-                     net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1);
+    tls = tls_context(net::ssl::context::tls_server);
     tls->use_certificate_chain_file(p->config.tls_cert, ec);
     if (ec) return status(error_code::invalid_argument, "--tls-cert " + p->config.tls_cert + ": " + ec.message());
     tls->use_private_key_file(p->config.tls_key, net::ssl::context::pem, ec);
@@ -197,9 +202,7 @@ result<std::unique_ptr<server>> server::start(server_config config) {
   std::unique_ptr<net::ssl::context> peer_tls;
   if (std::any_of(p->config.peers.begin(), p->config.peers.end(),
                   [](const std::string& u) { return u.starts_with("wss://"); })) {
-    peer_tls = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
-    peer_tls->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
-                          net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1);
+    peer_tls = tls_context(net::ssl::context::tls_client);
     peer_tls->set_verify_mode(net::ssl::verify_peer);
     if (!p->config.peer_ca.empty())
       peer_tls->load_verify_file(p->config.peer_ca, ec);

@@ -46,16 +46,23 @@ class ClusterTest : public ::testing::Test {
     for (auto& n : nodes_) std::filesystem::remove_all(n.dir);
   }
 
+  /// A node named `id` with a fresh data directory, dialling `peers`.
+  static node make_node(const std::string& id, std::vector<std::string> peers = {}) {
+    node x;
+    x.id = id;
+    x.dir = std::filesystem::temp_directory_path() /
+            ("weft-cluster-" + std::to_string(std::random_device{}()) + "-" + std::to_string(::getpid()) + id);
+    x.peers = std::move(peers);
+    return x;
+  }
+
   /// Starts `n` nodes named a, b, c, ...; node j dials every node i < j
   /// (through a fault proxy when `proxied`), so every pair has one link.
   void start_cluster(int n, const std::string& topology = "all", const std::string& hub = "", bool proxied = false) {
     topology_ = topology;
     hub_ = hub;
     for (int j = 0; j < n; ++j) {
-      node x;
-      x.id = std::string(1, static_cast<char>('a' + j));
-      x.dir = std::filesystem::temp_directory_path() /
-              ("weft-cluster-" + std::to_string(std::random_device{}()) + "-" + std::to_string(::getpid()) + x.id);
+      node x = make_node(std::string(1, static_cast<char>('a' + j)));
       for (int i = 0; i < j; ++i) {
         std::uint16_t port = nodes_[i].port;
         if (proxied) {
@@ -409,12 +416,7 @@ TEST_F(ClusterTest, ANodeAddedLaterGetsDocumentsWhoseFeedWasCompacted) {
   ASSERT_TRUE(eventually([&] { return rows("old") >= 0 && rows("old") < 30; }))
       << "a never compacted its feed: " << rows("old") << " entries";
   // A new region joins, linked to a only: its checkpoint (nothing) is in the gap.
-  node c;
-  c.id = "c";
-  c.dir = std::filesystem::temp_directory_path() /
-          ("weft-cluster-" + std::to_string(std::random_device{}()) + "-" + std::to_string(::getpid()) + "c");
-  c.peers = {"ws://127.0.0.1:" + std::to_string(port(0))};
-  nodes_.push_back(std::move(c));
+  nodes_.push_back(make_node("c", {"ws://127.0.0.1:" + std::to_string(port(0))}));
   start_node(2);
   ASSERT_TRUE(converged("old"));
   ASSERT_TRUE(converged("nudge"));
@@ -642,21 +644,13 @@ std::string tls_session(std::uint16_t port, const std::string& doc, const std::v
 // link does not come up and says why.
 TEST_F(ClusterTest, LinksOverTlsCheckThePeersCertificate) {
   // a serves TLS only; b dials it with wss://.
-  node a;
-  a.id = "a";
-  a.dir = std::filesystem::temp_directory_path() /
-          ("weft-cluster-" + std::to_string(std::random_device{}()) + "-" + std::to_string(::getpid()) + "a");
-  nodes_.push_back(std::move(a));
+  nodes_.push_back(make_node("a"));
   base_.tls_cert = WEFT_TEST_DATA_DIR "/tls/test-cert.pem";
   base_.tls_key = WEFT_TEST_DATA_DIR "/tls/test-key.pem";
   start_node(0);
   base_.tls_cert.clear();
   base_.tls_key.clear();
-  node b;
-  b.id = "b";
-  b.dir = nodes_[0].dir.string() + "-b";
-  b.peers = {"wss://127.0.0.1:" + std::to_string(port(0))};
-  nodes_.push_back(std::move(b));
+  nodes_.push_back(make_node("b", {"wss://127.0.0.1:" + std::to_string(port(0))}));
   base_.peer_ca = WEFT_TEST_DATA_DIR "/tls/test-cert.pem";
   start_node(1);
   ASSERT_TRUE(eventually([&] { return links_up(1) == 1; }, 15s)) << cluster_json(1);
@@ -677,11 +671,7 @@ TEST_F(ClusterTest, LinksOverTlsCheckThePeersCertificate) {
   EXPECT_TRUE(c.wait_text("secure", "from b, from a", 20s));
 
   // A node without the CA (the system's CAs) refuses a's self-signed certificate.
-  node d;
-  d.id = "d";
-  d.dir = nodes_[0].dir.string() + "-d";
-  d.peers = {"wss://127.0.0.1:" + std::to_string(port(0))};
-  nodes_.push_back(std::move(d));
+  nodes_.push_back(make_node("d", {"wss://127.0.0.1:" + std::to_string(port(0))}));
   base_.peer_ca.clear();
   start_node(2);
   EXPECT_TRUE(eventually([&] { return cluster_json(2).find("certificate verify failed") != std::string::npos; }, 15s))
