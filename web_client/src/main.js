@@ -1,9 +1,10 @@
 // The weft editor page: CodeMirror 6 bound to a weft replica (the C++ core in
 // WebAssembly), synced through weft-server, kept in IndexedDB for offline use.
-import { EditorState, Transaction, StateEffect, StateField } from '@codemirror/state';
+import { EditorState, Transaction, StateEffect, StateField, Compartment } from '@codemirror/state';
 import { EditorView, Decoration, WidgetType, keymap, lineNumbers, drawSelection, highlightActiveLine } from '@codemirror/view';
 import { defaultKeymap, history, historyKeymap } from '@codemirror/commands';
-import { loadWeft, randomReplicaId, utf16ToCodePoints, codePointsToUtf16 } from './weft.js';
+import { loadWeft, randomReplicaId } from './weft.js';
+import { AstralIndex } from './astral.js';
 import { WeftProvider } from './provider.js';
 import { loadReplica, saveReplica } from './storage.js';
 
@@ -33,11 +34,38 @@ function landing() {
   });
 }
 
-// Code point <-> UTF-16: identical while the text has no astral characters
-// (no surrogates), which is the common case and skips the scan.
-const hasSurrogates = (text) => /[\uD800-\uDFFF]/.test(text);
-function toUtf16(text, cp, same) { return same ? cp : codePointsToUtf16(text, cp); }
-function toCodePoints(text, u16, same) { return same ? u16 : utf16ToCodePoints(text, u16); }
+// The replica counts code points, CodeMirror UTF-16 units. Every editor state
+// carries the index of its text's astral characters (src/astral.js), kept up
+// to date from each transaction's changes, so a position converts in
+// O(log k) without reading the text: the work per keystroke and per remote
+// change is O(edit), not O(document).
+const astralField = StateField.define({
+  create: (state) => AstralIndex.of(state.doc.toString()),
+  update(idx, tr) {
+    if (!tr.docChanged) return idx;
+    const edits = [];
+    tr.changes.iterChanges((fromA, toA, _fromB, _toB, inserted) => edits.push([fromA, toA, inserted]));
+    for (let i = edits.length - 1; i >= 0; i--) { // back to front: earlier offsets stay valid
+      const [fromA, toA, inserted] = edits[i];
+      idx = idx.edit(fromA, toA, inserted.length ? inserted.toString() : '');
+    }
+    return idx;
+  },
+});
+
+// A page whose replica starts empty (nothing stored for this document) is
+// "opening" until its first sync with the server ends: remote ops go into the
+// replica without change events, the view stays empty and read-only, and
+// then shows the replica's text once. Without this a large document arrives
+// as one view transaction per change. Opening ends at the latest after this
+// long (a server that never answers); later ops update the view one by one.
+const OPENING_MAX_MS = 5000;
+// Presence goes out at most this often (the last state always goes out).
+const PRESENCE_INTERVAL_MS = 100;
+// With ?verify in the page's address, every remote batch compares the whole
+// view with the replica's text (O(document): tests and debugging). Otherwise
+// only the lengths are compared, which is O(1).
+const VERIFY_VIEW = new URLSearchParams(location.search).has('verify');
 
 class CursorWidget extends WidgetType {
   constructor(name, color) { super(); this.name = name; this.color = color; }
@@ -144,23 +172,33 @@ async function editor(docId) {
   const provider = new WeftProvider({
     url, docId, doc, token,
     onRemoteChanges(changes) {
+      // One transaction per change, each on the state the one before made
+      // (positions are sequential), dispatched together: one view update.
+      let state = view.state;
+      const trs = [];
       for (const c of changes) {
-        const text = view.state.doc.toString();
-        const same = !hasSurrogates(text);
-        const from = toUtf16(text, c.pos, same);
-        const to = 'erase' in c ? toUtf16(text, c.pos + c.erase, same) : from;
-        view.dispatch({ changes: { from, to, insert: c.insert ?? '' }, annotations: REMOTE });
+        const idx = state.field(astralField);
+        const from = idx.toUtf16(c.pos);
+        const to = 'erase' in c ? idx.toUtf16(c.pos + c.erase) : from;
+        const tr = state.update({ changes: { from, to, insert: c.insert ?? '' }, annotations: REMOTE });
+        trs.push(tr);
+        state = tr.state;
       }
+      if (trs.length) view.dispatch(trs);
       // Safety net: the view must show exactly the replica's text. Only the
       // part that differs is replaced, so the undo history keeps what lies
       // outside it (replacing the whole text would drop every entry).
       // Firing means the change events above were wrong (or the replica was
       // edited behind the view's back): a bug, which users never see
       // but tests must. So it is counted (window.weft.viewRepairs) and
-      // logged as an error, and the browser tests fail on either.
-      const want = doc.text();
-      const have = view.state.doc.toString();
-      if (have !== want) {
+      // logged as an error, and the browser tests fail on either (they open
+      // pages with ?verify, which compares the texts, not only the lengths).
+      const inStep = VERIFY_VIEW
+        ? view.state.doc.toString() === doc.text()
+        : view.state.doc.length === view.state.field(astralField).utf16Length(doc.length());
+      if (!inStep) {
+        const want = doc.text();
+        const have = view.state.doc.toString();
         viewRepairs++;
         console.error('weft: editor view out of step with the replica; reloading its text');
         const max = Math.min(have.length, want.length);
@@ -173,39 +211,64 @@ async function editor(docId) {
     },
   });
 
-  const sendPresence = (state) => {
-    const text = state.doc.toString();
-    const same = !hasSurrogates(text);
+  // Presence is throttled: a burst of keystrokes sends the first state and
+  // then the latest one every PRESENCE_INTERVAL_MS, not one per key.
+  let presenceTimer = null, presenceLast = -Infinity;
+  const sendPresenceNow = () => {
+    presenceTimer = null;
+    presenceLast = performance.now();
+    const state = view.state;
+    const idx = state.field(astralField);
     const sel = state.selection.main;
-    provider.setPresence({ ...me, anchor: toCodePoints(text, sel.anchor, same), head: toCodePoints(text, sel.head, same) });
+    provider.setPresence({ ...me, anchor: idx.toCodePoints(sel.anchor), head: idx.toCodePoints(sel.head) });
+  };
+  const sendPresence = () => {
+    if (presenceTimer !== null) return;
+    const wait = presenceLast + PRESENCE_INTERVAL_MS - performance.now();
+    if (wait <= 0) sendPresenceNow();
+    else presenceTimer = setTimeout(sendPresenceNow, wait);
   };
 
   const bind = EditorView.updateListener.of((u) => {
     if (u.docChanged && !u.transactions.some((t) => t.annotation(Transaction.remote))) {
-      const old = u.startState.doc.toString();
-      const same = !hasSurrogates(old);
+      const idx = u.startState.field(astralField);
       const edits = [];
       u.changes.iterChanges((fromA, toA, _fromB, _toB, inserted) => edits.push([fromA, toA, inserted.toString()]));
       for (const [fromA, toA, ins] of edits.reverse()) {  // back to front: earlier offsets stay valid
-        const from = toCodePoints(old, fromA, same);
-        const to = toCodePoints(old, toA, same);
+        const from = idx.toCodePoints(fromA);
+        const to = idx.toCodePoints(toA);
         if (to > from) doc.erase(from, to - from);
         if (ins) doc.insert(from, ins);
       }
       provider.flush();
       save();
     }
-    if (u.selectionSet || u.docChanged) sendPresence(u.state);
+    if (u.selectionSet || u.docChanged) sendPresence();
   });
 
+  let opening = doc.length() === 0 && navigator.onLine !== false;
+  const editable = new Compartment();
   view = new EditorView({
     parent: document.querySelector('[data-testid=editor]'),
     state: EditorState.create({
       doc: doc.text(),
       extensions: [lineNumbers(), history(), drawSelection(), highlightActiveLine(), EditorView.lineWrapping,
-        keymap.of([...defaultKeymap, ...historyKeymap]), cursorField, bind],
+        keymap.of([...defaultKeymap, ...historyKeymap]), cursorField, astralField, bind,
+        editable.of(EditorState.readOnly.of(opening))],
     }),
   });
+  const endOpening = () => {
+    if (!opening) return;
+    opening = false;
+    provider.changeEvents = true;
+    clearTimeout(openingTimer);
+    view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: doc.text() },
+      effects: editable.reconfigure(EditorState.readOnly.of(false)), annotations: REMOTE });
+    renderPresence();
+  };
+  provider.changeEvents = !opening;
+  const openingTimer = opening ? setTimeout(endOpening, OPENING_MAX_MS) : null;
+  provider.addEventListener('changed', () => { if (opening) save(); });
   view.focus();
   // A click in the editor's box outside the text (the line-number gutter, the
   // border) focuses the editor too, with the caret on the clicked line. Clicks
@@ -221,8 +284,7 @@ async function editor(docId) {
   });
 
   const renderPresence = () => {
-    const text = view.state.doc.toString();
-    const same = !hasSurrogates(text);
+    const idx = view.state.field(astralField);
     const ranges = [];
     peopleEl.innerHTML = '';
     for (const [, p] of provider.presence) {
@@ -233,8 +295,8 @@ async function editor(docId) {
       chip.textContent = p.name ?? '?';
       peopleEl.appendChild(chip);
       const len = view.state.doc.length;
-      const head = Math.min(len, toUtf16(text, Number(p.head) || 0, same));
-      const anchor = Math.min(len, toUtf16(text, Number(p.anchor) || 0, same));
+      const head = Math.min(len, idx.toUtf16(Number(p.head) || 0));
+      const anchor = Math.min(len, idx.toUtf16(Number(p.anchor) || 0));
       if (anchor !== head)
         ranges.push(Decoration.mark({ attributes: { style: `background:${p.color}33` } }).range(Math.min(anchor, head), Math.max(anchor, head)));
       ranges.push(Decoration.widget({ widget: new CursorWidget(p.name ?? '?', p.color ?? '#888'), side: 1 }).range(head));
@@ -242,16 +304,22 @@ async function editor(docId) {
     view.dispatch({ effects: setCursors.of(Decoration.set(ranges, true)) });
   };
   provider.addEventListener('presence', renderPresence);
+  // When the page first showed the server's text (ms since the navigation):
+  // the page benchmark's "open" figure.
+  let openedAt = null;
   provider.addEventListener('status', (e) => {
+    // The first sync has ended (online), or failed (offline): show the text.
+    if (e.detail !== 'syncing') endOpening();
+    if (e.detail === 'online' && openedAt === null) openedAt = performance.now();
     statusEl.textContent = e.detail;
     statusEl.className = `status ${e.detail}`;
   });
   statusEl.textContent = provider.status;
   statusEl.className = `status ${provider.status}`;
   provider.connect();
-  sendPresence(view.state);
+  sendPresence();
   // For debugging and automation (the browser tests use all of it).
-  window.weft = { doc, provider, view, whenSaved, get viewRepairs() { return viewRepairs; } };
+  window.weft = { doc, provider, view, whenSaved, get viewRepairs() { return viewRepairs; }, get openedAt() { return openedAt; } };
 }
 
 if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js').catch(() => {});

@@ -462,9 +462,16 @@ function need(seen, bits, type) {
 /**
  * Decodes one text frame from weft-server; throws a MessageError when the
  * codec would refuse it. See the top of this file for what it returns.
+ *
+ * With `rawOps`, the ops of ops and sync messages are left as the JSON text
+ * of their array (a slice of `text`), unread: for a caller that hands them
+ * to the WebAssembly core, whose op parser (the codec's) checks them, instead
+ * of building objects only to turn them back into JSON. An ops array the
+ * codec would refuse is then refused by applyOps, not here.
  * @param {string} text
+ * @param {{rawOps?: boolean}} [options]
  */
-export function decodeServerMessage(text) {
+export function decodeServerMessage(text, { rawOps = false } = {}) {
   if (typeof text !== 'string') fail('bad_message', 'not a text frame');
   const r = new Reader(text);
   if (r.peek() !== 0x7b) {
@@ -547,7 +554,7 @@ export function decodeServerMessage(text) {
   if (type === 'ops' || type === 'sync') {
     const sync = type === 'sync';
     need(seen, sync ? F.ops | F.version : F.ops, type);
-    const ops = readOps(text, f.ops[0], f.ops[1]);
+    const ops = rawOps ? text.slice(f.ops[0], f.ops[1]) : readOps(text, f.ops[0], f.ops[1]);
     if (!sync) return { type, doc, ops };
     const version = f.version ? readVersion(text, f.version[0], f.version[1]) : [];
     return { type, doc, ops, version, ref: f.ref ?? 0 };

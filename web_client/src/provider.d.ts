@@ -19,6 +19,10 @@ export class WeftProvider extends EventTarget {
   readonly presence: Map<number | bigint, unknown>;
   /** Every op of this replica up to this counter is durable on the server ('acked' event). */
   readonly acked: number;  // a session id above 2^53 - 1 is a BigInt
+  /** When false, remote ops are applied without computing their changes and
+   *  onRemoteChanges is not called ('changed' still fires): for a view that
+   *  will show the document's whole text at once (a page opening). Default true. */
+  changeEvents: boolean;
   connect(): void;
   destroy(): void;
   /** Sends the document's outgoing ops (call after local edits; batched per task). */

@@ -24,6 +24,10 @@ export class WeftProvider extends EventTarget {
     this.docId = docId;
     this.doc = doc;
     this.onRemoteChanges = onRemoteChanges;
+    /** When false, remote ops are applied without computing their changes and
+     * onRemoteChanges is not called ('changed' still fires): for a view that
+     * will show the whole text at once, such as a page opening a document. */
+    this.changeEvents = true;
     this.status = 'offline';
     this.presence = new Map(); // session -> state
     /** Every op of this replica up to this counter is durable on the server. */
@@ -139,7 +143,8 @@ export class WeftProvider extends EventTarget {
     // refuse is ignored, as are message types this client does not use.
     let m;
     try {
-      m = decodeServerMessage(data);
+      // Ops stay JSON text: the core parses them straight into its ops.
+      m = decodeServerMessage(data, { rawOps: true });
     } catch {
       return;
     }
@@ -153,8 +158,11 @@ export class WeftProvider extends EventTarget {
         if (m.doc !== this.docId) return;
         let changes;
         try {
-          changes = this.doc.applyOps(m.ops);
+          changes = this.doc.applyOps(m.ops, { changes: this.changeEvents });
         } catch (e) {
+          // Ops the codec's parser refuses make the frame one the codec
+          // refuses: ignored whole, as weft::client does (nothing was applied).
+          if (e.unreadable) return;
           // The server sent an op this replica refuses (a bug on one side):
           // keep the rest of the message's changes and go on, rather than
           // stay stuck in 'syncing'.
@@ -162,7 +170,7 @@ export class WeftProvider extends EventTarget {
           changes = e.changes ?? [];
           this.dispatchEvent(new CustomEvent('servererror', { detail: { type: 'error', code: 'invalid_op', message: e.message, doc: m.doc } }));
         }
-        if (changes.length) this.onRemoteChanges(changes);
+        if (changes.length && this.changeEvents) this.onRemoteChanges(changes);
         if (m.type === 'sync') {
           this.doc.takeOutgoing(); // covered by what the server lacks, below
           // Our own ops count from the last ack, not from the server's version

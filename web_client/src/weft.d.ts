@@ -20,10 +20,11 @@ export interface Document {
   erase(pos: number, count: number): void;
   /** JSON array (text) of the ops made locally since the last call. */
   takeOutgoing(): string;
-  /** Applies remote ops (JSON text or objects), in any order; returns the visible changes. */
-  /** Applies remote ops; returns the view changes. Throws when an op is refused: the others are
-   *  still applied, and the thrown Error's `changes` holds every change made. */
-  applyOps(ops: string | Op[]): Change[];
+  /** Applies remote ops (JSON text or objects), in any order; returns the visible changes.
+   *  Throws an Error when the ops cannot be read (`unreadable`: true; nothing was applied) or
+   *  when an op is refused (the others are still applied; `changes` holds every change made).
+   *  With `{ changes: false }` no change is computed and [] is returned. */
+  applyOps(ops: string | Op[], options?: { changes?: boolean }): Change[];
   text(): string;
   /** Visible length in code points. */
   length(): number;

@@ -76,13 +76,18 @@ export async function loadWeft(options = {}) {
     }
     /**
      * Applies remote ops given as a JSON array (text, or an array of op
-     * objects). Returns the visible changes in order, positions in code points.
-     * Throws on malformed or invalid ops (earlier ops stay applied).
+     * objects). Returns the visible changes in order, positions in code
+     * points; with `{ changes: false }` returns [] and saves the work of
+     * finding them (for a caller that shows the text some other way).
+     * Throws on malformed or invalid ops. Malformed JSON, or an op the
+     * codec's parser refuses, applies nothing (the error's `unreadable` is
+     * true); an op the document refuses is skipped and the others stay
+     * applied (their changes are the error's `changes`).
      */
-    applyOps(ops) {
+    applyOps(ops, { changes = true } = {}) {
       const json = typeof ops === 'string' ? ops : JSON.stringify(ops);
       const [ptr, n] = toWasm(json);
-      core._weft_apply_json(this._h, ptr, n);
+      core._weft_apply_json(this._h, ptr, n, changes ? 1 : 0);
       const at = core._weft_result_ptr(this._h), len = core._weft_result_len(this._h);
       const text = len === 2 ? '[]' : decoder.decode(core.HEAPU8.subarray(at, at + len));
       const out = JSON.parse(text);
@@ -90,6 +95,7 @@ export async function loadWeft(options = {}) {
         // A refused op: the others were applied, and their changes are on
         // the error, so a view can still follow (e.changes).
         const e = new Error(out.error);
+        e.unreadable = !('changes' in out);
         e.changes = out.changes ?? [];
         throw e;
       }

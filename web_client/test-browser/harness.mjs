@@ -3,42 +3,9 @@
 // to drive and read the editor page.
 import assert from 'node:assert/strict';
 import { before, after, afterEach } from 'node:test';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { startServer, launchBrowser, root, buildDir } from './browser-env.mjs';
 
-export const root = new URL('..', import.meta.url).pathname;
-export const buildDir = path.join(root, '../build');
-
-/** Starts weft-server on a free port with `extraArgs`; resolves to { base, port, kill(signal), stop() }. */
-export async function startServer(extraArgs = []) {
-  const serverBin = process.env.WEFT_SERVER ?? path.join(buildDir, 'weft-server');
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-e2e-'));
-  const server = spawn(serverBin, ['--port', '0', '--data-dir', dataDir, '--web-root', path.join(root, 'dist'),
-    '--log-level', 'info', ...extraArgs]);
-  const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('server did not start')), 15000);
-    let buf = '';
-    server.stderr.on('data', (d) => {
-      buf += d;
-      const m = buf.match(/listening on 127\.0\.0\.1:(\d+)/);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
-    });
-    server.on('exit', (code) => reject(new Error(`server exited ${code}: ${buf}`)));
-  });
-  return {
-    port,
-    base: `http://127.0.0.1:${port}`,
-    /** Signals the server (e.g. SIGKILL for a crash) and leaves its data directory until stop(). */
-    kill(signal) { server.kill(signal); },
-    stop() {
-      server.kill('SIGTERM');
-      fs.rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
+export { startServer, launchBrowser, root, buildDir };
 
 /** For a test file: a weft-server (with `extraArgs`) and chromium, started
  * before its tests and stopped after them. Returns { server, base, browser },
@@ -55,18 +22,6 @@ export function useServerAndBrowser(extraArgs = []) {
     env.server?.stop();
   });
   return env;
-}
-
-/** Launches headless chromium with the flags the project mandates. Playwright
- * gives every launch a fresh temporary --user-data-dir and removes it on close. */
-export async function launchBrowser() {
-  return chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: 60000,
-  });
 }
 
 // The editor's safety net (main.js) repairs a view that wrong change events
@@ -93,7 +48,9 @@ export function allowViewRepairs(page, n) { repairs.get(page).allowed = n; }
 export async function openPage(context, base, doc) {
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error('page error:', e.message));
-  const r = { url: `${base}/d/${doc}`, seen: 0, allowed: 0 };
+  // ?verify: the page compares its whole view with the replica's text after
+  // every remote batch (main.js), so a wrong change event cannot hide.
+  const r = { url: `${base}/d/${doc}?verify`, seen: 0, allowed: 0 };
   repairs.set(page, r);
   page.on('console', (m) => {
     if (m.type() === 'error' && m.text().startsWith(REPAIR)) {
@@ -101,7 +58,7 @@ export async function openPage(context, base, doc) {
       console.error(`page ${r.url}: ${m.text()}`);
     }
   });
-  await page.goto(`${base}/d/${doc}`);
+  await page.goto(r.url);
   await page.locator('[data-testid=status]').filter({ hasText: 'online' }).waitFor({ timeout: 15000 });
   return page;
 }

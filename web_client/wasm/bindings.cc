@@ -101,11 +101,13 @@ class wasm_document {
   /// the answer is {"error":..., "changes":[...]} with every change made, so
   /// a view never misses one. Unreadable JSON: {"error":...}, nothing applied.
   std::string apply_ops(const std::string& ops_json) {
-    apply_json(ops_json);
+    apply_json(ops_json, true);
     return result_;
   }
   /// apply_ops() without embind's string copies: the answer goes to result_.
-  void apply_json(std::string_view ops_json) {
+  /// Without `want_changes` no change is collected or encoded (result_ is
+  /// "[]" or the error), which saves the core the visible position of each.
+  void apply_json(std::string_view ops_json, bool want_changes) {
     ops_.clear();
     status st = read_ops(ops_json, &ops_);
     if (!st.ok()) {
@@ -115,7 +117,7 @@ class wasm_document {
     changes_.clear();
     std::optional<status> first_error;
     for (const auto& op : ops_) {
-      auto r = doc_.apply(op, &changes_);
+      auto r = doc_.apply(op, want_changes ? &changes_ : nullptr);
       if (!r.ok() && !first_error) first_error = r.error();
     }
     if (!first_error) {
@@ -197,10 +199,11 @@ EMSCRIPTEN_KEEPALIVE char* weft_scratch(std::size_t n) {
 EMSCRIPTEN_KEEPALIVE int weft_insert_utf8(weft::wasm::wasm_document* d, double pos, const char* text, std::size_t n) {
   return d->insert_utf8(pos, std::string_view(text, n)) ? 1 : 0;
 }
-/// Applies `n` bytes of JSON ops at `json`; the answer (changes or error
-/// JSON) is at weft_result_ptr(d) / weft_result_len(d).
-EMSCRIPTEN_KEEPALIVE void weft_apply_json(weft::wasm::wasm_document* d, const char* json, std::size_t n) {
-  d->apply_json(std::string_view(json, n));
+/// Applies `n` bytes of JSON ops at `json`; the answer (changes, "[]" when
+/// `want_changes` is 0, or error JSON) is at weft_result_ptr(d) / weft_result_len(d).
+EMSCRIPTEN_KEEPALIVE void weft_apply_json(weft::wasm::wasm_document* d, const char* json, std::size_t n,
+                                          int want_changes) {
+  d->apply_json(std::string_view(json, n), want_changes != 0);
 }
 EMSCRIPTEN_KEEPALIVE const char* weft_result_ptr(weft::wasm::wasm_document* d) { return d->result().data(); }
 EMSCRIPTEN_KEEPALIVE std::size_t weft_result_len(weft::wasm::wasm_document* d) { return d->result().size(); }
