@@ -35,7 +35,9 @@ std::string encode_binary_ack(std::uint64_t ref, const version_vector& version) 
   return std::move(w.str());
 }
 
-std::variant<binary_message, decode_error> decoder::binary(std::string_view frame, const decode_limits& limits) try {
+namespace {
+
+std::variant<binary_message, decode_error> decode_binary(std::string_view frame, const decode_limits& limits) {
   if (frame.empty()) return bad("empty binary frame");
   detail::byte_reader rd(frame);
   const std::uint8_t kind = rd.u8();
@@ -66,8 +68,22 @@ std::variant<binary_message, decode_error> decoder::binary(std::string_view fram
     return binary_message(std::move(a));
   }
   return bad("unknown binary frame kind " + std::to_string(kind));
-} catch (const std::exception& e) {
-  return decode_error{error_kind::internal, std::string("cannot decode: ") + e.what(), {}};
+}
+
+}  // namespace
+
+std::variant<binary_message, decode_error> decoder::binary(std::string_view frame, const decode_limits& limits) {
+#if defined(__cpp_exceptions)
+  try {
+    return decode_binary(frame, limits);
+  } catch (const std::exception& e) {
+    return decode_error{error_kind::internal, std::string("cannot decode: ") + e.what(), {}};
+  }
+#else
+  // The WebAssembly core is built without exceptions (an allocation failure
+  // aborts there anyway).
+  return decode_binary(frame, limits);
+#endif
 }
 
 }  // namespace weft::protocol

@@ -33,12 +33,12 @@ const opens = Number(opt('--opens', '3'));
 const openTimeoutMs = Number(opt('--open-timeout', '300000'));
 const profileTop = Number(opt('--profile', '0'));
 const history = opt('--history', 'runs');
-if (!tracePath) {
+if (!tracePath || args.includes('--help')) {
   console.error('usage: node bench/page-bench.mjs --trace FILE.json.gz [--repeat 1,10] [--history runs|keystrokes] [--keys N] [--opens N] [--open-timeout MS] [--profile TOP]');
   console.error('  --history keystrokes: one op per keystroke, as a page sends while typing;');
   console.error('            runs (default): consecutive typing as one insert op, as a client that flushes per word sends');
   console.error('  --profile TOP: CPU-profile the first open and the keys, print their TOP functions by self time (stderr)');
-  process.exit(2);
+  process.exit(args.includes("--help") ? 0 : 2);
 }
 const trace = JSON.parse(zlib.gunzipSync(fs.readFileSync(tracePath)).toString('utf8'));
 const traceName = tracePath.split('/').pop().replace(/\.json(\.gz)?$/, '');

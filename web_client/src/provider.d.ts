@@ -13,6 +13,8 @@ export class WeftProvider extends EventTarget {
     WebSocket?: typeof WebSocket;
     /** Access token sent in hello, for servers run with --auth-secret*. */
     token?: string;
+    /** Ask for binary frames for live ops and acks (docs/protocol.md, "Binary frames"). Default true. */
+    binary?: boolean;
   });
   readonly status: Status;
   /** Other connections' presence, by session. */

@@ -15,9 +15,16 @@ export class WeftProvider extends EventTarget {
    * @param {(changes: Array) => void} o.onRemoteChanges  visible changes from remote ops
    * @param {Function} [o.WebSocket]  WebSocket constructor (default: the global one)
    * @param {string} [o.token]    access token sent in hello (servers run with --auth-secret*)
+   * @param {boolean} [o.binary]  ask for binary frames for live ops and acks (default true;
+   *                              docs/protocol.md, "Binary frames")
    */
-  constructor({ url, docId, doc, onRemoteChanges, WebSocket: WebSocketImpl, token }) {
+  constructor({ url, docId, doc, onRemoteChanges, WebSocket: WebSocketImpl, token, binary = true }) {
     super();
+    this._wantBinary = binary;
+    // The document's number in binary frames, from its sync; 0 while binary
+    // frames are off on the current connection (or before the sync).
+    this._ref = 0;
+    this._binary = false;
     this._token = token ?? null;
     this._WebSocket = WebSocketImpl ?? globalThis.WebSocket;
     this.url = url;
@@ -71,6 +78,15 @@ export class WeftProvider extends EventTarget {
     this._flushQueued = true;
     queueMicrotask(() => {
       this._flushQueued = false;
+      // A binary frame when the connection has them and the ops fit one (a
+      // keystroke: ~20 bytes instead of ~120 of JSON); otherwise JSON, cut.
+      if (this._ref && this.status === 'online') {
+        const frame = this.doc.takeOutgoingFrame(this._ref, Math.floor(this._maxMessageBytes / 2));
+        if (frame) {
+          this._send(frame);
+          return;
+        }
+      }
       const ops = this.doc.takeOutgoing();
       // Offline, the ops stay in the document; the next sync sends them.
       if (ops !== '[]' && this.status === 'online') this._sendOps(ops);
@@ -117,10 +133,20 @@ export class WeftProvider extends EventTarget {
       return;
     }
     this._ws = ws;
-    ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', protocol: 1, client: 'weft-web', ...(this._token ? { token: this._token } : {}) }));
-    ws.onmessage = (e) => this._onMessage(e.data);
+    ws.binaryType = 'arraybuffer';
+    this._ref = 0;
+    this._binary = false;
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', protocol: 1, client: 'weft-web',
+      ...(this._token ? { token: this._token } : {}), ...(this._wantBinary ? { binary: true } : {}) }));
+    ws.onmessage = (e) => {
+      if (typeof e.data === 'string') this._onMessage(e.data);
+      else if (e.data instanceof ArrayBuffer) this._onBinary(new Uint8Array(e.data));
+      else if (ArrayBuffer.isView(e.data)) this._onBinary(new Uint8Array(e.data.buffer, e.data.byteOffset, e.data.byteLength));
+    };
     ws.onclose = () => {
       this._ws = null;
+      this._ref = 0;
+      this._binary = false;
       if (this.presence.size) {
         this.presence.clear();
         this.dispatchEvent(new CustomEvent('presence'));
@@ -151,6 +177,7 @@ export class WeftProvider extends EventTarget {
     switch (m.type) {
       case 'welcome':
         if (typeof m.max_message_bytes === 'number' && m.max_message_bytes > 0) this._maxMessageBytes = m.max_message_bytes;
+        this._binary = m.binary === true;
         this._send(JSON.stringify({ type: 'open', doc: this.docId, version: this.doc.version() }));
         break;
       case 'ops':
@@ -172,6 +199,8 @@ export class WeftProvider extends EventTarget {
         }
         if (changes.length && this.changeEvents) this.onRemoteChanges(changes);
         if (m.type === 'sync') {
+          // Binary frames name the document by this number from now on.
+          if (this._binary && typeof m.ref === 'number' && m.ref > 0) this._ref = m.ref;
           this.doc.takeOutgoing(); // covered by what the server lacks, below
           // Our own ops count from the last ack, not from the server's version
           // (as weft::client does): if the server stored them but crashed
@@ -193,15 +222,10 @@ export class WeftProvider extends EventTarget {
         else this.presence.set(m.session, m.state);
         this.dispatchEvent(new CustomEvent('presence'));
         break;
-      case 'ack': {
+      case 'ack':
         if (m.doc !== this.docId) return;
-        const mine = m.version.find(([r]) => r === this.doc.replica());
-        if (mine && mine[1] > this.acked) {
-          this.acked = mine[1];
-          this.dispatchEvent(new CustomEvent('acked', { detail: this.acked }));
-        }
+        this._onAck(m.version);
         break;
-      }
       case 'error':
         console.warn('weft server:', m.code, m.message);
         this.dispatchEvent(new CustomEvent('servererror', { detail: m }));
@@ -209,5 +233,35 @@ export class WeftProvider extends EventTarget {
       default:
         break;
     }
+  }
+
+  _onAck(version) {
+    const mine = version.find(([r]) => r === this.doc.replica());
+    if (mine && mine[1] > this.acked) {
+      this.acked = mine[1];
+      this.dispatchEvent(new CustomEvent('acked', { detail: this.acked }));
+    }
+  }
+
+  // A binary frame (live ops or an ack of the open document), read by the
+  // core's codec. Frames the codec refuses, or with another number than the
+  // sync gave the document (0 before it), are ignored whole, as weft::client
+  // does.
+  _onBinary(bytes) {
+    let r;
+    try {
+      r = this.doc.applyFrame(bytes, { ref: this._ref, changes: this.changeEvents });
+    } catch (e) {
+      if (e.unreadable) return;
+      console.warn('weft: refused a remote op:', e.message);
+      r = { type: 'ops', changes: e.changes ?? [] };
+      this.dispatchEvent(new CustomEvent('servererror', { detail: { type: 'error', code: 'invalid_op', message: e.message, doc: this.docId } }));
+    }
+    if (r.type === 'ack') {
+      this._onAck(r.version);
+      return;
+    }
+    if (r.changes.length && this.changeEvents) this.onRemoteChanges(r.changes);
+    this.dispatchEvent(new CustomEvent('changed'));
   }
 }

@@ -25,6 +25,14 @@ export interface Document {
    *  when an op is refused (the others are still applied; `changes` holds every change made).
    *  With `{ changes: false }` no change is computed and [] is returned. */
   applyOps(ops: string | Op[], options?: { changes?: boolean }): Change[];
+  /** Reads a binary frame from weft-server for the document numbered `ref` (its sync's "ref"):
+   *  an ops frame is applied (throws as applyOps does), an ack frame returns its version. A frame
+   *  the codec refuses, or for another ref, throws with `unreadable` set and applies nothing. */
+  applyFrame(bytes: Uint8Array, options: { ref: number; changes?: boolean }):
+    { type: 'ops'; changes: Change[] } | { type: 'ack'; version: Version };
+  /** The outgoing ops as one binary ops frame for document `ref`, or null when there are none
+   *  or they exceed `maxBytes` (then takeOutgoing() returns them as JSON). */
+  takeOutgoingFrame(ref: number, maxBytes: number): Uint8Array | null;
   text(): string;
   /** Visible length in code points. */
   length(): number;

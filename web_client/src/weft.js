@@ -54,6 +54,27 @@ export async function loadWeft(options = {}) {
     const { written } = encoder.encodeInto(text, core.HEAPU8.subarray(ptr, ptr + max));
     return [ptr, written];
   };
+  // Copies `bytes` (a Uint8Array) into wasm memory; returns the pointer.
+  const bytesToWasm = (bytes) => {
+    const ptr = core._weft_scratch(bytes.length);
+    core.HEAPU8.set(bytes, ptr);
+    return ptr;
+  };
+  // The answer of the last call on handle `h`, as text.
+  const resultText = (h) => {
+    const at = core._weft_result_ptr(h), len = core._weft_result_len(h);
+    return len === 2 ? '[]' : decoder.decode(core.HEAPU8.subarray(at, at + len));
+  };
+  // An apply answer (see bindings.cc): the changes, or a thrown Error.
+  const changesOrThrow = (out) => {
+    if (Array.isArray(out)) return out;
+    // Unreadable input applies nothing; a refused op leaves the others
+    // applied, and their changes are on the error, so a view can still follow.
+    const e = new Error(out.error);
+    e.unreadable = !('changes' in out);
+    e.changes = out.changes ?? [];
+    throw e;
+  };
 
   /** One replica of one document. Not thread-safe; call dispose() when done. */
   class Document {
@@ -88,18 +109,33 @@ export async function loadWeft(options = {}) {
       const json = typeof ops === 'string' ? ops : JSON.stringify(ops);
       const [ptr, n] = toWasm(json);
       core._weft_apply_json(this._h, ptr, n, changes ? 1 : 0);
+      return changesOrThrow(JSON.parse(resultText(this._h)));
+    }
+    /**
+     * Reads a binary frame from weft-server (docs/protocol.md, "Binary
+     * frames") for the document the server numbers `ref` (its sync's "ref").
+     * An ops frame is applied: returns { type: 'ops', changes } and throws as
+     * applyOps does. An ack frame: returns { type: 'ack', version }. A frame
+     * the codec refuses, or for another ref, throws with `unreadable` set
+     * and applies nothing. The bytes are only read.
+     * @param {Uint8Array} bytes
+     */
+    applyFrame(bytes, { ref, changes = true }) {
+      core._weft_apply_frame(this._h, bytesToWasm(bytes), bytes.length, ref, changes ? 1 : 0);
+      const out = JSON.parse(resultText(this._h));
+      if (out && !Array.isArray(out) && 'ack' in out) return { type: 'ack', version: out.ack };
+      return { type: 'ops', changes: changesOrThrow(out) };
+    }
+    /**
+     * The ops made locally since the last take as one binary ops frame for
+     * document `ref` (a fresh Uint8Array), or null when there are none or
+     * they would make a frame over `maxBytes` (or over 10,000 ops): then they
+     * stay queued and takeOutgoing() returns them as JSON, to be cut.
+     */
+    takeOutgoingFrame(ref, maxBytes) {
+      if (core._weft_take_outgoing_frame(this._h, ref, maxBytes) !== 1) return null;
       const at = core._weft_result_ptr(this._h), len = core._weft_result_len(this._h);
-      const text = len === 2 ? '[]' : decoder.decode(core.HEAPU8.subarray(at, at + len));
-      const out = JSON.parse(text);
-      if (!Array.isArray(out)) {
-        // A refused op: the others were applied, and their changes are on
-        // the error, so a view can still follow (e.changes).
-        const e = new Error(out.error);
-        e.unreadable = !('changes' in out);
-        e.changes = out.changes ?? [];
-        throw e;
-      }
-      return out;
+      return core.HEAPU8.slice(at, at + len);
     }
     text() { return this._d.text(); }
     /** Visible length in code points. */

@@ -1,8 +1,9 @@
 // A fresh page opening a document whose history comes in many sync chunks
 // (the server's messages are kept small here): the page shows the text at
 // once when the sync ends (main.js, "opening"), exactly the replica's, and is
-// editable afterwards; emoji and line breaks included, so the view's
-// UTF-16 offsets and the replica's code points must agree throughout.
+// editable afterwards, with live ops and acks as binary frames; emoji and
+// line breaks included, so the view's UTF-16 offsets and the replica's code
+// points must agree throughout.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useServerAndBrowser, openPage, textOf, waitText, typeAt } from './harness.mjs';
@@ -49,9 +50,14 @@ test('a fresh page opens a document of many sync chunks at once, then edits it',
   // A fresh page (no stored replica) opens it.
   const ctxB = await env.browser.newContext();
   let syncFrames = 0;
-  ctxB.on('page', (p) => p.on('websocket', (ws) => ws.on('framereceived', (f) => {
-    if (/^\{"type":"(ops|sync)"/.test(String(f.payload))) syncFrames++;
-  })));
+  const binaryIn = [], binaryOut = [];
+  ctxB.on('page', (p) => p.on('websocket', (ws) => {
+    ws.on('framereceived', (f) => {
+      if (typeof f.payload !== 'string') binaryIn.push(f.payload[0]);
+      else if (/^\{"type":"(ops|sync)"/.test(f.payload)) syncFrames++;
+    });
+    ws.on('framesent', (f) => { if (typeof f.payload !== 'string') binaryOut.push(f.payload[0]); });
+  }));
   const opened = await openPage(ctxB, env.base, doc);
   assert.ok(syncFrames > 5, `the history came in many frames (${syncFrames})`);
   assert.equal(await textOf(opened), text, 'the page shows the whole text once online');
@@ -66,5 +72,9 @@ test('a fresh page opens a document of many sync chunks at once, then edits it',
   const want = 'B! ' + text.slice(0, at) + '<>' + text.slice(at);
   await waitText(opened, want);
   await waitText(a, want);
+  // Live ops and acks travelled as binary frames (docs/protocol.md): kind 1
+  // (ops) out, and ops and acks (kind 2) in.
+  assert.ok(binaryOut.length >= 3 && binaryOut.every((k) => k === 1), `keystrokes sent as binary ops frames (${binaryOut})`);
+  assert.ok(binaryIn.includes(1) && binaryIn.includes(2), `binary ops and acks received (${binaryIn})`);
   await ctxA.close(); await ctxB.close();
 });

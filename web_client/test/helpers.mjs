@@ -14,7 +14,8 @@ export function rng(seed) {
   };
 }
 
-/** A scripted server for WeftProvider: `sent` holds what the client sent, parsed; `raw`, as text. */
+/** A scripted server for WeftProvider: `sent` holds what the client sent,
+ * parsed (binary frames as Uint8Arrays); `raw`, as sent. */
 export class FakeSocket {
   static last = null;
   constructor(url) {
@@ -28,9 +29,9 @@ export class FakeSocket {
       this.onopen();
     });
   }
-  send(text) {
-    this.raw.push(text);
-    this.sent.push(JSON.parse(text));
+  send(data) {
+    this.raw.push(data);
+    this.sent.push(typeof data === 'string' ? JSON.parse(data) : new Uint8Array(data));
   }
   close() {
     this.readyState = 3;

@@ -17,7 +17,7 @@ test('a session, and frames the codec refuses change nothing', async () => {
   provider.connect();
   await tick();
   const ws = FakeSocket.last;
-  assert.deepEqual(ws.sent, [{ type: 'hello', protocol: 1, client: 'weft-web' }]);
+  assert.deepEqual(ws.sent, [{ type: 'hello', protocol: 1, client: 'weft-web', binary: true }]);
 
   ws.receive('{"type":"welcome"}'); // no protocol: refused
   assert.equal(ws.sent.length, 1);
@@ -121,5 +121,101 @@ test('an op the replica refuses neither loses the others nor leaves the provider
   } finally {
     console.warn = warn;
     provider.destroy();
+  }
+});
+
+test('binary frames: live ops and acks in, keystrokes out, JSON when a frame would be too large', async () => {
+  const weft = await loadWeft();
+  const doc = new weft.Document(1), remote = new weft.Document(2);
+  const changes = [];
+  const provider = new WeftProvider({ url: 'ws://test/', docId: 'd', doc, WebSocket: FakeSocket, onRemoteChanges: (c) => changes.push(...c) });
+  const warn = console.warn;
+  console.warn = () => {};
+  try {
+    provider.connect();
+    await tick();
+    const ws = FakeSocket.last;
+    assert.equal(ws.binaryType, 'arraybuffer');
+    ws.receive('{"type":"welcome","protocol":1,"server":"weft","max_message_bytes":4096,"binary":true}');
+    remote.insert(0, 'hi');
+    const hi = remote.takeOutgoingFrame(3, 4096);
+    ws.receive(hi.slice().buffer); // before the sync named the document: ignored
+    assert.equal(doc.text(), '');
+    ws.receive('{"type":"sync","doc":"d","ops":[],"version":[],"ref":3}');
+    assert.equal(provider.status, 'online');
+    ws.receive(hi.slice().buffer);
+    assert.equal(doc.text(), 'hi');
+    assert.deepEqual(changes, [{ insert: 'hi', pos: 0 }]);
+
+    remote.insert(2, '!');
+    ws.receive(remote.takeOutgoingFrame(4, 4096).buffer); // another document's number: ignored
+    ws.receive(new Uint8Array([1, 3, 0xff, 0xff]).buffer); // the codec refuses it: ignored
+    ws.receive(new Uint8Array([7, 3]).buffer); // an unknown kind: ignored
+    assert.equal(doc.text(), 'hi');
+
+    // A keystroke goes out as one binary frame for document 3.
+    const before = ws.sent.length;
+    doc.insert(2, '?');
+    provider.flush();
+    await tick();
+    assert.equal(ws.sent.length, before + 1);
+    const out = ws.sent[before];
+    assert.ok(out instanceof Uint8Array);
+    assert.deepEqual([...out.slice(0, 2)], [1, 3]);
+    assert.equal(remote.applyFrame(out, { ref: 3 }).type, 'ops');
+    assert.equal(remote.text(), 'hi?!');
+
+    // An ack frame for this replica.
+    const acked = [];
+    provider.addEventListener('acked', (e) => acked.push(e.detail));
+    ws.receive(new Uint8Array([2, 3, 2, 1, 1, 2, 3]).buffer); // version [[1,1],[2,3]]
+    assert.equal(provider.acked, 1);
+    assert.deepEqual(acked, [1]);
+
+    // A paste larger than a frame may be: JSON ops messages, cut to the budget.
+    doc.insert(0, 'x'.repeat(5000));
+    provider.flush();
+    await tick();
+    const json = ws.raw.slice(before + 1).filter((m) => typeof m === 'string');
+    assert.ok(json.length >= 2, 'cut into several messages');
+    for (const m of json) {
+      assert.ok(m.length <= 2048 + 100, `message of ${m.length} bytes`);
+      assert.equal(JSON.parse(m).type, 'ops');
+    }
+
+    // A new connection forgets the number until its own sync.
+    ws.close();
+    await new Promise((r) => setTimeout(r, 700));
+    const ws2 = FakeSocket.last;
+    assert.notEqual(ws2, ws);
+    remote.insert(0, '>');
+    const again = remote.takeOutgoingFrame(3, 4096);
+    ws2.receive(again.slice().buffer);
+    assert.ok(!doc.text().includes('>'), 'ignored before the new sync');
+  } finally {
+    console.warn = warn;
+    provider.destroy();
+  }
+});
+
+test('without binary frames (binary: false, or a server that does not confirm them) everything is JSON', async () => {
+  const weft = await loadWeft();
+  for (const [wanted, confirmed] of [[false, false], [true, false]]) {
+    const doc = new weft.Document(1);
+    const provider = new WeftProvider({ url: 'ws://test/', docId: 'd', doc, WebSocket: FakeSocket, onRemoteChanges: () => {}, binary: wanted });
+    provider.connect();
+    await tick();
+    const ws = FakeSocket.last;
+    assert.equal(ws.sent[0].binary, wanted ? true : undefined);
+    ws.receive(`{"type":"welcome","protocol":1,"server":"weft","max_message_bytes":4096${confirmed ? ',"binary":true' : ''}}`);
+    ws.receive('{"type":"sync","doc":"d","ops":[],"version":[],"ref":3}');
+    doc.insert(0, 'a');
+    provider.flush();
+    await tick();
+    const last = ws.raw[ws.raw.length - 1];
+    assert.equal(typeof last, 'string');
+    assert.equal(JSON.parse(last).type, 'ops');
+    provider.destroy();
+    doc.dispose();
   }
 });

@@ -13,6 +13,7 @@
 #include "protocol/op_json_reader.h"
 #include "protocol/json_writer.h"
 #include "weft/document.h"
+#include "weft/protocol.h"
 #include "weft/unicode.h"
 
 namespace weft::wasm {
@@ -114,6 +115,55 @@ class wasm_document {
       result_ = error_json(st);
       return;
     }
+    apply_all(want_changes);
+  }
+  /// Reads a binary frame of the protocol (docs/protocol.md, "Binary
+  /// frames") from the server, for the document the server numbers `ref`.
+  /// An ops frame is applied and answered as apply_json() answers; an ack
+  /// frame is answered {"ack":[[replica, counter], ...]}. A frame the codec
+  /// refuses, or one for another ref: {"error":...}, nothing applied.
+  void apply_frame(std::string_view frame, std::uint64_t ref, bool want_changes) {
+    auto m = protocol::decoder::binary(frame, protocol::server_message_limits);
+    if (auto* e = std::get_if<protocol::decode_error>(&m)) {
+      result_ = error_json(status(error_code::invalid_argument, "binary frame: " + e->message));
+      return;
+    }
+    auto& msg = std::get<protocol::binary_message>(m);
+    if (auto* a = std::get_if<protocol::binary_ack>(&msg)) {
+      if (a->ref != ref) {
+        result_ = error_json(status(error_code::invalid_argument, "binary frame for another document"));
+        return;
+      }
+      result_ = "{\"ack\":";
+      append_version(result_, a->version);
+      result_.push_back('}');
+      return;
+    }
+    auto& o = std::get<protocol::binary_ops>(msg);
+    if (o.ref != ref) {
+      result_ = error_json(status(error_code::invalid_argument, "binary frame for another document"));
+      return;
+    }
+    ops_ = std::move(o.ops);
+    apply_all(want_changes);
+  }
+  /// The ops made locally since the last take, as one binary ops frame for
+  /// document `ref` (then in result_): 1. When there are none: 0. When they
+  /// make a frame over `max_bytes` or too many ops for one message: -1, and
+  /// they stay queued for take_outgoing(), whose JSON the caller cuts.
+  int take_outgoing_frame(std::uint64_t ref, std::size_t max_bytes) {
+    if (outbox_.empty()) return 0;
+    if (outbox_.size() > protocol::decode_limits{}.max_ops_per_message) return -1;
+    std::string frame = protocol::encode_binary_ops(ref, outbox_);
+    if (frame.size() > max_bytes) return -1;
+    result_ = std::move(frame);
+    outbox_.clear();
+    return 1;
+  }
+
+ private:
+  /// Applies ops_ and writes the answer of apply_json() to result_.
+  void apply_all(bool want_changes) {
     changes_.clear();
     std::optional<status> first_error;
     for (const auto& op : ops_) {
@@ -130,6 +180,8 @@ class wasm_document {
     result_ += changes_json(changes_);
     result_.push_back('}');
   }
+
+ public:
   const std::string& result() const { return result_; }
   std::string text() const { return doc_.text(); }
   double length() const { return static_cast<double>(doc_.length()); }
@@ -204,6 +256,17 @@ EMSCRIPTEN_KEEPALIVE int weft_insert_utf8(weft::wasm::wasm_document* d, double p
 EMSCRIPTEN_KEEPALIVE void weft_apply_json(weft::wasm::wasm_document* d, const char* json, std::size_t n,
                                           int want_changes) {
   d->apply_json(std::string_view(json, n), want_changes != 0);
+}
+/// Reads `n` bytes of a binary protocol frame at `frame` for document `ref`
+/// (see wasm_document::apply_frame); the answer is at weft_result_ptr(d).
+EMSCRIPTEN_KEEPALIVE void weft_apply_frame(weft::wasm::wasm_document* d, const char* frame, std::size_t n, double ref,
+                                           int want_changes) {
+  d->apply_frame(std::string_view(frame, n), static_cast<std::uint64_t>(ref), want_changes != 0);
+}
+/// The outgoing ops as one binary frame at weft_result_ptr(d): 1; none: 0;
+/// too large for one frame of `max_bytes`: -1 (take them as JSON).
+EMSCRIPTEN_KEEPALIVE int weft_take_outgoing_frame(weft::wasm::wasm_document* d, double ref, double max_bytes) {
+  return d->take_outgoing_frame(static_cast<std::uint64_t>(ref), static_cast<std::size_t>(max_bytes));
 }
 EMSCRIPTEN_KEEPALIVE const char* weft_result_ptr(weft::wasm::wasm_document* d) { return d->result().data(); }
 EMSCRIPTEN_KEEPALIVE std::size_t weft_result_len(weft::wasm::wasm_document* d) { return d->result().size(); }
