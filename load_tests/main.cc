@@ -57,6 +57,7 @@ const char* usage =
     "  --ramp S                spread the connections over S seconds (default 1)\n"
     "  --idle                  connect and sync only; no typing\n"
     "  --seed N                random seed: documents, replicas, actions, schedule (default 1)\n"
+    "  --doc-prefix P          documents are named P-SEED-D, D = 0..docs-1 (default bots)\n"
     "  --server-pid PID        sample that process's CPU time and RSS from /proc (one process:\n"
     "                          with several nodes, the one you choose)\n"
     "  --threads T             network threads of the bots (default 2)\n"
@@ -167,6 +168,7 @@ int main(int argc, char** argv) {
     else if (a == "--ramp") o.ramp_s = num(0);
     else if (a == "--idle") o.idle = true;
     else if (a == "--seed") o.seed = static_cast<std::uint64_t>(num(0));
+    else if (a == "--doc-prefix") o.doc_prefix = value();
     else if (a == "--server-pid") o.server_pid = static_cast<int>(num(1));
     else if (a == "--threads") o.threads = static_cast<unsigned>(num(1));
     else if (a == "--quiet") o.quiet_s = num(0);

@@ -10,19 +10,27 @@
 //  - open: a new page (no stored replica) loads /d/<doc>; timed from the
 //    navigation's start (the page's own clock) until the editor shows the
 //    whole text with the provider online; the median of --opens runs;
+//  - reopen: the same page reloaded (its replica stored in IndexedDB), timed
+//    the same way;
 //  - key: --keys keystrokes typed in the opened page (words of 20 characters
 //    at places spread over the document),
 //    each timed in the page from the transaction to the ops handed to the
 //    socket (CodeMirror's update, the binding, the replica's insert, encoding
 //    and sending), median and p99.
+//  - remote_to_screen: --bots weft-bots type into the document (5 keys/s
+//    each, for --bot-seconds) while the page shows it; for every ops frame
+//    the page receives, from its arrival in the page to the next painted
+//    frame: median, p99, max and how many took over one frame (16.7 ms).
 // One JSON line per figure, with the machine. Exits non-zero if a page's
-// text differs from the replica's.
+// text differs from the replica's or the server's, or the bots fail.
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
 import zlib from 'node:zlib';
 import { loadWeft } from '../src/weft.js';
 import { chunkOps } from '../src/chunk.js';
-import { startServer, launchBrowser } from '../test-browser/browser-env.mjs';
+import { startServer, launchBrowser, buildDir } from '../test-browser/browser-env.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
@@ -33,11 +41,15 @@ const opens = Number(opt('--opens', '3'));
 const openTimeoutMs = Number(opt('--open-timeout', '300000'));
 const profileTop = Number(opt('--profile', '0'));
 const history = opt('--history', 'runs');
+const bots = Number(opt('--bots', '20'));
+const botSeconds = Number(opt('--bot-seconds', '10'));
 if (!tracePath || args.includes('--help')) {
   console.error('usage: node bench/page-bench.mjs --trace FILE.json.gz [--repeat 1,10] [--history runs|keystrokes] [--keys N] [--opens N] [--open-timeout MS] [--profile TOP]');
   console.error('  --history keystrokes: one op per keystroke, as a page sends while typing;');
   console.error('            runs (default): consecutive typing as one insert op, as a client that flushes per word sends');
   console.error('  --profile TOP: CPU-profile the first open and the keys, print their TOP functions by self time (stderr)');
+  console.error('  --bots N (default 20), --bot-seconds S (default 10): then N weft-bots type into the document at');
+  console.error('            5 keys/s each for S seconds while the page shows their edits (0: no bots)');
   process.exit(args.includes("--help") ? 0 : 2);
 }
 const trace = JSON.parse(zlib.gunzipSync(fs.readFileSync(tracePath)).toString('utf8'));
@@ -132,12 +144,59 @@ async function upload(docId, ops) {
   return chunks.reduce((n, c) => n + JSON.parse(c).length, 0);
 }
 
+/**
+ * weft-bots type into the document while `page` shows it. For every binary
+ * ops frame the page receives: the time from the message event's creation
+ * (its arrival in the page's event loop) until the first frame painted after
+ * the page handled it (a message posted from requestAnimationFrame runs
+ * after that frame). Then the page's text must equal the server's.
+ */
+async function remoteTyping(page, prefix, docId, repeat, textBytes) {
+  await page.evaluate(() => {
+    window.__remoteMs = [];
+    window.weft.provider._ws.addEventListener('message', (e) => {
+      if (!(e.data instanceof ArrayBuffer) || new Uint8Array(e.data)[0] !== 1) return; // live ops only
+      const t0 = e.timeStamp;
+      requestAnimationFrame(() => {
+        const ch = new MessageChannel();
+        ch.port1.onmessage = () => window.__remoteMs.push(performance.now() - t0);
+        ch.port2.postMessage(0);
+      });
+    });
+  });
+  const botsBin = path.join(buildDir, 'load_tests', 'weft-bots');
+  const code = await new Promise((resolve) => {
+    const child = spawn(botsBin, ['--url', `ws://127.0.0.1:${server.port}/`, '--docs', '1', '--bots-per-doc', String(bots),
+      '--rate', '5', '--duration', String(botSeconds), '--seed', '1', '--doc-prefix', prefix, '--no-progress'],
+    { stdio: ['ignore', 'ignore', 'inherit'] });
+    const timer = setTimeout(() => child.kill('SIGKILL'), (botSeconds + 120) * 1000);
+    child.on('exit', (c) => { clearTimeout(timer); resolve(c); });
+  });
+  if (code !== 0) console.error(`x${repeat}: weft-bots exited ${code}`);
+  // The page must show what the server has (bounded wait).
+  const want = await (await fetch(`${server.base}/api/docs/${docId}/text`)).text();
+  let same = false;
+  for (let i = 0; i < 100 && !same; i++) {
+    same = await page.evaluate((t) => window.weft.view.state.doc.toString() === t, want);
+    if (!same) await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!same) console.error(`x${repeat}: the page's text differs from the server's after the bots`);
+  const ms = await page.evaluate(() => window.__remoteMs);
+  const frame = 1000 / 60;
+  print({ metric: 'remote_to_screen', repeat, history, text_bytes: textBytes, bots, value: Number(median(ms).toFixed(2)),
+    p99: Number(p99(ms).toFixed(2)), max: Number(Math.max(...ms).toFixed(2)), over_one_frame: ms.filter((v) => v > frame).length,
+    frames: ms.length, unit: 'ms' });
+  return code === 0 && same && ms.length > 0;
+}
+
 const server = await startServer();
 const browser = await launchBrowser();
 let failed = false;
 try {
   for (const repeat of repeats) {
-    const docId = `bench-${traceName}-x${repeat}`;
+    // Named as weft-bots names its documents (--doc-prefix P --seed 1: P-1-0).
+    const botPrefix = `page-${traceName}-x${repeat}`;
+    const docId = `${botPrefix}-1-0`;
     const { ops, text } = buildDocument(repeat);
     const opCount = await upload(docId, ops);
     const textBytes = Buffer.byteLength(text);
@@ -164,6 +223,17 @@ try {
       if (run + 1 < opens) await context.close();
     }
     print({ metric: 'open', repeat, history, text_bytes: textBytes, ops: opCount, value: Number(median(openMs).toFixed(1)), unit: 'ms', runs: openMs.map((v) => Number(v.toFixed(1))) });
+    // Opening it again in the same browser profile: the replica stored in
+    // IndexedDB loads from its snapshot and the sync brings only what it lacks.
+    await page.evaluate(() => window.weft.whenSaved());
+    const reopenMs = [];
+    for (let run = 0; run < opens; run++) {
+      await page.reload();
+      await page.waitForFunction((n) => window.weft && window.weft.provider.status === 'online' && window.weft.view.state.doc.length === n,
+        text.length, { timeout: openTimeoutMs, polling: 10 });
+      reopenMs.push(await page.evaluate(() => window.weft.openedAt));
+    }
+    print({ metric: 'reopen', repeat, history, text_bytes: textBytes, ops: opCount, value: Number(median(reopenMs).toFixed(1)), unit: 'ms', runs: reopenMs.map((v) => Number(v.toFixed(1))) });
     const keyCdp = profileTop ? await page.context().newCDPSession(page) : null;
     if (keyCdp) {
       await keyCdp.send('Profiler.enable');
@@ -191,6 +261,7 @@ try {
     print({ metric: 'key', repeat, history, text_bytes: textBytes, value: Number(median(times).toFixed(3)), p99: Number(p99(times).toFixed(3)), unit: 'ms', keys });
     const inStep = await page.evaluate(() => window.weft.view.state.doc.toString() === window.weft.doc.text());
     if (!inStep) { console.error(`x${repeat}: the view differs from the replica after typing`); failed = true; }
+    if (bots > 0) failed = !(await remoteTyping(page, botPrefix, docId, repeat, textBytes)) || failed;
     await page.context().close();
   }
 } finally {
