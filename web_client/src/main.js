@@ -106,18 +106,15 @@ async function editor(docId) {
   const statusEl = document.querySelector('[data-testid=status]');
   const peopleEl = document.querySelector('[data-testid=people]');
 
-  const weft = await loadWeft();
+  // The wasm core, the lock and the stored replica load at the same time.
   // One live replica per id: the tab that holds the lock owns the stored replica.
-  let owner = true;
-  if (navigator.locks) {
-    owner = await new Promise((resolve) => {
-      navigator.locks.request(`weft:${docId}`, { ifAvailable: true }, (lock) => {
-        resolve(!!lock);
-        return lock ? new Promise(() => {}) : undefined; // hold it for the page's life
-      });
+  const ownerPromise = !navigator.locks ? Promise.resolve(true) : new Promise((resolve) => {
+    navigator.locks.request(`weft:${docId}`, { ifAvailable: true }, (lock) => {
+      resolve(!!lock);
+      return lock ? new Promise(() => {}) : undefined; // hold it for the page's life
     });
-  }
-  const stored = await loadReplica(docId).catch(() => null);
+  });
+  const [weft, owner, stored] = await Promise.all([loadWeft(), ownerPromise, loadReplica(docId).catch(() => null)]);
   const doc = new weft.Document(owner && stored ? stored.replica : randomReplicaId());
   if (stored) {
     try { doc.loadSnapshot(stored.snapshot); } catch (e) { console.warn('stored replica unreadable', e); }
@@ -322,7 +319,14 @@ async function editor(docId) {
   window.weft = { doc, provider, view, whenSaved, get viewRepairs() { return viewRepairs; }, get openedAt() { return openedAt; } };
 }
 
-if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js').catch(() => {});
+// The service worker (offline reloads) is registered once the page has
+// loaded, so that its install (which fetches the editor's files again) does
+// not compete with the page's own loading.
+const registerServiceWorker = () => {
+  if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js').catch(() => {});
+};
+if (document.readyState === 'complete') registerServiceWorker();
+else addEventListener('load', registerServiceWorker, { once: true });
 
 const m = location.pathname.match(/^\/d\/([^/]+)$/);
 if (m && /^[A-Za-z0-9._~-]{1,128}$/.test(decodeURIComponent(m[1]))) editor(decodeURIComponent(m[1]));
