@@ -12,7 +12,8 @@ export type Change = { insert: string; pos: number } | { erase: number; pos: num
 /** [[replica, counter], ...]: the highest counter applied per replica. */
 export type Version = [number, number][];
 
-/** One replica of one document. Not thread-safe; call dispose() when done. */
+/** One replica of one document. Not thread-safe. dispose() releases its wasm memory at once;
+ *  a Document garbage-collected without it is released when the collector runs. */
 export interface Document {
   /** Inserts text before code point `pos`. Throws RangeError on a bad position. */
   insert(pos: number, text: string): void;
@@ -51,6 +52,8 @@ export interface Document {
 
 export interface Weft {
   Document: new (replicaId?: number) => Document;
+  /** Documents whose wasm memory has not been released yet (a leak check). */
+  liveDocuments(): number;
 }
 
 /** Loads the WebAssembly core once. In node the wasm file is read from dist/. */

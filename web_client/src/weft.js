@@ -76,11 +76,20 @@ export async function loadWeft(options = {}) {
     throw e;
   };
 
-  /** One replica of one document. Not thread-safe; call dispose() when done. */
+  // A Document that is garbage-collected without dispose() still gives its
+  // wasm memory back (later than dispose() would: when the collector runs).
+  const leaks = typeof FinalizationRegistry === 'function' ? new FinalizationRegistry((d) => d.delete()) : null;
+
+  /**
+   * One replica of one document. Not thread-safe. dispose() releases its
+   * wasm memory at once; otherwise it is released after the Document is
+   * garbage-collected.
+   */
   class Document {
     constructor(replicaId = randomReplicaId()) {
       this._d = new core.Document(replicaId);
       this._h = this._d.handle();
+      leaks?.register(this, this._d, this);
     }
     /** Inserts text before code point `pos`; throws on a bad position. */
     insert(pos, text) {
@@ -160,11 +169,16 @@ export async function loadWeft(options = {}) {
     }
     memoryUsage() { return this._d.memoryUsage(); }
     dispose() {
-      if (this._d) this._d.delete();
+      if (this._d) {
+        leaks?.unregister(this);
+        this._d.delete();
+      }
       this._d = null;
     }
   }
-  return { Document };
+  /** Documents whose wasm memory has not been released yet (disposed or collected). */
+  const liveDocuments = () => core._weft_live_documents();
+  return { Document, liveDocuments };
 }
 
 /** Code point index of UTF-16 offset `u16` in `text` (editors count UTF-16 units). */

@@ -55,7 +55,12 @@ std::string error_json(const status& s) {
 /// One replica. Not thread-safe (JavaScript is single-threaded anyway).
 class wasm_document {
  public:
-  explicit wasm_document(double replica) : doc_(static_cast<replica_id>(replica)) {}
+  explicit wasm_document(double replica) : doc_(static_cast<replica_id>(replica)) { ++live_; }
+  ~wasm_document() { --live_; }
+  wasm_document(const wasm_document&) = delete;
+  wasm_document& operator=(const wasm_document&) = delete;
+  /// Documents constructed and not yet deleted (a leak check for the JS side).
+  static int live() { return live_; }
 
   /// Local insert at code point `pos`. Returns "" or an error message.
   std::string insert(double pos, const std::string& text) { return insert_utf8(pos, text) ? std::string() : last_error_; }
@@ -234,6 +239,7 @@ class wasm_document {
   std::string last_error_;
   std::vector<operation> ops_;           // reused by apply_json
   std::vector<text_change> changes_;     // reused by apply_json
+  static inline int live_ = 0;
   std::string result_;
 };
 
@@ -268,6 +274,8 @@ EMSCRIPTEN_KEEPALIVE void weft_apply_frame(weft::wasm::wasm_document* d, const c
 EMSCRIPTEN_KEEPALIVE int weft_take_outgoing_frame(weft::wasm::wasm_document* d, double ref, double max_bytes) {
   return d->take_outgoing_frame(static_cast<std::uint64_t>(ref), static_cast<std::size_t>(max_bytes));
 }
+/// wasm_document::live(): documents whose memory has not been released.
+EMSCRIPTEN_KEEPALIVE int weft_live_documents() { return weft::wasm::wasm_document::live(); }
 EMSCRIPTEN_KEEPALIVE const char* weft_result_ptr(weft::wasm::wasm_document* d) { return d->result().data(); }
 EMSCRIPTEN_KEEPALIVE std::size_t weft_result_len(weft::wasm::wasm_document* d) { return d->result().size(); }
 /// Local delete; 1 on success, 0 on error.
