@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -110,6 +111,16 @@ class document {
   std::uint64_t length() const noexcept;
   /// Per replica, the highest counter applied.
   const version_vector& version() const noexcept;
+  /// Where character `id` is now: its visible position in code points, or
+  /// nullopt when it is deleted or is not a character of this document (an
+  /// unknown id, or one an erase used). So an editor finds characters it
+  /// knows by id, e.g. its own inserts (an insert's characters have the ids
+  /// id, id+1, ... of its operation). Non-const: it moves the cursor that
+  /// makes nearby lookups cheap (O(distance in blocks) + O(block size)).
+  std::optional<std::uint64_t> position_of(op_id id);
+  /// The id of the visible character at code point `position`. Errors:
+  /// invalid_argument when position >= length(). Non-const as position_of().
+  result<op_id> id_at(std::uint64_t position);
   /// True when `id` has been applied.
   bool knows(op_id id) const noexcept { return version().covers(id); }
   /// Every applied operation that a replica at version `peer` lacks, in an

@@ -154,6 +154,14 @@ uint64_t weft_doc_replica(const weft_doc* doc);
 uint64_t weft_doc_length(const weft_doc* doc);
 /** Operations waiting in the causal buffer for their dependencies. */
 uint64_t weft_doc_pending_ops(const weft_doc* doc);
+/** Where character (replica, counter) is now: its code point position in
+ * *out. WEFT_ERR_INVALID_ARGUMENT when it is deleted or no character of this
+ * document (unknown, or an id an erase used). Not thread-safe (it moves the
+ * document's lookup cursor). */
+weft_status weft_doc_position_of(weft_doc* doc, uint64_t replica, uint64_t counter, uint64_t* out);
+/** The id of the visible character at code point `position`.
+ * WEFT_ERR_INVALID_ARGUMENT when position >= length. Not thread-safe. */
+weft_status weft_doc_id_at(weft_doc* doc, uint64_t position, uint64_t* replica, uint64_t* counter);
 /** The visible text as UTF-8, NUL-terminated (`*out_len` excludes the NUL).
  * `*out` is the caller's: weft_free() it. `out_len` may be NULL. O(size). */
 weft_status weft_doc_text(const weft_doc* doc, char** out, size_t* out_len);

@@ -267,6 +267,27 @@ uint64_t weft_doc_length(const weft_doc* doc) { return doc ? doc->doc.length() :
 
 uint64_t weft_doc_pending_ops(const weft_doc* doc) { return doc ? doc->doc.pending_ops() : 0; }
 
+weft_status weft_doc_position_of(weft_doc* doc, uint64_t replica, uint64_t counter, uint64_t* out) {
+  if (!doc || !out) return null_argument("doc or out");
+  return guarded([&] {
+    auto p = doc->doc.position_of(weft::op_id{replica, counter});
+    if (!p) return fail(WEFT_ERR_INVALID_ARGUMENT, "no visible character has this id");
+    *out = *p;
+    return ok();
+  });
+}
+
+weft_status weft_doc_id_at(weft_doc* doc, uint64_t position, uint64_t* replica, uint64_t* counter) {
+  if (!doc || !replica || !counter) return null_argument("doc, replica or counter");
+  return guarded([&] {
+    auto id = doc->doc.id_at(position);
+    if (!id.ok()) return fail(id.error());
+    *replica = id.value().replica;
+    *counter = id.value().counter;
+    return ok();
+  });
+}
+
 weft_status weft_doc_text(const weft_doc* doc, char** out, size_t* out_len) {
   if (!doc || !out) return null_argument("doc or out");
   return guarded([&] { return hand_out(doc->doc.text(), out, out_len); });

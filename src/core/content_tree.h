@@ -61,6 +61,8 @@ class content_tree {
 
   /// The run and offset of visible character `p`. REQUIRES p < visible().
   cursor locate_visible(std::uint64_t p);
+  /// Visible characters before `c` (c's own position when it is visible).
+  std::uint64_t position_of(cursor c) { return visible_pos(c); }
   /// The run and offset of character `id`, or an end cursor if `id` is not a
   /// character of this document.
   cursor locate(ref id) const;

@@ -151,6 +151,19 @@ document& document::operator=(const document& o) {
 replica_id document::replica() const noexcept { return s_->self_; }
 std::string document::text() const { return s_->tree_.text(); }
 std::uint64_t document::length() const noexcept { return s_->tree_.visible(); }
+
+std::optional<std::uint64_t> document::position_of(op_id id) {
+  const ref r = s_->to_ref(id);
+  if (r.none()) return std::nullopt;
+  const detail::cursor c = s_->tree_.locate(r);
+  if (c.at_end() || s_->tree_.run_at(c).deleted) return std::nullopt;
+  return s_->tree_.position_of(c);
+}
+
+result<op_id> document::id_at(std::uint64_t position) {
+  if (position >= length()) return status(error_code::invalid_argument, "position past the end of the document");
+  return s_->to_id(s_->tree_.char_at(s_->tree_.locate_visible(position)));
+}
 const version_vector& document::version() const noexcept { return s_->vv_; }
 std::size_t document::pending_ops() const noexcept { return s_->pending_.size(); }
 

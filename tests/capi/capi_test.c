@@ -94,6 +94,20 @@ static void test_local_edits_and_errors(void) {
   CHECK(weft_doc_new(0, NULL, &doc) == WEFT_ERR_INVALID_ARGUMENT);
   CHECK(strcmp(weft_status_message(WEFT_ERR_CORRUPT_DATA), "") != 0);
 
+  /* Ids and positions: ">hello!" is (7,19), (7,1..5), (7,18); the erase used 12..17. */
+  uint64_t pos = 99, r = 0, c = 0;
+  CHECK_OK(weft_doc_position_of(doc, 7, 1, &pos));
+  CHECK(pos == 1);
+  CHECK_OK(weft_doc_position_of(doc, 7, 18, &pos));
+  CHECK(pos == 6);
+  CHECK(weft_doc_position_of(doc, 7, 7, &pos) == WEFT_ERR_INVALID_ARGUMENT); /* deleted */
+  CHECK(weft_doc_position_of(doc, 7, 12, &pos) == WEFT_ERR_INVALID_ARGUMENT); /* an erase's id */
+  CHECK(weft_doc_position_of(doc, 8, 1, &pos) == WEFT_ERR_INVALID_ARGUMENT); /* unknown replica */
+  CHECK_OK(weft_doc_id_at(doc, 0, &r, &c));
+  CHECK(r == 7 && c == 19);
+  CHECK(weft_doc_id_at(doc, 7, &r, &c) == WEFT_ERR_INVALID_ARGUMENT);
+  CHECK(weft_doc_id_at(doc, 0, NULL, &c) == WEFT_ERR_INVALID_ARGUMENT);
+
   weft_ops_free(out);
   weft_doc_free(doc);
   weft_doc_free(NULL);

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "test_util.h"
 #include "weft/document.h"
 #include "weft/unicode.h"
@@ -45,6 +47,63 @@ TEST(Document, LocalInsertAndErase) {
   EXPECT_EQ(d.text(), "world");
   EXPECT_EQ(d.version().get(7), 5u + 6u + 1u + 7u);
   EXPECT_EQ(d.check_invariants(), "");
+}
+
+TEST(Document, IdsMapToPositionsAndBack) {
+  document a(3), b(9);
+  const operation hello = must_insert(a, 0, "héllo");  // ids (3,1)..(3,5)
+  must_apply(b, hello);
+  const operation x = must_insert(b, 2, "XY");  // between 'é' and 'l'
+  must_apply(a, x);
+  const operation del = must_erase(a, 0, 1);  // 'h', id (3,6) is the erase's
+  EXPECT_EQ(a.text(), "éXYllo");
+  EXPECT_EQ(a.position_of(op_id{3, 2}), 0u);
+  EXPECT_EQ(a.position_of(x.id), 1u);
+  EXPECT_EQ(a.position_of(op_id{9, 2}), 2u);
+  EXPECT_EQ(a.position_of(op_id{3, 5}), 5u);
+  EXPECT_FALSE(a.position_of(op_id{3, 1})) << "deleted";
+  EXPECT_FALSE(a.position_of(del.id)) << "an erase's id is no character";
+  EXPECT_FALSE(a.position_of(op_id{3, 7})) << "not yet used";
+  EXPECT_FALSE(a.position_of(op_id{42, 1})) << "unknown replica";
+  auto id = a.id_at(3);
+  ASSERT_TRUE(id.ok());
+  EXPECT_EQ(id.value(), (op_id{3, 3}));
+  EXPECT_FALSE(a.id_at(a.length()).ok());
+}
+
+TEST(Document, EveryVisibleCharacterRoundTripsThroughItsId) {
+  // Random edits by three replicas, delivered to one; every position maps to
+  // an id that maps back to it, and only visible characters have positions.
+  std::mt19937_64 rng(5);
+  document replicas[3] = {document(1), document(2), document(3)};
+  std::vector<operation> all;
+  for (int step = 0; step < 600; ++step) {
+    document& d = replicas[rng() % 3];
+    for (const auto& op : all) (void)d.apply(op);
+    if (d.length() > 0 && rng() % 3 == 0) {
+      const std::uint64_t at = rng() % d.length();
+      all.push_back(must_erase(d, at, 1 + rng() % std::min<std::uint64_t>(4, d.length() - at)));
+    } else {
+      all.push_back(must_insert(d, rng() % (d.length() + 1), step % 7 == 0 ? "😀ab" : "xyz"));
+    }
+  }
+  document& d = replicas[0];
+  for (const auto& op : all) (void)d.apply(op);
+  std::vector<bool> seen(d.length(), false);
+  std::uint64_t characters = 0;
+  for (replica_id r = 1; r <= 3; ++r) {
+    for (std::uint64_t c = 1; c <= d.version().get(r); ++c) {
+      auto pos = d.position_of(op_id{r, c});
+      if (!pos) continue;
+      ++characters;
+      ASSERT_LT(*pos, d.length());
+      EXPECT_FALSE(seen[*pos]) << "two ids at one position";
+      seen[*pos] = true;
+      EXPECT_EQ(d.id_at(*pos).value(), (op_id{r, c}));
+    }
+  }
+  EXPECT_EQ(characters, d.length());
+  for (std::uint64_t p = 0; p < d.length(); p += 7) EXPECT_EQ(d.position_of(d.id_at(p).value()), p);
 }
 
 TEST(Document, CountersAdvancePerCharacter) {

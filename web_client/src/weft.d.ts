@@ -15,8 +15,13 @@ export type Version = [number, number][];
 /** One replica of one document. Not thread-safe. dispose() releases its wasm memory at once;
  *  a Document garbage-collected without it is released when the collector runs. */
 export interface Document {
-  /** Inserts text before code point `pos`. Throws RangeError on a bad position. */
-  insert(pos: number, text: string): void;
+  /** Inserts text before code point `pos`; returns the id of its first character (the k-th has
+   *  counter + k). Throws RangeError on a bad position. */
+  insert(pos: number, text: string): [number, number];
+  /** Code point position of character `id` now, or -1 when it is deleted or unknown. */
+  positionOf(id: [number, number]): number;
+  /** The id of the visible character at code point `pos`, or null past the end. */
+  idAt(pos: number): [number, number] | null;
   /** Deletes `count` code points at `pos`. Throws RangeError on a bad range. */
   erase(pos: number, count: number): void;
   /** JSON array (text) of the ops made locally since the last call. */

@@ -9,11 +9,17 @@
 //   const changes = doc.applyOps(opsJson);  // [{insert, pos} | {erase, pos}]
 //   doc.dispose();
 //
-// Ops travel as JSON text in the wire format of docs/protocol.md.
+// Ops travel as JSON text in the wire format of docs/protocol.md, or as its
+// binary frames (applyFrame, takeOutgoingFrame), which src/provider.js uses.
 
 import createWeftCore from '../dist/weft_core.mjs';
 
 let corePromise = null;
+// A Document that is garbage-collected without dispose() still gives its
+// wasm memory back (later than dispose() would: when the collector runs).
+// One registry for the module's life: a registry that is itself collected
+// runs no callbacks.
+const leaks = typeof FinalizationRegistry === 'function' ? new FinalizationRegistry((d) => d.delete()) : null;
 
 async function defaultWasmBinary() {
   if (typeof process !== 'undefined' && process.versions && process.versions.node) {
@@ -76,10 +82,6 @@ export async function loadWeft(options = {}) {
     throw e;
   };
 
-  // A Document that is garbage-collected without dispose() still gives its
-  // wasm memory back (later than dispose() would: when the collector runs).
-  const leaks = typeof FinalizationRegistry === 'function' ? new FinalizationRegistry((d) => d.delete()) : null;
-
   /**
    * One replica of one document. Not thread-safe. dispose() releases its
    * wasm memory at once; otherwise it is released after the Document is
@@ -91,14 +93,29 @@ export async function loadWeft(options = {}) {
       this._h = this._d.handle();
       leaks?.register(this, this._d, this);
     }
-    /** Inserts text before code point `pos`; throws on a bad position. */
+    // The core object's address for the C exports; throws once disposed
+    // (the exports would otherwise work on freed memory).
+    get _live() {
+      if (!this._h) throw new Error('weft: this Document was disposed');
+      return this._h;
+    }
+    /**
+     * Inserts text before code point `pos`; throws on a bad position.
+     * Returns the id [replica, counter] of its first character (the k-th
+     * character has counter + k), for positionOf().
+     */
     insert(pos, text) {
       const [ptr, n] = toWasm(text);
-      if (!core._weft_insert_utf8(this._h, pos, ptr, n)) throw new RangeError(this._d.lastError());
+      if (!core._weft_insert_utf8(this._live, pos, ptr, n)) throw new RangeError(this._d.lastError());
+      return [this._d.replica(), this._d.lastCounter()];
     }
+    /** Code point position of character `id` ([replica, counter]) now, or -1 when it is deleted or unknown. */
+    positionOf(id) { return this._d.positionOf(id[0], id[1]); }
+    /** The id [replica, counter] of the visible character at code point `pos`, or null past the end. */
+    idAt(pos) { return this._d.idAt(pos); }
     /** Deletes `count` code points at `pos`; throws on a bad range. */
     erase(pos, count) {
-      if (!core._weft_erase(this._h, pos, count)) throw new RangeError(this._d.lastError());
+      if (!core._weft_erase(this._live, pos, count)) throw new RangeError(this._d.lastError());
     }
     /** JSON array (text) of the ops made locally since the last call. */
     takeOutgoing() {
@@ -117,7 +134,7 @@ export async function loadWeft(options = {}) {
     applyOps(ops, { changes = true } = {}) {
       const json = typeof ops === 'string' ? ops : JSON.stringify(ops);
       const [ptr, n] = toWasm(json);
-      core._weft_apply_json(this._h, ptr, n, changes ? 1 : 0);
+      core._weft_apply_json(this._live, ptr, n, changes ? 1 : 0);
       return changesOrThrow(JSON.parse(resultText(this._h)));
     }
     /**
@@ -130,7 +147,7 @@ export async function loadWeft(options = {}) {
      * @param {Uint8Array} bytes
      */
     applyFrame(bytes, { ref, changes = true }) {
-      core._weft_apply_frame(this._h, bytesToWasm(bytes), bytes.length, ref, changes ? 1 : 0);
+      core._weft_apply_frame(this._live, bytesToWasm(bytes), bytes.length, ref, changes ? 1 : 0);
       const out = JSON.parse(resultText(this._h));
       if (out && !Array.isArray(out) && 'ack' in out) return { type: 'ack', version: out.ack };
       return { type: 'ops', changes: changesOrThrow(out) };
@@ -142,7 +159,7 @@ export async function loadWeft(options = {}) {
      * stay queued and takeOutgoing() returns them as JSON, to be cut.
      */
     takeOutgoingFrame(ref, maxBytes) {
-      if (core._weft_take_outgoing_frame(this._h, ref, maxBytes) !== 1) return null;
+      if (core._weft_take_outgoing_frame(this._live, ref, maxBytes) !== 1) return null;
       const at = core._weft_result_ptr(this._h), len = core._weft_result_len(this._h);
       return core.HEAPU8.slice(at, at + len);
     }
@@ -174,6 +191,7 @@ export async function loadWeft(options = {}) {
         this._d.delete();
       }
       this._d = null;
+      this._h = 0;
     }
   }
   /** Documents whose wasm memory has not been released yet (disposed or collected). */

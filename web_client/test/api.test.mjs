@@ -65,3 +65,38 @@ test('UTF-16 offsets convert to code points and back (emoji)', () => {
   const r = randomReplicaId();
   assert.ok(Number.isSafeInteger(r) && r > 0);
 });
+
+test('ids map to positions: an insert returns its first id, positionOf follows it through remote edits', async () => {
+  const weft = await loadWeft();
+  const a = new weft.Document(7), b = new weft.Document(8);
+  const mine = a.insert(0, 'héllo 😀');
+  assert.deepEqual(mine, [7, 1]);
+  b.applyOps(a.takeOutgoing());
+  const theirs = b.insert(1, 'XY');
+  assert.deepEqual(theirs, [8, 1]);
+  a.applyOps(b.takeOutgoing());
+  assert.equal(a.text(), 'hXYéllo 😀');
+  assert.equal(a.positionOf([7, 2]), 3); // 'é', moved right by b's insert
+  assert.equal(a.positionOf(theirs), 1);
+  assert.equal(a.positionOf([7, 7]), 8); // the emoji: one code point
+  assert.deepEqual(a.idAt(8), [7, 7]);
+  assert.equal(a.idAt(a.length()), null);
+  a.erase(0, 1);
+  assert.equal(a.positionOf([7, 1]), -1, 'deleted');
+  assert.equal(a.positionOf([9, 1]), -1, 'unknown replica');
+  for (let p = 0; p < a.length(); p++) assert.equal(a.positionOf(a.idAt(p)), p);
+  a.dispose();
+  b.dispose();
+});
+
+test('a disposed Document throws instead of touching freed memory', async () => {
+  const weft = await loadWeft();
+  const d = new weft.Document(3);
+  d.insert(0, 'x');
+  d.dispose();
+  assert.throws(() => d.insert(0, 'y'), /disposed/);
+  assert.throws(() => d.erase(0, 1), /disposed/);
+  assert.throws(() => d.applyOps('[]'), /disposed/);
+  assert.throws(() => d.applyFrame(new Uint8Array([2, 1, 0]), { ref: 1 }), /disposed/);
+  assert.throws(() => d.takeOutgoingFrame(1, 100), /disposed/);
+});

@@ -75,8 +75,28 @@ class wasm_document {
       last_error_ = r.error().to_string();
       return false;
     }
+    last_counter_ = static_cast<double>(r.value().id.counter);
     outbox_.push_back(std::move(r.value()));
     return true;
+  }
+  /// The counter of the first character of the last local insert.
+  double last_counter() const { return last_counter_; }
+  /// Visible position of character (replica, counter), or -1 when it is
+  /// deleted or no character of this document.
+  double position_of(double replica, double counter) {
+    if (replica < 0 || counter < 1 || replica > static_cast<double>(max_replica_id) || counter > 4294967295.0) return -1;
+    auto p = doc_.position_of(op_id{static_cast<replica_id>(replica), static_cast<std::uint64_t>(counter)});
+    return p ? static_cast<double>(*p) : -1;
+  }
+  /// [replica, counter] of the visible character at `pos`, or null past the end.
+  emscripten::val id_at(double pos) {
+    if (pos < 0) return emscripten::val::null();
+    auto id = doc_.id_at(static_cast<std::uint64_t>(pos));
+    if (!id.ok()) return emscripten::val::null();
+    emscripten::val out = emscripten::val::array();
+    out.call<void>("push", static_cast<double>(id.value().replica));
+    out.call<void>("push", static_cast<double>(id.value().counter));
+    return out;
   }
   bool erase_fast(double pos, double count) {
     auto r = doc_.erase(static_cast<std::uint64_t>(pos), static_cast<std::uint64_t>(count));
@@ -240,6 +260,7 @@ class wasm_document {
   std::vector<operation> ops_;           // reused by apply_json
   std::vector<text_change> changes_;     // reused by apply_json
   static inline int live_ = 0;
+  double last_counter_ = 0;
   std::string result_;
 };
 
@@ -302,5 +323,8 @@ EMSCRIPTEN_BINDINGS(weft) {
       .function("opsSince", &wasm_document::ops_since)
       .function("encodeSnapshot", &wasm_document::encode_snapshot)
       .function("loadSnapshot", &wasm_document::load_snapshot)
-      .function("memoryUsage", &wasm_document::memory_usage);
+      .function("memoryUsage", &wasm_document::memory_usage)
+      .function("lastCounter", &wasm_document::last_counter)
+      .function("positionOf", &wasm_document::position_of)
+      .function("idAt", &wasm_document::id_at);
 }
