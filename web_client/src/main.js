@@ -175,8 +175,11 @@ async function editor(docId) {
       const trs = [];
       for (const c of changes) {
         const idx = state.field(astralField);
-        const from = idx.toUtf16(c.pos);
-        const to = 'erase' in c ? idx.toUtf16(c.pos + c.erase) : from;
+        // Clamped: a view out of step with the replica (a bug) must not
+        // throw here; the safety net below repairs it.
+        const len = state.doc.length;
+        const from = Math.min(len, idx.toUtf16(c.pos));
+        const to = 'erase' in c ? Math.min(len, idx.toUtf16(c.pos + c.erase)) : from;
         const tr = state.update({ changes: { from, to, insert: c.insert ?? '' }, annotations: REMOTE });
         trs.push(tr);
         state = tr.state;
@@ -262,6 +265,7 @@ async function editor(docId) {
     view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: doc.text() },
       effects: editable.reconfigure(EditorState.readOnly.of(false)), annotations: REMOTE });
     renderPresence();
+    save(); // what the sync brought (its last message's 'changed' may come after this)
   };
   provider.changeEvents = !opening;
   const openingTimer = opening ? setTimeout(endOpening, OPENING_MAX_MS) : null;

@@ -197,7 +197,7 @@ export class WeftProvider extends EventTarget {
           changes = e.changes ?? [];
           this.dispatchEvent(new CustomEvent('servererror', { detail: { type: 'error', code: 'invalid_op', message: e.message, doc: m.doc } }));
         }
-        if (changes.length && this.changeEvents) this.onRemoteChanges(changes);
+        if (changes.length && this.changeEvents) this._notify(changes);
         if (m.type === 'sync') {
           // Binary frames name the document by this number from now on.
           if (this._binary && typeof m.ref === 'number' && m.ref > 0) this._ref = m.ref;
@@ -261,7 +261,18 @@ export class WeftProvider extends EventTarget {
       this._onAck(r.version);
       return;
     }
-    if (r.changes.length && this.changeEvents) this.onRemoteChanges(r.changes);
+    if (r.changes.length && this.changeEvents) this._notify(r.changes);
     this.dispatchEvent(new CustomEvent('changed'));
+  }
+
+  // Hands changes to the view. A view that throws must not stop the
+  // protocol (a sync half handled would leave the provider 'syncing' and
+  // unsent edits unsent): the error is reported and the session goes on.
+  _notify(changes) {
+    try {
+      this.onRemoteChanges(changes);
+    } catch (e) {
+      console.error('weft: onRemoteChanges threw:', e);
+    }
   }
 }

@@ -63,6 +63,8 @@ test('a fresh page opens a document of many sync chunks at once, then edits it',
   assert.equal(await textOf(opened), text, 'the page shows the whole text once online');
   assert.equal(await opened.evaluate(() => window.weft.doc.text() === window.weft.view.state.doc.toString()), true);
   assert.equal(await opened.evaluate(() => window.weft.view.state.readOnly), false, 'editable after opening');
+  // What the sync brought is stored (IndexedDB), without a local edit first.
+  assert.ok(await opened.evaluate(() => window.weft.whenSaved()) > 0, 'the opened document was saved');
 
   // Editing works both ways afterwards, next to an emoji too.
   await typeAt(opened, 0, 'B! ');
@@ -76,5 +78,22 @@ test('a fresh page opens a document of many sync chunks at once, then edits it',
   // (ops) out, and ops and acks (kind 2) in.
   assert.ok(binaryOut.length >= 3 && binaryOut.every((k) => k === 1), `keystrokes sent as binary ops frames (${binaryOut})`);
   assert.ok(binaryIn.includes(1) && binaryIn.includes(2), `binary ops and acks received (${binaryIn})`);
+  await ctxA.close(); await ctxB.close();
+});
+
+test('a fresh page stores a document that came in one sync message', async () => {
+  const doc = `open-small-${process.pid}`;
+  const ctxA = await env.browser.newContext(), ctxB = await env.browser.newContext();
+  const a = await openPage(ctxA, env.base, doc);
+  await typeAt(a, 0, 'small 😀 text');
+  await a.waitForFunction(() => {
+    const { doc, provider } = window.weft;
+    const mine = doc.version().find(([r]) => r === doc.replica());
+    return mine && provider.acked >= mine[1];
+  }, null, { timeout: 10000 });
+  const b = await openPage(ctxB, env.base, doc);
+  assert.equal(await textOf(b), 'small 😀 text');
+  // Stored in IndexedDB without a local edit: a reload offline would show it.
+  assert.ok(await b.evaluate(() => window.weft.whenSaved()) > 0, 'the opened document was saved');
   await ctxA.close(); await ctxB.close();
 });

@@ -219,3 +219,30 @@ test('without binary frames (binary: false, or a server that does not confirm th
     doc.dispose();
   }
 });
+
+test('a view that throws on remote changes does not stop the sync', async () => {
+  const weft = await loadWeft();
+  const doc = new weft.Document(1), remote = new weft.Document(2);
+  const provider = new WeftProvider({ url: 'ws://test/', docId: 'd', doc, WebSocket: FakeSocket,
+    onRemoteChanges: () => { throw new RangeError('view out of step'); } });
+  const error = console.error;
+  const logged = [];
+  console.error = (...a) => logged.push(a.join(' '));
+  try {
+    doc.insert(0, 'offline edit');
+    provider.connect();
+    await tick();
+    const ws = FakeSocket.last;
+    ws.receive('{"type":"welcome","protocol":1,"server":"weft","max_message_bytes":1048576}');
+    remote.insert(0, 'hello');
+    ws.receive(JSON.stringify({ type: 'sync', doc: 'd', ops: JSON.parse(remote.takeOutgoing()), version: remote.version() }));
+    assert.equal(provider.status, 'online');
+    assert.ok(doc.text().includes('hello'));
+    const sent = ws.sent.filter((m) => m.type === 'ops').flatMap((m) => m.ops);
+    assert.ok(sent.some((op) => op.text === 'offline edit'), 'the offline edit was sent after the sync');
+    assert.ok(logged.some((l) => l.includes('onRemoteChanges threw')));
+  } finally {
+    console.error = error;
+    provider.destroy();
+  }
+});
