@@ -57,7 +57,7 @@ weft_build_web_client
 (cd web_client && WEFT_SERVER="$PWD/../build/weft-server" node --test --test-concurrency=1 test-browser/)
 
 echo "==> benchmark smoke run (verifies the final text)"
-build/bench/weft-trace-bench --trace tests/data/tiny-sequential.json.gz --runs 1 >/dev/null
+build/bench/weft-trace-bench --trace tests/data/tiny-sequential.json.gz --runs 1 --repeat 1,3 >/dev/null
 build/bench/weft-trace-bench --trace tests/data/tiny-concurrent.json.gz --runs 1 >/dev/null
 build/weft-server --help >/dev/null
 build/bench/weft-loopback-floor --peers 4 --keystrokes 200 >/dev/null

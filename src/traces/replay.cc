@@ -5,15 +5,16 @@
 namespace weft::traces {
 
 namespace {
-status apply_patches(document& doc, const std::vector<patch>& patches, std::vector<operation>* ops) {
+status apply_patches(document& doc, const std::vector<patch>& patches, std::vector<operation>* ops,
+                     std::uint64_t offset) {
   for (const patch& p : patches) {
     if (p.del > 0) {
-      auto r = doc.erase(p.pos, p.del);
+      auto r = doc.erase(offset + p.pos, p.del);
       if (!r.ok()) return r.error();
       if (ops) ops->push_back(std::move(r.value()));
     }
     if (!p.ins.empty()) {
-      auto r = doc.insert(p.pos, p.ins);
+      auto r = doc.insert(offset + p.pos, p.ins);
       if (!r.ok()) return r.error();
       if (ops) ops->push_back(std::move(r.value()));
     }
@@ -22,9 +23,9 @@ status apply_patches(document& doc, const std::vector<patch>& patches, std::vect
 }
 }  // namespace
 
-status replay_local(const trace& t, document& doc, std::vector<operation>* ops) {
+status replay_local(const trace& t, document& doc, std::vector<operation>* ops, std::uint64_t offset) {
   for (const txn& x : t.txns) {
-    status s = apply_patches(doc, x.patches, ops);
+    status s = apply_patches(doc, x.patches, ops, offset);
     if (!s.ok()) return s;
   }
   return {};
@@ -57,7 +58,7 @@ result<concurrent_replay> replay_concurrent(const trace& t) {
       applied[x.agent][b] = std::max(applied[x.agent][b], v[b]);
     }
     if (doc.pending_ops() != 0) return status(error_code::invalid_operation, "ops still buffered before a txn");
-    status s = apply_patches(doc, x.patches, &out.txn_ops[i]);
+    status s = apply_patches(doc, x.patches, &out.txn_ops[i], 0);
     if (!s.ok()) return s;
     agent_txns[x.agent].push_back(static_cast<std::uint32_t>(i));
     v[x.agent] = static_cast<std::uint32_t>(agent_txns[x.agent].size());

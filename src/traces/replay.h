@@ -8,10 +8,11 @@
 
 namespace weft::traces {
 
-/// Applies every patch of a sequential trace as local edits of `doc`. When
-/// `ops` is non-null, the operations made are appended to it. Returns the first
-/// error (a patch out of range).
-status replay_local(const trace& t, document& doc, std::vector<operation>* ops = nullptr);
+/// Applies every patch of a sequential trace as local edits of `doc`, each
+/// position shifted by `offset` (replaying a trace again after the text a
+/// first replay left). When `ops` is non-null, the operations made are
+/// appended to it. Returns the first error (a patch out of range).
+status replay_local(const trace& t, document& doc, std::vector<operation>* ops = nullptr, std::uint64_t offset = 0);
 
 /// Replays a concurrent trace with one replica per agent: before an agent's
 /// txn its replica receives the ops of the txn's causal history that it lacks
