@@ -49,9 +49,6 @@ export class AstralIndex {
     this.offsets = offsets;
   }
 
-  /** Number of astral characters. */
-  get size() { return this.offsets.length; }
-
   /** UTF-16 offset of code point offset `cp`. */
   toUtf16(cp) {
     const a = this.offsets;

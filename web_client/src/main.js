@@ -39,16 +39,20 @@ function landing() {
 // to date from each transaction's changes, so a position converts in
 // O(log k) without reading the text: the work per keystroke and per remote
 // change is O(edit), not O(document).
+// A change set's replacements as [from, to, inserted text], in offsets of the
+// document before it, back to front: applying them in this order one by one
+// keeps the offsets of those still to come valid.
+function backToFront(changes) {
+  const edits = [];
+  changes.iterChanges((fromA, toA, _fromB, _toB, inserted) => edits.push([fromA, toA, inserted.toString()]));
+  return edits.reverse();
+}
+
 const astralField = StateField.define({
   create: (state) => AstralIndex.of(state.doc.toString()),
   update(idx, tr) {
     if (!tr.docChanged) return idx;
-    const edits = [];
-    tr.changes.iterChanges((fromA, toA, _fromB, _toB, inserted) => edits.push([fromA, toA, inserted]));
-    for (let i = edits.length - 1; i >= 0; i--) { // back to front: earlier offsets stay valid
-      const [fromA, toA, inserted] = edits[i];
-      idx = idx.edit(fromA, toA, inserted.length ? inserted.toString() : '');
-    }
+    for (const [from, to, inserted] of backToFront(tr.changes)) idx = idx.edit(from, to, inserted);
     return idx;
   },
 });
@@ -232,9 +236,7 @@ async function editor(docId) {
   const bind = EditorView.updateListener.of((u) => {
     if (u.docChanged && !u.transactions.some((t) => t.annotation(Transaction.remote))) {
       const idx = u.startState.field(astralField);
-      const edits = [];
-      u.changes.iterChanges((fromA, toA, _fromB, _toB, inserted) => edits.push([fromA, toA, inserted.toString()]));
-      for (const [fromA, toA, ins] of edits.reverse()) {  // back to front: earlier offsets stay valid
+      for (const [fromA, toA, ins] of backToFront(u.changes)) {
         const from = idx.toCodePoints(fromA);
         const to = idx.toCodePoints(toA);
         if (to > from) doc.erase(from, to - from);

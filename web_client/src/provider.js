@@ -190,12 +190,7 @@ export class WeftProvider extends EventTarget {
           // Ops the codec's parser refuses make the frame one the codec
           // refuses: ignored whole, as weft::client does (nothing was applied).
           if (e.unreadable) return;
-          // The server sent an op this replica refuses (a bug on one side):
-          // keep the rest of the message's changes and go on, rather than
-          // stay stuck in 'syncing'.
-          console.warn('weft: refused a remote op:', e.message);
-          changes = e.changes ?? [];
-          this.dispatchEvent(new CustomEvent('servererror', { detail: { type: 'error', code: 'invalid_op', message: e.message, doc: m.doc } }));
+          changes = this._refusedOp(e);
         }
         if (changes.length && this.changeEvents) this._notify(changes);
         if (m.type === 'sync') {
@@ -253,9 +248,7 @@ export class WeftProvider extends EventTarget {
       r = this.doc.applyFrame(bytes, { ref: this._ref, changes: this.changeEvents });
     } catch (e) {
       if (e.unreadable) return;
-      console.warn('weft: refused a remote op:', e.message);
-      r = { type: 'ops', changes: e.changes ?? [] };
-      this.dispatchEvent(new CustomEvent('servererror', { detail: { type: 'error', code: 'invalid_op', message: e.message, doc: this.docId } }));
+      r = { type: 'ops', changes: this._refusedOp(e) };
     }
     if (r.type === 'ack') {
       this._onAck(r.version);
@@ -263,6 +256,15 @@ export class WeftProvider extends EventTarget {
     }
     if (r.changes.length && this.changeEvents) this._notify(r.changes);
     this.dispatchEvent(new CustomEvent('changed'));
+  }
+
+  // The server sent an op this replica refuses (a bug on one side): report
+  // it and keep the changes of the message's other ops, rather than stay
+  // stuck in 'syncing'. Returns those changes.
+  _refusedOp(e) {
+    console.warn('weft: refused a remote op:', e.message);
+    this.dispatchEvent(new CustomEvent('servererror', { detail: { type: 'error', code: 'invalid_op', message: e.message, doc: this.docId } }));
+    return e.changes ?? [];
   }
 
   // Hands changes to the view. A view that throws must not stop the

@@ -91,6 +91,7 @@ export async function loadWeft(options = {}) {
     constructor(replicaId = randomReplicaId()) {
       this._d = new core.Document(replicaId);
       this._h = this._d.handle();
+      this._replica = this._d.replica(); // fixed for the Document's life (loadSnapshot keeps it)
       leaks?.register(this, this._d, this);
     }
     // The core object's address for the C exports; throws once disposed
@@ -106,8 +107,9 @@ export async function loadWeft(options = {}) {
      */
     insert(pos, text) {
       const [ptr, n] = toWasm(text);
-      if (!core._weft_insert_utf8(this._live, pos, ptr, n)) throw new RangeError(this._d.lastError());
-      return [this._d.replica(), this._d.lastCounter()];
+      const counter = core._weft_insert_utf8(this._live, pos, ptr, n);
+      if (!counter) throw new RangeError(this._d.lastError());
+      return [this._replica, counter];
     }
     /** Code point position of character `id` ([replica, counter]) now, or -1 when it is deleted or unknown. */
     positionOf(id) { return this._d.positionOf(id[0], id[1]); }

@@ -63,28 +63,29 @@ class wasm_document {
   static int live() { return live_; }
 
   /// Local insert at code point `pos`. Returns "" or an error message.
-  std::string insert(double pos, const std::string& text) { return insert_utf8(pos, text) ? std::string() : last_error_; }
+  std::string insert(double pos, const std::string& text) { return insert_utf8(pos, text) != 0 ? std::string() : last_error_; }
   /// Local delete of `count` code points at `pos`. Returns "" or an error message.
   std::string erase(double pos, double count) { return erase_fast(pos, count) ? std::string() : last_error_; }
 
   // The keystroke fast path: plain C exports below call these without
   // embind's string marshalling (the text is written into wasm memory).
-  bool insert_utf8(double pos, std::string_view text) {
+  /// The counter of the insert's first character (>= 1), or 0 on error.
+  double insert_utf8(double pos, std::string_view text) {
     auto r = doc_.insert(static_cast<std::uint64_t>(pos), text);
     if (!r.ok()) {
       last_error_ = r.error().to_string();
-      return false;
+      return 0;
     }
-    last_counter_ = static_cast<double>(r.value().id.counter);
+    const auto counter = static_cast<double>(r.value().id.counter);
     outbox_.push_back(std::move(r.value()));
-    return true;
+    return counter;
   }
-  /// The counter of the first character of the last local insert.
-  double last_counter() const { return last_counter_; }
   /// Visible position of character (replica, counter), or -1 when it is
   /// deleted or no character of this document.
   double position_of(double replica, double counter) {
-    if (replica < 0 || counter < 1 || replica > static_cast<double>(max_replica_id) || counter > 4294967295.0) return -1;
+    if (replica < 0 || counter < 1 || replica > static_cast<double>(max_replica_id) ||
+        counter > static_cast<double>(max_counter))
+      return -1;
     auto p = doc_.position_of(op_id{static_cast<replica_id>(replica), static_cast<std::uint64_t>(counter)});
     return p ? static_cast<double>(*p) : -1;
   }
@@ -154,22 +155,17 @@ class wasm_document {
       return;
     }
     auto& msg = std::get<protocol::binary_message>(m);
+    if (std::visit([](const auto& b) { return b.ref; }, msg) != ref) {
+      result_ = error_json(status(error_code::invalid_argument, "binary frame for another document"));
+      return;
+    }
     if (auto* a = std::get_if<protocol::binary_ack>(&msg)) {
-      if (a->ref != ref) {
-        result_ = error_json(status(error_code::invalid_argument, "binary frame for another document"));
-        return;
-      }
       result_ = "{\"ack\":";
       append_version(result_, a->version);
       result_.push_back('}');
       return;
     }
-    auto& o = std::get<protocol::binary_ops>(msg);
-    if (o.ref != ref) {
-      result_ = error_json(status(error_code::invalid_argument, "binary frame for another document"));
-      return;
-    }
-    ops_ = std::move(o.ops);
+    ops_ = std::move(std::get<protocol::binary_ops>(msg).ops);
     apply_all(want_changes);
   }
   /// The ops made locally since the last take, as one binary ops frame for
@@ -260,7 +256,6 @@ class wasm_document {
   std::vector<operation> ops_;           // reused by apply_json
   std::vector<text_change> changes_;     // reused by apply_json
   static inline int live_ = 0;
-  double last_counter_ = 0;
   std::string result_;
 };
 
@@ -274,9 +269,11 @@ EMSCRIPTEN_KEEPALIVE char* weft_scratch(std::size_t n) {
   if (buf.size() < n) buf.resize(n * 2);
   return buf.data();
 }
-/// Local insert of `n` UTF-8 bytes at `text`; 1 on success, 0 on error (see lastError()).
-EMSCRIPTEN_KEEPALIVE int weft_insert_utf8(weft::wasm::wasm_document* d, double pos, const char* text, std::size_t n) {
-  return d->insert_utf8(pos, std::string_view(text, n)) ? 1 : 0;
+/// Local insert of `n` UTF-8 bytes at `text`: the counter of its first
+/// character (>= 1), or 0 on error (see lastError()).
+EMSCRIPTEN_KEEPALIVE double weft_insert_utf8(weft::wasm::wasm_document* d, double pos, const char* text,
+                                             std::size_t n) {
+  return d->insert_utf8(pos, std::string_view(text, n));
 }
 /// Applies `n` bytes of JSON ops at `json`; the answer (changes, "[]" when
 /// `want_changes` is 0, or error JSON) is at weft_result_ptr(d) / weft_result_len(d).
@@ -324,7 +321,6 @@ EMSCRIPTEN_BINDINGS(weft) {
       .function("encodeSnapshot", &wasm_document::encode_snapshot)
       .function("loadSnapshot", &wasm_document::load_snapshot)
       .function("memoryUsage", &wasm_document::memory_usage)
-      .function("lastCounter", &wasm_document::last_counter)
       .function("positionOf", &wasm_document::position_of)
       .function("idAt", &wasm_document::id_at);
 }
