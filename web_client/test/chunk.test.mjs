@@ -4,8 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadWeft } from '../src/weft.js';
 import { chunkOps } from '../src/chunk.js';
-import { WeftProvider } from '../src/provider.js';
-import { FakeSocket, tick } from './helpers.mjs';
+import { connectedProvider } from './helpers.mjs';
 
 
 test('chunkOps keeps every piece under the limits and the meaning intact', async () => {
@@ -34,12 +33,9 @@ test('chunkOps keeps every piece under the limits and the meaning intact', async
 test('after long offline work the provider resends in pieces, from the last ack', async () => {
   const weft = await loadWeft();
   const doc = new weft.Document(5);
-  const provider = new WeftProvider({ url: 'ws://test/', docId: 'd', doc, WebSocket: FakeSocket, onRemoteChanges: () => {} });
   doc.insert(0, 'z'.repeat(300000));
   for (let i = 0; i < 20000; ++i) doc.erase(i, 1);
-  provider.connect();
-  await tick();
-  const ws = FakeSocket.last;
+  const { provider, ws } = await connectedProvider(doc);
   ws.receive('{"type":"welcome","protocol":1,"server":"weft","max_message_bytes":65536}');
   // The server has ids 1..100 of ours (stored before a crash) but never
   // acknowledged them: they are sent again, to earn the ack.

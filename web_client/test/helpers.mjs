@@ -1,4 +1,5 @@
 // Shared by the node tests (not a test itself).
+import { WeftProvider } from '../src/provider.js';
 
 /** The native side of the cross-checks (tests/crosscheck, weft-crosscheck). */
 export const native =
@@ -44,3 +45,12 @@ export class FakeSocket {
 
 /** Lets queued microtasks and timers of a few ms run. */
 export const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
+
+/** A WeftProvider for `doc` (document id "d") on a FakeSocket, connected: its
+ * socket is open and its hello sent. `options` go to the constructor. */
+export async function connectedProvider(doc, options = {}) {
+  const provider = new WeftProvider({ url: 'ws://test/', docId: 'd', doc, WebSocket: FakeSocket, onRemoteChanges: () => {}, ...options });
+  provider.connect();
+  await tick();
+  return { provider, ws: FakeSocket.last };
+}

@@ -4,8 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadWeft } from '../src/weft.js';
-import { WeftProvider } from '../src/provider.js';
-import { FakeSocket, tick } from './helpers.mjs';
+import { FakeSocket, tick, connectedProvider } from './helpers.mjs';
 
 
 test('a session, and frames the codec refuses change nothing', async () => {
@@ -13,10 +12,7 @@ test('a session, and frames the codec refuses change nothing', async () => {
   const doc = new weft.Document(1);
   const remote = new weft.Document(2);
   const changes = [];
-  const provider = new WeftProvider({ url: 'ws://test/', docId: 'd', doc, WebSocket: FakeSocket, onRemoteChanges: (c) => changes.push(...c) });
-  provider.connect();
-  await tick();
-  const ws = FakeSocket.last;
+  const { provider, ws } = await connectedProvider(doc, { onRemoteChanges: (c) => changes.push(...c) });
   assert.deepEqual(ws.sent, [{ type: 'hello', protocol: 1, client: 'weft-web', binary: true }]);
 
   ws.receive('{"type":"welcome"}'); // no protocol: refused
@@ -106,13 +102,10 @@ test('an op the replica refuses neither loses the others nor leaves the provider
 
   const doc = new weft.Document(9);
   const seen = [];
-  const provider = new WeftProvider({ url: 'ws://test/', docId: 'd', doc, WebSocket: FakeSocket, onRemoteChanges: (c) => seen.push(...c) });
+  const { provider, ws } = await connectedProvider(doc, { onRemoteChanges: (c) => seen.push(...c) });
   const warn = console.warn;
   console.warn = () => {};
   try {
-    provider.connect();
-    await tick();
-    const ws = FakeSocket.last;
     ws.receive('{"type":"welcome","protocol":1,"server":"weft","max_message_bytes":1048576}');
     ws.receive(JSON.stringify({ type: 'sync', doc: 'd', ops: [...setup, bad], version: b.version() }));
     assert.equal(provider.status, 'online');
@@ -128,13 +121,10 @@ test('binary frames: live ops and acks in, keystrokes out, JSON when a frame wou
   const weft = await loadWeft();
   const doc = new weft.Document(1), remote = new weft.Document(2);
   const changes = [];
-  const provider = new WeftProvider({ url: 'ws://test/', docId: 'd', doc, WebSocket: FakeSocket, onRemoteChanges: (c) => changes.push(...c) });
+  const { provider, ws } = await connectedProvider(doc, { onRemoteChanges: (c) => changes.push(...c) });
   const warn = console.warn;
   console.warn = () => {};
   try {
-    provider.connect();
-    await tick();
-    const ws = FakeSocket.last;
     assert.equal(ws.binaryType, 'arraybuffer');
     ws.receive('{"type":"welcome","protocol":1,"server":"weft","max_message_bytes":4096,"binary":true}');
     remote.insert(0, 'hi');
@@ -202,10 +192,7 @@ test('without binary frames (binary: false, or a server that does not confirm th
   const weft = await loadWeft();
   for (const [wanted, confirmed] of [[false, false], [true, false]]) {
     const doc = new weft.Document(1);
-    const provider = new WeftProvider({ url: 'ws://test/', docId: 'd', doc, WebSocket: FakeSocket, onRemoteChanges: () => {}, binary: wanted });
-    provider.connect();
-    await tick();
-    const ws = FakeSocket.last;
+    const { provider, ws } = await connectedProvider(doc, { binary: wanted });
     assert.equal(ws.sent[0].binary, wanted ? true : undefined);
     ws.receive(`{"type":"welcome","protocol":1,"server":"weft","max_message_bytes":4096${confirmed ? ',"binary":true' : ''}}`);
     ws.receive('{"type":"sync","doc":"d","ops":[],"version":[],"ref":3}');
@@ -223,16 +210,12 @@ test('without binary frames (binary: false, or a server that does not confirm th
 test('a view that throws on remote changes does not stop the sync', async () => {
   const weft = await loadWeft();
   const doc = new weft.Document(1), remote = new weft.Document(2);
-  const provider = new WeftProvider({ url: 'ws://test/', docId: 'd', doc, WebSocket: FakeSocket,
-    onRemoteChanges: () => { throw new RangeError('view out of step'); } });
+  doc.insert(0, 'offline edit');
+  const { provider, ws } = await connectedProvider(doc, { onRemoteChanges: () => { throw new RangeError('view out of step'); } });
   const error = console.error;
   const logged = [];
   console.error = (...a) => logged.push(a.join(' '));
   try {
-    doc.insert(0, 'offline edit');
-    provider.connect();
-    await tick();
-    const ws = FakeSocket.last;
     ws.receive('{"type":"welcome","protocol":1,"server":"weft","max_message_bytes":1048576}');
     remote.insert(0, 'hello');
     ws.receive(JSON.stringify({ type: 'sync', doc: 'd', ops: JSON.parse(remote.takeOutgoing()), version: remote.version() }));
