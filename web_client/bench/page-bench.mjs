@@ -61,6 +61,11 @@ const p99 = (v) => [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floo
 
 const weft = await loadWeft();
 
+/** Waits until `page` is online and its editor shows `length` UTF-16 units. */
+const waitShown = (page, length) => page.waitForFunction(
+  (n) => window.weft && window.weft.provider.status === 'online' && window.weft.view.state.doc.length === n,
+  length, { timeout: openTimeoutMs, polling: 10 });
+
 /** Prints the functions with the most self time of a CDP CPU profile. */
 function printProfile(profile, what) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
@@ -212,8 +217,7 @@ try {
         await cdp.send('Profiler.start');
       }
       await page.goto(`${server.base}/d/${docId}`);
-      await page.waitForFunction((n) => window.weft && window.weft.provider.status === 'online' && window.weft.view.state.doc.length === n,
-        text.length, { timeout: openTimeoutMs, polling: 10 });
+      await waitShown(page, text.length);
       if (cdp) printProfile((await cdp.send('Profiler.stop')).profile, `open x${repeat}`);
       // The page's clock starts at the navigation: time until the view shows
       // the text and the provider is online, as the page saw it.
@@ -229,8 +233,7 @@ try {
     const reopenMs = [];
     for (let run = 0; run < opens; run++) {
       await page.reload();
-      await page.waitForFunction((n) => window.weft && window.weft.provider.status === 'online' && window.weft.view.state.doc.length === n,
-        text.length, { timeout: openTimeoutMs, polling: 10 });
+      await waitShown(page, text.length);
       reopenMs.push(await page.evaluate(() => window.weft.openedAt));
     }
     print({ metric: 'reopen', repeat, history, text_bytes: textBytes, ops: opCount, value: Number(median(reopenMs).toFixed(1)), unit: 'ms', runs: reopenMs.map((v) => Number(v.toFixed(1))) });

@@ -10,6 +10,13 @@ import { useServerAndBrowser, openPage, textOf, waitText, typeAt } from './harne
 
 const env = useServerAndBrowser(['--max-message-bytes', '65536']);
 
+/** Waits until every op of `page`'s replica is acknowledged (durable on the server). */
+const waitAllAcked = (page, timeout) => page.waitForFunction(() => {
+  const { doc, provider } = window.weft;
+  const mine = doc.version().find(([r]) => r === doc.replica());
+  return mine && provider.acked >= mine[1];
+}, null, { timeout });
+
 test('a fresh page opens a document of many sync chunks at once, then edits it', async () => {
   const doc = `open-${process.pid}`;
   const ctxA = await env.browser.newContext();
@@ -37,12 +44,7 @@ test('a fresh page opens a document of many sync chunks at once, then edits it',
       if (i % 100 === 99) await new Promise((r) => setTimeout(r, 0));
     }
   });
-  // Every op of a's replica acknowledged (durable on the server).
-  await a.waitForFunction(() => {
-    const { doc, provider } = window.weft;
-    const mine = doc.version().find(([r]) => r === doc.replica());
-    return mine && provider.acked >= mine[1];
-  }, null, { timeout: 20000 });
+  await waitAllAcked(a, 20000);
   const text = await textOf(a);
   assert.ok(text.length > 5000, `a document of some size (${text.length})`);
   assert.equal(await (await fetch(`${env.base}/api/docs/${doc}/text`)).text(), text, 'the server has the text');
@@ -86,11 +88,7 @@ test('a fresh page stores a document that came in one sync message', async () =>
   const ctxA = await env.browser.newContext(), ctxB = await env.browser.newContext();
   const a = await openPage(ctxA, env.base, doc);
   await typeAt(a, 0, 'small 😀 text');
-  await a.waitForFunction(() => {
-    const { doc, provider } = window.weft;
-    const mine = doc.version().find(([r]) => r === doc.replica());
-    return mine && provider.acked >= mine[1];
-  }, null, { timeout: 10000 });
+  await waitAllAcked(a, 10000);
   const b = await openPage(ctxB, env.base, doc);
   assert.equal(await textOf(b), 'small 😀 text');
   // Stored in IndexedDB without a local edit: a reload offline would show it.
