@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Compiles the document core to WebAssembly with Debian's emscripten:
-# web_client/dist/weft_core.mjs + weft_core.wasm (an ES module factory that
-# works in browsers and, given the wasm bytes, in node).
+# packages/core/dist/weft_core.mjs + weft_core.wasm (an ES module factory that
+# works in browsers and, given the wasm bytes, in node), the binary part of the
+# @weft/core package.
 set -euo pipefail
 cd "$(dirname "$0")"
 export NODE_PATH=/usr/share/nodejs   # Debian's acorn, needed by emscripten's optimizer
-mkdir -p dist
+mkdir -p packages/core/dist
 core=(../src/core/*.cc)
 em++ -std=c++20 -O3 -flto -fno-exceptions -DNDEBUG \
   -I../include -I../src -Iwasm \
@@ -13,5 +14,5 @@ em++ -std=c++20 -O3 -flto -fno-exceptions -DNDEBUG \
   --bind -sMODULARIZE=1 -sEXPORT_ES6=1 -sEXPORT_NAME=createWeftCore \
   -sALLOW_MEMORY_GROWTH=1 -sENVIRONMENT=web,worker -sFILESYSTEM=0 \
   -sEXPORTED_FUNCTIONS=_weft_scratch,_weft_insert_utf8,_weft_erase,_weft_apply_json,_weft_apply_frame,_weft_take_outgoing_frame,_weft_live_documents,_weft_result_ptr,_weft_result_len \
-  -o dist/weft_core.mjs
-ls -l dist/weft_core.mjs dist/weft_core.wasm
+  -o packages/core/dist/weft_core.mjs
+ls -l packages/core/dist/weft_core.mjs packages/core/dist/weft_core.wasm

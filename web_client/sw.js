@@ -1,12 +1,14 @@
 // Service worker: keeps the editor's files so a document page also (re)loads
 // while offline; its content comes from IndexedDB (src/storage.js).
-const CACHE = 'weft-shell-v1';
-const SHELL = ['/index.html', '/app.js', '/style.css', '/weft_core.mjs', '/weft_core.wasm'];
+const CACHE = 'weft-shell-v2';  // a new name when SHELL changes; older caches are deleted
+const SHELL = ['/index.html', '/app.js', '/style.css', '/weft_core.wasm'];
 
 self.addEventListener('install', (e) => {
   e.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));
 });
-self.addEventListener('activate', (e) => e.waitUntil(self.clients.claim()));
+self.addEventListener('activate', (e) => e.waitUntil(
+  caches.keys().then((keys) => Promise.all(keys.filter((k) => k !== CACHE).map((k) => caches.delete(k))))
+    .then(() => self.clients.claim())));
 
 self.addEventListener('fetch', (e) => {
   const url = new URL(e.request.url);

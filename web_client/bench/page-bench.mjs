@@ -28,8 +28,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import zlib from 'node:zlib';
-import { loadWeft } from '../src/weft.js';
-import { chunkOps } from '../src/chunk.js';
+import { loadWeft } from '@weft/core';
+import { chunkOps } from '../packages/provider/src/chunk.js';
 import { startServer, launchBrowser, buildDir } from '../test-browser/browser-env.mjs';
 
 const args = process.argv.slice(2);

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import zlib from 'node:zlib';
 import { performance } from 'node:perf_hooks';
-import { loadWeft } from '../src/weft.js';
+import { loadWeft } from '@weft/core';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);

@@ -80,7 +80,7 @@ test('remote cursors appear with names, and emoji survive the trip', async () =>
   await typeAt(b, 'smile 😀'.length, '!'); // UTF-16 offset after the emoji
   await waitText(a, 'smile 😀! ok');
   await typeAt(a, 2, 'x');
-  await b.locator('.remote-caret').first().waitFor({ timeout: 10000 });
+  await b.locator('.cm-weft-caret').first().waitFor({ timeout: 10000 });
   assert.ok((await b.locator('[data-testid=people] .person').count()) >= 1);
   await b.screenshot({ path: path.join(shots, 'weft-presence.png') });
   await ctxA.close(); await ctxB.close();

@@ -1,7 +1,7 @@
 // The JavaScript API of the WebAssembly core.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadWeft, utf16ToCodePoints, codePointsToUtf16, randomReplicaId } from '../src/weft.js';
+import { loadWeft, utf16ToCodePoints, codePointsToUtf16, randomReplicaId } from '@weft/core';
 
 test('two replicas converge through JSON ops, with change events', async () => {
   const weft = await loadWeft();

@@ -4,8 +4,8 @@
 // of the edited text.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AstralIndex } from '../src/astral.js';
-import { utf16ToCodePoints, codePointsToUtf16 } from '../src/weft.js';
+import { AstralIndex } from '../packages/codemirror/src/astral.js';
+import { utf16ToCodePoints, codePointsToUtf16 } from '@weft/core';
 
 // A small deterministic PRNG (xorshift32), so a failure replays.
 function rng(seed) {

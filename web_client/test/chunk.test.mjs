@@ -2,8 +2,8 @@
 // sent in pieces the server accepts, and the pieces mean the same ops.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadWeft } from '../src/weft.js';
-import { chunkOps } from '../src/chunk.js';
+import { loadWeft } from '@weft/core';
+import { chunkOps } from '../packages/provider/src/chunk.js';
 import { connectedProvider } from './helpers.mjs';
 
 

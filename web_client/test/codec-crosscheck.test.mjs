@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { decodeServerMessage, MessageError } from '../src/messages.js';
+import { decodeServerMessage, MessageError } from '../packages/provider/src/messages.js';
 import { native, rng } from './helpers.mjs';
 
 // ---- frames ------------------------------------------------------------------

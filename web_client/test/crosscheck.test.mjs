@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { loadWeft } from '../src/weft.js';
+import { loadWeft } from '@weft/core';
 import { native, rng } from './helpers.mjs';
 
 // Makes random edits on three wasm replicas (with real lengths, so every

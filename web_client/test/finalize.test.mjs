@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 
 const child = `
-import { loadWeft } from ${JSON.stringify(new URL('../src/weft.js', import.meta.url).href)};
+import { loadWeft } from ${JSON.stringify(new URL('../packages/core/src/weft.js', import.meta.url).href)};
 const weft = await loadWeft();
 const base = weft.liveDocuments();
 const d = new weft.Document(1);

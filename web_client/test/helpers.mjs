@@ -1,5 +1,5 @@
 // Shared by the node tests (not a test itself).
-import { WeftProvider } from '../src/provider.js';
+import { WeftProvider } from '@weft/provider';
 
 /** The native side of the cross-checks (tests/crosscheck, weft-crosscheck). */
 export const native =

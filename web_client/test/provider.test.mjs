@@ -3,7 +3,7 @@
 // test/codec-crosscheck.test.mjs) are ignored whole, as weft::client does.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadWeft } from '../src/weft.js';
+import { loadWeft } from '@weft/core';
 import { FakeSocket, tick, connectedProvider } from './helpers.mjs';
 
 

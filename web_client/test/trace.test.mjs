@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import zlib from 'node:zlib';
-import { loadWeft } from '../src/weft.js';
+import { loadWeft } from '@weft/core';
 
 const traces = process.env.WEFT_TRACES_DIR ?? new URL('../../../shared/traces/', import.meta.url).pathname;
 const ownData = new URL('../../tests/data/', import.meta.url).pathname;

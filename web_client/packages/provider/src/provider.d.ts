@@ -1,4 +1,5 @@
-import type { Change, Document } from './weft.js';
+// Types of @weft/provider (src/provider.js).
+import type { Change, Document } from '@weft/core';
 
 export type Status = 'online' | 'offline' | 'syncing';
 
@@ -8,7 +9,8 @@ export class WeftProvider extends EventTarget {
     url: string;
     docId: string;
     doc: Document;
-    onRemoteChanges: (changes: Change[]) => void;
+    /** Visible changes of remote ops, in order (more listeners: onChanges). */
+    onRemoteChanges?: (changes: Change[]) => void;
     /** A WebSocket constructor (browsers and node >= 22 have one; in node 20 pass e.g. the `ws` package's). */
     WebSocket?: typeof WebSocket;
     /** Access token sent in hello, for servers run with --auth-secret*. */
@@ -25,6 +27,12 @@ export class WeftProvider extends EventTarget {
    *  onRemoteChanges is not called ('changed' still fires): for a view that
    *  will show the document's whole text at once (a page opening). Default true. */
   changeEvents: boolean;
+  /** Calls `listener` with every batch of remote changes (while changeEvents is true), after
+   *  onRemoteChanges; an exception in it is logged and does not stop the others. Returns a
+   *  function that removes the listener. */
+  onChanges(listener: (changes: Change[]) => void): () => void;
+  readonly doc: Document;
+  readonly docId: string;
   connect(): void;
   destroy(): void;
   /** Sends the document's outgoing ops (call after local edits; batched per task). */

@@ -1,4 +1,4 @@
-// Types of the weft JavaScript API (src/weft.js, src/provider.js).
+// Types of @weft/core: the weft document core in WebAssembly (src/weft.js).
 
 /** An operation in the wire format of docs/protocol.md. */
 export type Op =
@@ -61,8 +61,10 @@ export interface Weft {
   liveDocuments(): number;
 }
 
-/** Loads the WebAssembly core once. In node the wasm file is read from dist/. */
-export function loadWeft(options?: { wasmBinary?: ArrayBuffer | Uint8Array }): Promise<Weft>;
+/** Loads the WebAssembly core once (options count on the first call only). In node the wasm
+ *  file is read from the package's dist/; a browser fetches it from `wasmUrl`, by default
+ *  weft_core.wasm next to weft_core.mjs (after bundling: next to the bundle). */
+export function loadWeft(options?: { wasmBinary?: ArrayBuffer | Uint8Array; wasmUrl?: string | URL }): Promise<Weft>;
 /** A random replica id below 2^53. */
 export function randomReplicaId(): number;
 /** Code point index of a UTF-16 offset (rounds down inside a surrogate pair). */

@@ -11,8 +11,9 @@ export class WeftProvider extends EventTarget {
    * @param {object} o
    * @param {string} o.url        ws:// or wss:// URL of the server
    * @param {string} o.docId      document id
-   * @param {object} o.doc        a weft Document (src/weft.js)
-   * @param {(changes: Array) => void} o.onRemoteChanges  visible changes from remote ops
+   * @param {object} o.doc        a weft Document (@weft/core)
+   * @param {(changes: Array) => void} [o.onRemoteChanges]  visible changes from remote ops
+   *                              (more listeners: onChanges())
    * @param {Function} [o.WebSocket]  WebSocket constructor (default: the global one)
    * @param {string} [o.token]    access token sent in hello (servers run with --auth-secret*)
    * @param {boolean} [o.binary]  ask for binary frames for live ops and acks (default true;
@@ -30,7 +31,8 @@ export class WeftProvider extends EventTarget {
     this.url = url;
     this.docId = docId;
     this.doc = doc;
-    this.onRemoteChanges = onRemoteChanges;
+    this.onRemoteChanges = onRemoteChanges ?? null;
+    this._changeListeners = [];
     /** When false, remote ops are applied without computing their changes and
      * onRemoteChanges is not called ('changed' still fires): for a view that
      * will show the whole text at once, such as a page opening a document. */
@@ -270,11 +272,27 @@ export class WeftProvider extends EventTarget {
   // Hands changes to the view. A view that throws must not stop the
   // protocol (a sync half handled would leave the provider 'syncing' and
   // unsent edits unsent): the error is reported and the session goes on.
+  // Listeners of 'remotechanges' (a view binding such as @weft/codemirror's)
+  // get the same array after onRemoteChanges; each is guarded the same way.
   _notify(changes) {
     try {
-      this.onRemoteChanges(changes);
+      if (this.onRemoteChanges) this.onRemoteChanges(changes);
     } catch (e) {
       console.error('weft: onRemoteChanges threw:', e);
     }
+    for (const listener of this._changeListeners) {
+      try {
+        listener(changes);
+      } catch (e) {
+        console.error("weft: a 'remotechanges' listener threw:", e);
+      }
+    }
+  }
+
+  /** Calls `listener(changes)` with the visible changes of every batch of remote ops applied
+   * while changeEvents is true, after onRemoteChanges. Returns a function that removes it. */
+  onChanges(listener) {
+    this._changeListeners.push(listener);
+    return () => { this._changeListeners = this._changeListeners.filter((l) => l !== listener); };
   }
 }

@@ -1,7 +1,7 @@
 // weft for JavaScript: the same C++ document core as native editors and the
 // server, compiled to WebAssembly. Works in browsers and in node.
 //
-//   import { loadWeft } from './weft.js';
+//   import { loadWeft } from '@weft/core';
 //   const weft = await loadWeft();
 //   const doc = new weft.Document(replicaId);
 //   doc.insert(0, 'hello');                 // positions in Unicode code points
@@ -10,7 +10,7 @@
 //   doc.dispose();
 //
 // Ops travel as JSON text in the wire format of docs/protocol.md, or as its
-// binary frames (applyFrame, takeOutgoingFrame), which src/provider.js uses.
+// binary frames (applyFrame, takeOutgoingFrame), which @weft/provider uses.
 
 import createWeftCore from '../dist/weft_core.mjs';
 
@@ -37,13 +37,19 @@ export function randomReplicaId() {
   return hi * 0x100000000 + lo || 1;
 }
 
-/** Loads the WebAssembly core once; resolves to { Document }. */
+/** Loads the WebAssembly core once; resolves to { Document, liveDocuments }.
+ * Options (read by the first call only): `wasmBinary`, the bytes of
+ * weft_core.wasm; or `wasmUrl`, where a browser fetches it from (default: next
+ * to weft_core.mjs, which after bundling means next to the bundle). */
 export async function loadWeft(options = {}) {
   if (!corePromise) {
     corePromise = (async () => {
-      const wasmBinary = options.wasmBinary ?? (await defaultWasmBinary());
-      return createWeftCore(wasmBinary ? { wasmBinary } : {});
+      const wasmBinary = options.wasmBinary ?? (options.wasmUrl ? undefined : await defaultWasmBinary());
+      if (wasmBinary) return createWeftCore({ wasmBinary });
+      if (options.wasmUrl) return createWeftCore({ locateFile: () => String(options.wasmUrl) });
+      return createWeftCore({});
     })();
+    corePromise.catch(() => { corePromise = null; }); // a failed load may be retried
   }
   const core = await corePromise;
 
