@@ -26,7 +26,7 @@ weft_ensure_node() {
 weft_build_web_client() {
   weft_ensure_node
   export NODE_PATH=/usr/share/nodejs   # Debian's emscripten needs its acorn
-  (cd web_client && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && ./build.sh >/dev/null)
+  (cd web_client && { [ -e node_modules/@weft/core ] || npm ci --no-audit --no-fund; } && ./build.sh >/dev/null)
 }
 
 weft_install_packages() {

@@ -5,10 +5,10 @@
 # index.html, cluster.html, style.css and the service worker.
 set -euo pipefail
 cd "$(dirname "$0")"
-[ -d node_modules ] || npm ci --no-audit --no-fund
+[ -e node_modules/@weft/core ] || npm ci --no-audit --no-fund  # workspaces linked too
 ./build-wasm.sh >/dev/null
 ./node_modules/.bin/esbuild app=src/main.js cluster=src/cluster.js --bundle --format=esm --minify --sourcemap \
-  --external:node:fs --outdir=dist --log-level=warning
+  --outdir=dist --log-level=warning
 cp index.html cluster.html style.css sw.js packages/core/dist/weft_core.wasm dist/
 rm -f dist/weft_core.mjs  # bundled into app.js (left over from older builds)
 ls -l dist

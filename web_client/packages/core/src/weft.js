@@ -13,6 +13,9 @@
 // binary frames (applyFrame, takeOutgoingFrame), which @weft/provider uses.
 
 import createWeftCore from '../dist/weft_core.mjs';
+// In node the wasm bytes are read from this package; a browser fetches them
+// (package.json "imports": bundlers for the browser never see node:fs).
+import { defaultWasmBinary } from '#wasm-binary';
 
 let corePromise = null;
 // A Document that is garbage-collected without dispose() still gives its
@@ -20,15 +23,6 @@ let corePromise = null;
 // One registry for the module's life: a registry that is itself collected
 // runs no callbacks.
 const leaks = typeof FinalizationRegistry === 'function' ? new FinalizationRegistry((d) => d.delete()) : null;
-
-async function defaultWasmBinary() {
-  if (typeof process !== 'undefined' && process.versions && process.versions.node) {
-    // node 20 has a global fetch that cannot read file: URLs; read the bytes.
-    const fs = await import('node:fs');
-    return fs.readFileSync(new URL('../dist/weft_core.wasm', import.meta.url));
-  }
-  return undefined; // browsers fetch weft_core.wasm next to weft_core.mjs
-}
 
 /** A random replica id below 2^53 (exact in JSON and JavaScript numbers). */
 export function randomReplicaId() {
