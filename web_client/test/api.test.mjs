@@ -89,6 +89,39 @@ test('ids map to positions: an insert returns its first id, positionOf follows i
   b.dispose();
 });
 
+test('applyOps with ids: true names the ops it applied, released buffered ops too, not waiting ones or duplicates', async () => {
+  const weft = await loadWeft();
+  const a = new weft.Document(7), b = new weft.Document(8), c = new weft.Document(9);
+  a.insert(0, 'abc');
+  const first = JSON.parse(a.takeOutgoing());
+  a.insert(3, 'de');
+  a.erase(0, 1);
+  const second = JSON.parse(a.takeOutgoing());
+  b.insert(0, 'Z');
+  const fromB = b.takeOutgoing();
+
+  // a's second batch before its first: it waits, so nothing is applied.
+  let r = c.applyOps(second, { ids: true });
+  assert.deepEqual(r, { changes: [], applied: [] });
+  assert.ok(c.pending() > 0);
+  // The first batch releases the second: counters 1-3 (abc), 4-5 (de), 6 (the erase).
+  r = c.applyOps(first, { ids: true });
+  assert.deepEqual(r.applied, [[7, 1, 6]]);
+  assert.equal(c.text(), 'bcde');
+  assert.equal(r.changes.length > 0, true);
+  // A duplicate applies nothing; another replica's op is named by its own id.
+  assert.deepEqual(c.applyOps(first, { ids: true }).applied, []);
+  r = c.applyOps(fromB, { ids: true, changes: false });
+  assert.deepEqual(r, { changes: [], applied: [[8, 1, 1]] });
+  // Each applied insert id maps to where its character is now.
+  assert.equal(c.positionOf([8, 1]), c.text().indexOf('Z'));
+  assert.equal(c.positionOf([7, 4]), c.text().indexOf('d'));
+  assert.equal(c.positionOf([7, 1]), -1, "'a' was erased");
+  // Without the option the answer is the changes alone, as before.
+  assert.ok(Array.isArray(new weft.Document(10).applyOps(first)));
+  for (const d of [a, b, c]) d.dispose();
+});
+
 test('a disposed Document throws instead of touching freed memory', async () => {
   const weft = await loadWeft();
   const d = new weft.Document(3);

@@ -9,6 +9,9 @@ export type Op =
 /** A change to the visible text; `pos` in code points, in order. */
 export type Change = { insert: string; pos: number } | { erase: number; pos: number };
 
+/** [replica, first counter, last counter]: ids first..last of one replica, inclusive. */
+export type IdRange = [number, number, number];
+
 /** [[replica, counter], ...]: the highest counter applied per replica. */
 export type Version = [number, number][];
 
@@ -30,12 +33,16 @@ export interface Document {
    *  Throws an Error when the ops cannot be read (`unreadable`: true; nothing was applied) or
    *  when an op is refused (the others are still applied; `changes` holds every change made).
    *  With `{ changes: false }` no change is computed and [] is returned. */
-  applyOps(ops: string | Op[], options?: { changes?: boolean }): Change[];
+  applyOps(ops: string | Op[], options?: { changes?: boolean; ids?: false }): Change[];
+  /** With `ids: true`: also the ids of every op this call applied (ops released from the causal
+   *  buffer included; still-waiting ops and duplicates not), as [replica, first, last] counter
+   *  ranges (an insert of n characters covers n counters). A thrown error carries `applied` too. */
+  applyOps(ops: string | Op[], options: { changes?: boolean; ids: true }): { changes: Change[]; applied: IdRange[] };
   /** Reads a binary frame from weft-server for the document numbered `ref` (its sync's "ref"):
    *  an ops frame is applied (throws as applyOps does), an ack frame returns its version. A frame
    *  the codec refuses, or for another ref, throws with `unreadable` set and applies nothing. */
-  applyFrame(bytes: Uint8Array, options: { ref: number; changes?: boolean }):
-    { type: 'ops'; changes: Change[] } | { type: 'ack'; version: Version };
+  applyFrame(bytes: Uint8Array, options: { ref: number; changes?: boolean; ids?: boolean }):
+    { type: 'ops'; changes: Change[]; applied?: IdRange[] } | { type: 'ack'; version: Version };
   /** The outgoing ops as one binary ops frame for document `ref`, or null when there are none
    *  or they exceed `maxBytes` (then takeOutgoing() returns them as JSON). */
   takeOutgoingFrame(ref: number, maxBytes: number): Uint8Array | null;

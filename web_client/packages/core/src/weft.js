@@ -72,14 +72,29 @@ export async function loadWeft(options = {}) {
     return len === 2 ? '[]' : decoder.decode(core.HEAPU8.subarray(at, at + len));
   };
   // An apply answer (see bindings.cc): the changes, or a thrown Error.
-  const changesOrThrow = (out) => {
+  // With `applied` (ids asked for), the ids go on the error too.
+  const changesOrThrow = (out, applied) => {
     if (Array.isArray(out)) return out;
     // Unreadable input applies nothing; a refused op leaves the others
     // applied, and their changes are on the error, so a view can still follow.
     const e = new Error(out.error);
     e.unreadable = !('changes' in out);
     e.changes = out.changes ?? [];
+    if (applied) e.applied = applied();
     throw e;
+  };
+  // The ids applied between two version vectors, as [replica, first, last]
+  // counter ranges. Exact, because a replica's ops apply in counter order
+  // (an op waits in the causal buffer until its predecessor is applied), so
+  // each replica's applied counters are 1..version.
+  const appliedBetween = (before, after) => {
+    const was = new Map(before);
+    const out = [];
+    for (const [r, c] of after) {
+      const b = was.get(r) ?? 0;
+      if (c > b) out.push([r, b + 1, c]);
+    }
+    return out;
   };
 
   /**
@@ -132,12 +147,20 @@ export async function loadWeft(options = {}) {
      * codec's parser refuses, applies nothing (the error's `unreadable` is
      * true); an op the document refuses is skipped and the others stay
      * applied (their changes are the error's `changes`).
+     * With `{ ids: true }` returns { changes, applied }: `applied` lists the
+     * ids of every op this call applied (including ops that waited in the
+     * causal buffer until now) as [replica, first, last] counter ranges; an
+     * insert of n characters covers n counters. Ops still waiting are not in
+     * it, nor are duplicates. A thrown error then carries `applied` too.
      */
-    applyOps(ops, { changes = true } = {}) {
+    applyOps(ops, { changes = true, ids = false } = {}) {
       const json = typeof ops === 'string' ? ops : JSON.stringify(ops);
+      const before = ids ? this.version() : null;
       const [ptr, n] = toWasm(json);
       core._weft_apply_json(this._live, ptr, n, changes ? 1 : 0);
-      return changesOrThrow(JSON.parse(resultText(this._h)));
+      const applied = ids ? () => appliedBetween(before, this.version()) : null;
+      const out = changesOrThrow(JSON.parse(resultText(this._h)), applied);
+      return ids ? { changes: out, applied: applied() } : out;
     }
     /**
      * Reads a binary frame from weft-server (docs/protocol.md, "Binary
@@ -145,14 +168,19 @@ export async function loadWeft(options = {}) {
      * An ops frame is applied: returns { type: 'ops', changes } and throws as
      * applyOps does. An ack frame: returns { type: 'ack', version }. A frame
      * the codec refuses, or for another ref, throws with `unreadable` set
-     * and applies nothing. The bytes are only read.
+     * and applies nothing. The bytes are only read. With `ids: true` an ops
+     * frame's answer also has `applied`, as applyOps reports it.
      * @param {Uint8Array} bytes
      */
-    applyFrame(bytes, { ref, changes = true }) {
+    applyFrame(bytes, { ref, changes = true, ids = false }) {
+      const before = ids ? this.version() : null;
       core._weft_apply_frame(this._live, bytesToWasm(bytes), bytes.length, ref, changes ? 1 : 0);
       const out = JSON.parse(resultText(this._h));
       if (out && !Array.isArray(out) && 'ack' in out) return { type: 'ack', version: out.ack };
-      return { type: 'ops', changes: changesOrThrow(out) };
+      const applied = ids ? () => appliedBetween(before, this.version()) : null;
+      const result = { type: 'ops', changes: changesOrThrow(out, applied) };
+      if (ids) result.applied = applied();
+      return result;
     }
     /**
      * The ops made locally since the last take as one binary ops frame for
