@@ -7,7 +7,7 @@
 //   server HEX           decodes the frame whose bytes are HEX with the codec's
 //                        server-message decoder (what weft::client runs, with
 //                        its limits) and prints "msg JSON" or "error KIND", so
-//                        that the browser's decoder (web_client/src/messages.js)
+//                        that the browser's decoder (web_client/packages/provider/src/messages.js)
 //                        can be held to it (web_client/test/codec-crosscheck.test.mjs)
 #include <simdjson.h>
 
