@@ -4,7 +4,7 @@
 // same versions as web_client's, so npm's cache has them) and builds with its
 // own bundler. Then the app, weft's own editor page and a node script using
 // the packages edit one document on a real weft-server, in Chromium.
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,6 +16,7 @@ import { useServerAndBrowser, openPage, textOf, waitText, typeAt, root } from '.
 const env = useServerAndBrowser();
 const appSource = path.join(root, '../examples/codemirror_app');
 let work, appDir, staticServer, appBase;
+const appErrors = []; // console errors and uncaught exceptions of the app's pages: each fails its test
 
 const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], timeout: 180000 }).toString();
 
@@ -23,6 +24,18 @@ before(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-packages-'));
   const tarballs = run(path.join(root, 'pack.sh'), [path.join(work, 'packs')], root).trim().split('\n');
   assert.equal(tarballs.length, 3, 'three tarballs');
+  // Each ships its code, types and README (the wasm too, for the core).
+  const want = {
+    core: ['src/weft.js', 'src/weft.d.ts', 'src/wasm-binary.js', 'src/wasm-binary.node.js', 'dist/weft_core.mjs', 'dist/weft_core.wasm'],
+    provider: ['src/provider.js', 'src/provider.d.ts', 'src/messages.js', 'src/chunk.js'],
+    codemirror: ['src/index.js', 'src/index.d.ts', 'src/astral.js'],
+  };
+  for (const [name, files] of Object.entries(want)) {
+    const tgz = tarballs.find((t) => path.basename(t).startsWith(`weft-${name}-`));
+    assert.ok(tgz, `a tarball of @weft/${name}`);
+    const listed = run('tar', ['tzf', tgz], work).split('\n');
+    for (const f of [...files, 'package.json', 'README.md']) assert.ok(listed.includes(`package/${f}`), `${path.basename(tgz)} has ${f}`);
+  }
   appDir = path.join(work, 'app');
   fs.cpSync(appSource, appDir, { recursive: true, filter: (p) => !/node_modules|dist$/.test(p) });
   run('npm', ['ci', '--offline', '--no-audit', '--no-fund'], appDir);
@@ -43,6 +56,11 @@ before(async () => {
   appBase = `http://127.0.0.1:${staticServer.address().port}`;
 });
 
+afterEach(() => {
+  const errors = appErrors.splice(0);
+  assert.deepEqual(errors, [], 'the app logged no errors');
+});
+
 after(() => {
   staticServer?.close();
   if (work) fs.rmSync(work, { recursive: true, force: true });
@@ -51,8 +69,8 @@ after(() => {
 /** Opens the app on `doc` as user `name` and waits until it is online. */
 async function openApp(context, doc, name) {
   const page = await context.newPage();
-  page.on('pageerror', (e) => console.error('app page error:', e.message));
-  page.on('console', (m) => { if (m.type() === 'error') console.error(`app page: ${m.text()}`); });
+  page.on('pageerror', (e) => appErrors.push(`uncaught: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') appErrors.push(m.text()); });
   const ws = env.base.replace('http', 'ws') + '/';
   await page.goto(`${appBase}/?server=${encodeURIComponent(ws)}&doc=${doc}&name=${name}&verify`);
   await page.locator('#status').filter({ hasText: 'online' }).waitFor({ timeout: 15000 });
@@ -150,6 +168,7 @@ test('undo in the app removes only its own edit, redo brings it back, on both si
     await app.keyboard.press('Control+Shift+Z');
     await waitAppText(app, 'mine theirs');
     await waitText(page, 'mine theirs');
+    assert.equal(await app.evaluate(() => window.app.repairs()), 0, 'the app never had to repair its view');
   } finally {
     await ctxA.close();
     await ctxB.close();

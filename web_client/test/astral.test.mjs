@@ -1,4 +1,4 @@
-// The astral-character index (src/astral.js) against the full-text scans it
+// The astral-character index (@weft/codemirror, src/astral.js) against the full-text scans it
 // replaces (utf16ToCodePoints / codePointsToUtf16), on random texts and
 // random edits: every conversion and every edited index must equal the scan
 // of the edited text.

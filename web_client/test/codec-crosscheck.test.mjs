@@ -1,4 +1,4 @@
-// The browser decodes the server's messages in JavaScript (src/messages.js);
+// The browser decodes the server's messages in JavaScript (@weft/provider, src/messages.js);
 // weft::client decodes them with the C++ codec (weft::protocol::decoder::
 // server). Both get the same frames — every message type, edge cases,
 // variants of every field and seeded random mutations — and must agree on

@@ -1,5 +1,5 @@
 // A Document dropped without dispose() gives its wasm memory back once it is
-// garbage-collected (src/weft.js, FinalizationRegistry); dispose() at once,
+// garbage-collected (@weft/core, src/weft.js, FinalizationRegistry); dispose() at once,
 // and only once. Runs in a child node with --expose-gc to force collection.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

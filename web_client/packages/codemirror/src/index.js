@@ -84,6 +84,20 @@ const theme = EditorView.baseTheme({
 
 const bindings = new WeakMap(); // EditorView -> its Binding
 
+// A presence colour is another user's input that ends up in a style
+// attribute: only plain colour syntax passes, so no one can inject CSS.
+const safeColor = (c) => (typeof c === 'string' && /^(#[0-9a-f]{3,8}|[a-z]{3,20})$/i.test(c) ? c : '#888');
+
+// The smallest replacement that turns `have` into `want`: their common
+// prefix and suffix stay, so the undo history keeps what lies outside it.
+function difference(have, want) {
+  const max = Math.min(have.length, want.length);
+  let start = 0, end = 0;
+  while (start < max && have.charCodeAt(start) === want.charCodeAt(start)) start++;
+  while (end < max - start && have.charCodeAt(have.length - 1 - end) === want.charCodeAt(want.length - 1 - end)) end++;
+  return { from: start, to: have.length - end, insert: want.slice(start, want.length - end) };
+}
+
 class Binding {
   constructor(view, provider, config) {
     this.view = view;
@@ -95,6 +109,7 @@ class Binding {
     this.presenceTimer = null;
     this.presenceLast = -Infinity;
     this.opening = config.opening;
+    this.sentPresence = null; // [anchor, head] in code points, as last sent
     bindings.set(view, this);
     this.offChanges = provider.onChanges((changes) => this.applyRemote(changes));
     this.onPresence = () => this.renderCursors();
@@ -104,8 +119,16 @@ class Binding {
     provider.changeEvents = !this.opening;
     this.openingTimer = this.opening ? setTimeout(() => this.endOpening(), config.openingMaxMs) : null;
     // A view created with a text other than the replica's (or the replica
-    // edited before the plugin came up) is put right once the view is built.
-    if (!this.opening) queueMicrotask(() => { if (!this.destroyed && !this.inStep(true)) this.repair(false); });
+    // edited before the plugin came up) is put right once the view is built,
+    // and the carets of people already there are drawn. A provider that is
+    // already online will not announce the end of its sync: no opening then.
+    queueMicrotask(() => {
+      if (this.destroyed) return;
+      if (this.opening && provider.status === 'online') this.endOpening();
+      if (this.opening) return;
+      if (!this.inStep(true)) this.repair(false);
+      this.renderCursors();
+    });
     if (config.user) queueMicrotask(() => this.sendPresence());
   }
 
@@ -120,11 +143,20 @@ class Binding {
   update(u) {
     if (u.docChanged && !u.transactions.some((t) => t.annotation(Transaction.remote))) {
       const idx = u.startState.field(astralField);
-      for (const [fromA, toA, ins] of backToFront(u.changes)) {
-        const from = idx.toCodePoints(fromA);
-        const to = idx.toCodePoints(toA);
-        if (to > from) this.doc.erase(from, to - from);
-        if (ins) this.doc.insert(from, ins);
+      try {
+        for (const [fromA, toA, ins] of backToFront(u.changes)) {
+          const from = idx.toCodePoints(fromA);
+          const to = idx.toCodePoints(toA);
+          if (to > from) this.doc.erase(from, to - from);
+          if (ins) this.doc.insert(from, ins);
+        }
+      } catch (e) {
+        // The view was out of step with the replica (a bug, or the replica
+        // edited behind its back). An exception here would make CodeMirror
+        // drop the plugin, and with it the collaboration: repair instead,
+        // after this update (no dispatch may happen inside one).
+        console.error('weft: a local edit did not fit the replica:', e);
+        queueMicrotask(() => { if (!this.destroyed) this.repair(true); });
       }
       this.provider.flush();
     }
@@ -167,11 +199,7 @@ class Binding {
       this.repairs++;
       console.error('weft: editor view out of step with the replica; reloading its text');
     }
-    const max = Math.min(have.length, want.length);
-    let start = 0, end = 0;
-    while (start < max && have.charCodeAt(start) === want.charCodeAt(start)) start++;
-    while (end < max - start && have.charCodeAt(have.length - 1 - end) === want.charCodeAt(want.length - 1 - end)) end++;
-    view.dispatch({ changes: { from: start, to: have.length - end, insert: want.slice(start, want.length - end) }, annotations: REMOTE });
+    view.dispatch({ changes: difference(have, want), annotations: REMOTE });
   }
 
   endOpening() {
@@ -180,7 +208,7 @@ class Binding {
     this.provider.changeEvents = true;
     clearTimeout(this.openingTimer);
     const view = this.view;
-    view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: this.doc.text() },
+    view.dispatch({ changes: difference(view.state.doc.toString(), this.doc.text()),
       effects: this.config.editable.reconfigure(EditorState.readOnly.of(false)), annotations: REMOTE });
     this.renderCursors();
   }
@@ -197,7 +225,12 @@ class Binding {
       const state = this.view.state;
       const idx = state.field(astralField);
       const sel = state.selection.main;
-      this.provider.setPresence({ ...this.config.user, anchor: idx.toCodePoints(sel.anchor), head: idx.toCodePoints(sel.head) });
+      const anchor = idx.toCodePoints(sel.anchor), head = idx.toCodePoints(sel.head);
+      // Remote edits move the caret's offset too, so they lead here; only a
+      // caret that really moved (in code points) is sent again.
+      if (this.sentPresence && this.sentPresence[0] === anchor && this.sentPresence[1] === head) return;
+      this.sentPresence = [anchor, head];
+      this.provider.setPresence({ ...this.config.user, anchor, head });
     };
     if (wait <= 0) now();
     else this.presenceTimer = setTimeout(now, wait);
@@ -211,7 +244,7 @@ class Binding {
     const ranges = [];
     for (const [, p] of this.provider.presence) {
       if (typeof p !== 'object' || p === null || !('head' in p)) continue;
-      const color = typeof p.color === 'string' ? p.color : '#888';
+      const color = safeColor(p.color);
       const name = typeof p.name === 'string' ? p.name : '?';
       const head = Math.min(len, idx.toUtf16(Math.max(0, Number(p.head) || 0)));
       const anchor = Math.min(len, idx.toUtf16(Math.max(0, Number(p.anchor) || 0)));
@@ -241,10 +274,10 @@ class Binding {
  * one binding per provider. Options:
  * - `user` ({ name, color, ... }): sent as presence with the selection
  *   (`anchor`, `head` in code points), at most every `presenceIntervalMs`
- *   (default 100); other users' carets and selections are drawn. Without it
- *   no presence is sent and none drawn.
+ *   (default 100). Without it none is sent (a viewer). Other users' carets
+ *   and selections are drawn either way.
  * - `opening` (default: the replica is empty and the provider not yet online,
- *   nor the browser offline): until the provider's first
+ *   nor the browser offline; a provider already online ends it at once): until the provider's first
  *   sync ends (or `openingMaxMs`, default 5000), remote ops go into the
  *   replica without change events and the editor is read-only; then the
  *   text is shown once. This is what makes a large document open fast.
