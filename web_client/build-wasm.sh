@@ -10,7 +10,7 @@ mkdir -p packages/core/dist
 core=(../src/core/*.cc)
 em++ -std=c++20 -O3 -flto -fno-exceptions -DNDEBUG \
   -I../include -I../src -Iwasm \
-  "${core[@]}" ../src/protocol/json_writer.cc ../src/protocol/op_json_reader.cc ../src/protocol/binary.cc wasm/bindings.cc \
+  "${core[@]}" ../src/protocol/json_writer.cc ../src/protocol/op_json_reader.cc ../src/protocol/binary.cc ../src/protocol/doc_id.cc wasm/bindings.cc \
   --bind -sMODULARIZE=1 -sEXPORT_ES6=1 -sEXPORT_NAME=createWeftCore \
   -sALLOW_MEMORY_GROWTH=1 -sENVIRONMENT=web,worker -sFILESYSTEM=0 \
   -sEXPORTED_FUNCTIONS=_weft_scratch,_weft_insert_utf8,_weft_erase,_weft_apply_json,_weft_apply_frame,_weft_take_outgoing_frame,_weft_live_documents,_weft_result_ptr,_weft_result_len \

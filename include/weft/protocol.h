@@ -71,6 +71,10 @@ struct open_msg {
   /// connection's ops are durable in that many regions (docs/replication.md).
   /// 0 or 1: acks only.
   std::uint64_t regions = 0;
+  /// A client whose replica is empty asks for the document as one snapshot
+  /// frame (binary frames on) instead of its history as ops: much faster to
+  /// send and to load. Ignored when `version` is not empty.
+  bool snapshot = false;
   bool operator==(const open_msg&) const = default;
 };
 /// The most regions a write concern may ask for.
@@ -157,9 +161,11 @@ using server_message =
 // ---- binary frames -------------------------------------------------------------
 // With binary frames on (hello's "binary":true, confirmed by welcome), the
 // common messages of an open document travel as binary WebSocket frames:
-//   u8 kind (1: ops, 2: ack), varint ref (the document's number, from sync),
-//   ops: the op list of docs/encoding.md; ack: varint n, (varint replica,
-//   varint counter) x n.
+//   u8 kind (1: ops, 2: ack, 3: snapshot), varint ref (the document's number,
+//   from sync), ops: the op list of docs/encoding.md; ack: varint n,
+//   (varint replica, varint counter) x n; snapshot (server to client only,
+//   before the sync of an open that asked for it): varint n, the document id
+//   (n bytes), then the snapshot of docs/encoding.md to the end.
 // A keystroke's rebroadcast is then ~20 bytes instead of ~120. Every other
 // message stays JSON text. A binary frame never starts with '{'.
 
@@ -173,10 +179,18 @@ struct binary_ack {
   version_vector version;
   bool operator==(const binary_ack&) const = default;
 };
-using binary_message = std::variant<binary_ops, binary_ack>;
+struct binary_snapshot {
+  std::uint64_t ref = 0;
+  std::string doc;
+  std::string bytes;  // the snapshot format of docs/encoding.md (checked when loaded, not here)
+  bool operator==(const binary_snapshot&) const = default;
+};
+using binary_message = std::variant<binary_ops, binary_ack, binary_snapshot>;
 
 std::string encode_binary_ops(std::uint64_t ref, std::span<const operation> ops);
 std::string encode_binary_ack(std::uint64_t ref, const version_vector& version);
+/// A document's snapshot (document::encode_snapshot()) for a client that asked for one.
+std::string encode_binary_snapshot(std::uint64_t ref, std::string_view doc, std::string_view snapshot);
 
 // ---- decoding -----------------------------------------------------------------
 
@@ -234,7 +248,8 @@ std::string encode(const client_message& m);
 std::string encode(const server_message& m);
 
 std::string encode_hello(const hello_msg& m);
-std::string encode_open(std::string_view doc, const version_vector& version, std::uint64_t regions = 0);
+std::string encode_open(std::string_view doc, const version_vector& version, std::uint64_t regions = 0,
+                        bool snapshot = false);
 std::string encode_ops(std::string_view doc, std::span<const operation> ops);
 /// A client's presence: `state_json` must be a JSON object or "null".
 /// Ops of any amount as "ops" messages that each stay below about `budget`

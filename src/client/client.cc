@@ -220,9 +220,12 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       if (d.ref != ref) continue;
       if (auto* o = std::get_if<protocol::binary_ops>(&m)) {
         apply_remote(id, d, o->ops);
-      } else {
-        protocol::ack_msg a{id, std::move(std::get<protocol::binary_ack>(m).version)};
+      } else if (auto* k = std::get_if<protocol::binary_ack>(&m)) {
+        protocol::ack_msg a{id, std::move(k->version)};
         on_message(a);
+      } else if (handlers.on_error) {
+        // Snapshot frames answer only an open that asked for one; this client never does.
+        handlers.on_error("client_decode", "a snapshot frame this client did not ask for");
       }
       return;
     }

@@ -10,6 +10,7 @@ namespace {
 
 constexpr std::uint8_t kind_ops = 1;
 constexpr std::uint8_t kind_ack = 2;
+constexpr std::uint8_t kind_snapshot = 3;
 
 decode_error bad(std::string m) { return decode_error{error_kind::bad_message, std::move(m), {}}; }
 
@@ -32,6 +33,16 @@ std::string encode_binary_ack(std::uint64_t ref, const version_vector& version) 
     w.varint(r);
     w.varint(c);
   }
+  return std::move(w.str());
+}
+
+std::string encode_binary_snapshot(std::uint64_t ref, std::string_view doc, std::string_view snapshot) {
+  detail::byte_writer w;
+  w.u8(kind_snapshot);
+  w.varint(ref);
+  w.varint(doc.size());
+  w.bytes(doc);
+  w.bytes(snapshot);
   return std::move(w.str());
 }
 
@@ -66,6 +77,15 @@ std::variant<binary_message, decode_error> decode_binary(std::string_view frame,
     }
     if (!rd.at_end()) return bad("binary ack: trailing bytes");
     return binary_message(std::move(a));
+  }
+  if (kind == kind_snapshot) {
+    const std::uint64_t n = rd.varint();
+    if (!rd.ok() || n > rd.remaining()) return bad("binary snapshot: bad document id length");
+    binary_snapshot s{ref, std::string(frame.substr(frame.size() - rd.remaining(), n)), {}};
+    if (!valid_doc_id(s.doc)) return bad("binary snapshot: invalid document id");
+    s.bytes = std::string(frame.substr(frame.size() - rd.remaining() + n));
+    if (s.bytes.empty()) return bad("binary snapshot without a snapshot");
+    return binary_message(std::move(s));
   }
   return bad("unknown binary frame kind " + std::to_string(kind));
 }

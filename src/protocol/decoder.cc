@@ -25,7 +25,8 @@ namespace od = simdjson::ondemand;
 constexpr unsigned f_type = 1u << 0, f_doc = 1u << 1, f_version = 1u << 2, f_ops = 1u << 3, f_state = 1u << 4,
                    f_protocol = 1u << 5, f_client = 1u << 6, f_token = 1u << 7, f_session = 1u << 8,
                    f_server = 1u << 9, f_max_message_bytes = 1u << 10, f_code = 1u << 11, f_message = 1u << 12,
-                   f_id = 1u << 13, f_binary = 1u << 14, f_ref = 1u << 15, f_regions = 1u << 16;
+                   f_id = 1u << 13, f_binary = 1u << 14, f_ref = 1u << 15, f_regions = 1u << 16,
+                   f_snapshot = 1u << 17;
 
 unsigned bit_of(std::string_view key) {
   switch (key.size()) {
@@ -40,7 +41,7 @@ unsigned bit_of(std::string_view key) {
              : key == "message" ? f_message
              : key == "regions" ? f_regions
                                 : 0;
-    case 8: return key == "protocol" ? f_protocol : 0;
+    case 8: return key == "protocol" ? f_protocol : key == "snapshot" ? f_snapshot : 0;
     case 17: return key == "max_message_bytes" ? f_max_message_bytes : 0;
     default: return 0;
   }
@@ -53,7 +54,7 @@ struct fields {
   std::string_view type, doc, client, token, server, code, message;
   std::string_view version_raw, ops_raw, state_raw;  // raw JSON; empty: absent or null
   std::uint64_t protocol = 0, session = 0, max_message_bytes = 0, ref = 0, regions = 0;
-  bool binary = false;
+  bool binary = false, snapshot = false;
   bool has_unknown = false;
   std::string unknown;  // the first unknown field's name (may be "")
 };
@@ -79,7 +80,7 @@ std::string field_type_message(std::string_view key) {
   if (key == "version") return "\"version\" must be an array of [replica, counter] or null";
   if (key == "ops") return "\"ops\" must be an array";
   if (key == "state") return "\"state\" must be an object or null";
-  if (key == "binary") return "\"binary\" must be true or false";
+  if (key == "binary" || key == "snapshot") return "\"" + std::string(key) + "\" must be true or false";
   if (key == "protocol" || key == "session" || key == "max_message_bytes" || key == "ref" || key == "regions")
     return "\"" + std::string(key) + "\" must be a non-negative integer";
   return "\"" + std::string(key) + "\" must be a string";
@@ -139,6 +140,7 @@ std::optional<failure> read_fields(od::document& d, std::string_view frame, simd
       case f_ref: err = get_u64(v, &out->ref); break;
       case f_regions: err = get_u64(v, &out->regions); break;
       case f_binary: err = v.get_bool().get(out->binary); break;
+      case f_snapshot: err = v.get_bool().get(out->snapshot); break;
       case f_id: break;  // ping's free-form id: any value, ignored
       case f_version:
       case f_ops: {
@@ -175,7 +177,8 @@ std::optional<failure> only(const fields& f, unsigned allowed, std::string_view 
     return failure{error_kind::bad_message, "unknown field \"" + f.unknown + "\" in " + std::string(type)};
   if (unsigned extra = f.seen & ~allowed) {
     for (std::string_view k : {"type", "doc", "version", "ops", "state", "protocol", "client", "token", "session",
-                               "server", "max_message_bytes", "code", "message", "id", "binary", "ref", "regions"})
+                               "server", "max_message_bytes", "code", "message", "id", "binary", "ref", "regions",
+                               "snapshot"})
       if (extra & bit_of(k))
         return failure{error_kind::bad_message, "field \"" + std::string(k) + "\" is not part of " + std::string(type)};
   }
@@ -296,10 +299,10 @@ std::variant<client_message, decode_error> decoder::client(std::string_view fram
   if (auto e = check_doc(f)) return to_error(*e);
   std::string doc(f.doc);
   if (type == "open") {
-    if (auto e = only(f, f_type | f_doc | f_version | f_regions, type)) return to_error(*e, doc);
+    if (auto e = only(f, f_type | f_doc | f_version | f_regions | f_snapshot, type)) return to_error(*e, doc);
     if (f.regions > max_regions)
       return to_error({error_kind::bad_message, "\"regions\" must be at most " + std::to_string(max_regions)}, doc);
-    open_msg m{doc, {}, f.regions};
+    open_msg m{doc, {}, f.regions, f.snapshot};
     if (auto e = read_version_field(f, limits, &m.version)) return to_error(*e, doc);
     return m;
   }

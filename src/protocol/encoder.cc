@@ -32,16 +32,6 @@ bool error_kind_from_name(std::string_view name, error_kind* out) noexcept {
   return false;
 }
 
-bool valid_doc_id(std::string_view id) noexcept {
-  if (id.empty() || id.size() > 128) return false;
-  for (char c : id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-' || c == '~';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 namespace {
 void append_ops(std::string& out, std::span<const operation> ops) {
   out += "\"ops\":[";
@@ -225,7 +215,7 @@ std::string encode_hello(const hello_msg& m) {
   return out;
 }
 
-std::string encode_open(std::string_view doc, const version_vector& version, std::uint64_t regions) {
+std::string encode_open(std::string_view doc, const version_vector& version, std::uint64_t regions, bool snapshot) {
   std::string out;
   append_doc_head(out, "open", doc);
   out += "\"version\":";
@@ -234,6 +224,7 @@ std::string encode_open(std::string_view doc, const version_vector& version, std
     out += ",\"regions\":";
     append_uint(out, regions);
   }
+  if (snapshot) out += ",\"snapshot\":true";
   out.push_back('}');
   return out;
 }
@@ -372,7 +363,7 @@ std::string encode_error(error_kind kind, std::string_view message, std::string_
 std::string encode(const client_message& m) {
   struct visitor {
     std::string operator()(const hello_msg& x) const { return encode_hello(x); }
-    std::string operator()(const open_msg& x) const { return encode_open(x.doc, x.version, x.regions); }
+    std::string operator()(const open_msg& x) const { return encode_open(x.doc, x.version, x.regions, x.snapshot); }
     std::string operator()(const ops_msg& x) const { return encode_ops(x.doc, x.ops); }
     std::string operator()(const presence_msg& x) const { return encode_presence(x.doc, x.state_json); }
     std::string operator()(const close_msg& x) const { return encode_close(x.doc); }

@@ -193,15 +193,25 @@ void document_room::send_ack_to(const std::shared_ptr<subscriber>& s, const vers
   send_to(s, s->binary() ? protocol::encode_binary_ack(ref_, ack) : protocol::encode_ack(id_, ack));
 }
 
-void document_room::join(std::shared_ptr<subscriber> s, version_vector client_version, std::uint64_t regions) {
-  on_strand([this, s = std::move(s), v = std::move(client_version), regions]() mutable {
-    when_ready([this, s = std::move(s), v = std::move(v), regions]() mutable {
-      do_join(std::move(s), std::move(v), regions);
+void document_room::join(std::shared_ptr<subscriber> s, version_vector client_version, std::uint64_t regions,
+                         bool snapshot) {
+  on_strand([this, s = std::move(s), v = std::move(client_version), regions, snapshot]() mutable {
+    when_ready([this, s = std::move(s), v = std::move(v), regions, snapshot]() mutable {
+      do_join(std::move(s), std::move(v), regions, snapshot);
     });
   });
 }
 
-void document_room::do_join(std::shared_ptr<subscriber> s, version_vector client_version, std::uint64_t regions) {
+std::shared_ptr<const std::string> document_room::snapshot_frame() {
+  if (!snapshot_frame_ || !(snapshot_frame_version_ == doc_.version())) {
+    snapshot_frame_ = std::make_shared<const std::string>(protocol::encode_binary_snapshot(ref_, id_, doc_.encode_snapshot()));
+    snapshot_frame_version_ = doc_.version();
+  }
+  return snapshot_frame_;
+}
+
+void document_room::do_join(std::shared_ptr<subscriber> s, version_vector client_version, std::uint64_t regions,
+                            bool snapshot) {
   if (state_ == state::broken) {
     send_to(s, protocol::encode_error(error_kind::storage, broken_reason_, id_));
     return;
@@ -217,11 +227,19 @@ void document_room::do_join(std::shared_ptr<subscriber> s, version_vector client
   }
   unload_timer_.cancel();
   subscribers_[s->session_id()] = s;
-  // History can be far larger than a message may be: send it in chunks.
   const std::size_t budget = std::max<std::size_t>(4096, ctx_.config.max_message_bytes / 2);
-  for (auto& m : protocol::encode_sync_chunked(id_, doc_.ops_since(client_version), doc_.version(), budget,
-                                              s->binary() ? ref_ : 0))
-    send_to(s, std::move(m));
+  if (snapshot && s->binary() && client_version.empty() && !doc_.version().empty()) {
+    // A fresh replica that asked for it gets the whole document as one
+    // snapshot, then a sync with no ops: loading a snapshot is far cheaper
+    // for it than applying the history op by op, and smaller on the wire.
+    s->send(snapshot_frame());
+    for (auto& m : protocol::encode_sync_chunked(id_, {}, doc_.version(), budget, ref_)) send_to(s, std::move(m));
+  } else {
+    // History can be far larger than a message may be: send it in chunks.
+    for (auto& m : protocol::encode_sync_chunked(id_, doc_.ops_since(client_version), doc_.version(), budget,
+                                                s->binary() ? ref_ : 0))
+      send_to(s, std::move(m));
+  }
   for (const auto& [sid, p] : presence_)
     if (sid != s->session_id()) send_to(s, protocol::encode_peer_presence(id_, sid, p.state));
   if (commit_failed_) send_to(s, protocol::encode_error(error_kind::storage, failure_reason_, id_));

@@ -54,7 +54,10 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   /// presence; from then on it receives live ops.
   /// With `regions` >= 2 (a write concern), `s` also gets "replicated"
   /// messages once its ops are durable in that many regions.
-  void join(std::shared_ptr<subscriber> s, version_vector client_version, std::uint64_t regions = 0);
+  /// With `snapshot`, an empty client version and binary frames on, the
+  /// document comes as one snapshot frame before the sync, instead of ops.
+  void join(std::shared_ptr<subscriber> s, version_vector client_version, std::uint64_t regions = 0,
+            bool snapshot = false);
   /// The replicator's word that peers confirmed more of this node's feed:
   /// tells write-concern subscribers what is now durable in enough regions.
   void regions_advanced();
@@ -131,7 +134,10 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   /// Hands an own batch to storage; once durable it is acknowledged and
   /// published on the bus. `done` (optional) runs on the storage thread.
   void append_own(std::vector<operation>& applied, std::function<void(status)> done = nullptr);
-  void do_join(std::shared_ptr<subscriber> s, version_vector client_version, std::uint64_t regions);
+  void do_join(std::shared_ptr<subscriber> s, version_vector client_version, std::uint64_t regions, bool snapshot);
+  /// The document as a binary snapshot frame, encoded once per version (a
+  /// popular document opened by many fresh pages is encoded once).
+  std::shared_ptr<const std::string> snapshot_frame();
   /// An own batch committed as `olsn`, the document then at `v`.
   void own_batch_durable(std::uint64_t olsn, const version_vector& v);
   void send_replicated();
@@ -171,6 +177,8 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   server_context& ctx_;
   const std::string id_;
   const std::uint64_t ref_;
+  std::shared_ptr<const std::string> snapshot_frame_;  // see snapshot_frame()
+  version_vector snapshot_frame_version_;
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   boost::asio::steady_timer unload_timer_;
   boost::asio::steady_timer presence_timer_;

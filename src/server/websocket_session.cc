@@ -396,9 +396,9 @@ void websocket_session::handle(std::string_view frame, std::size_t readable) {
       room = docs_.back().room.get();
     }
     if (hooked(ctx_.config.test.throw_on_strand_open, o->doc))
-      room->join(std::make_shared<throw_once_subscriber>(self), std::move(o->version), o->regions);
+      room->join(std::make_shared<throw_once_subscriber>(self), std::move(o->version), o->regions, o->snapshot);
     else
-      room->join(self, std::move(o->version), o->regions);
+      room->join(self, std::move(o->version), o->regions, o->snapshot);
     return;
   }
   if (auto* c = std::get_if<protocol::close_msg>(&msg)) {
@@ -442,7 +442,7 @@ void websocket_session::handle_binary(std::string_view frame) {
   }
   auto* ops = std::get_if<protocol::binary_ops>(&std::get<protocol::binary_message>(decoded));
   if (!ops) {
-    error(error_kind::bad_message, "clients do not send acks");
+    error(error_kind::bad_message, "clients send only ops frames (kind 1)");
     return;
   }
   if (!authorised()) return;  // the token may have expired since hello

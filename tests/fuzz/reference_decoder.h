@@ -118,7 +118,7 @@ inline std::optional<protocol::client_message> reference_decode(std::string_view
   std::string_view doc;
   if (o["doc"].get_string().get(doc) || !protocol::valid_doc_id(doc)) return std::nullopt;
   if (type == "open") {
-    if (!fields_ok(o, {"type", "doc", "version", "regions"})) return std::nullopt;
+    if (!fields_ok(o, {"type", "doc", "version", "regions", "snapshot"})) return std::nullopt;
     protocol::open_msg m{std::string(doc), {}};
     element v;
     if (!o["version"].get(v) && !version_of(v, &m.version)) return std::nullopt;
@@ -130,6 +130,7 @@ inline std::optional<protocol::client_message> reference_decode(std::string_view
       }
       if (m.regions > protocol::max_regions) return std::nullopt;
     }
+    if (!o["snapshot"].get(v) && v.get_bool().get(m.snapshot)) return std::nullopt;
     return client_message(m);
   }
   if (type == "ops") {

@@ -66,6 +66,7 @@ TEST(Codec, EveryClientMessageRoundTrips) {
   v.set((std::uint64_t{1} << 53) - 1, 4294967294u);
   const std::vector<client_message> all = {
       hello_msg{1, "my editor \"2\"", "tok.en", false}, hello_msg{1, {}, {}, true}, open_msg{"a-b_c.d~1", v}, open_msg{"x", {}}, open_msg{"x", v, 3},
+      open_msg{"x", {}, 0, true},
       ops_msg{"d", sample_ops()}, presence_msg{"d", R"({"cursor":4,"name":"Ada"})"}, presence_msg{"d", "null"},
       close_msg{"d"}, ping_msg{}};
   for (const auto& m : all) {
@@ -136,6 +137,8 @@ TEST(Codec, RejectsBadMessagesWithTheRightCode) {
   EXPECT_EQ(must_fail(R"({"type":"hello"})"), error_kind::bad_message);
   EXPECT_EQ(must_fail(R"({"type":"open","doc":"a","regions":17})"), error_kind::bad_message);
   EXPECT_EQ(must_fail(R"({"type":"open","doc":"a","regions":"2"})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"open","doc":"a","snapshot":1})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":[],"snapshot":true})"), error_kind::bad_message);
   EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":[],"regions":2})"), error_kind::bad_message);
   EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a"})"), error_kind::bad_message);
   EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":{}})"), error_kind::bad_message);
@@ -180,8 +183,10 @@ TEST(Codec, BinaryFramesRoundTrip) {
   for (const auto& m : all) {
     std::string frame = std::visit(
         [](const auto& x) -> std::string {
-          if constexpr (std::is_same_v<std::decay_t<decltype(x)>, binary_ops>) return encode_binary_ops(x.ref, x.ops);
-          else return encode_binary_ack(x.ref, x.version);
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, binary_ops>) return encode_binary_ops(x.ref, x.ops);
+          else if constexpr (std::is_same_v<T, binary_ack>) return encode_binary_ack(x.ref, x.version);
+          else return encode_binary_snapshot(x.ref, x.doc, x.bytes);
         },
         m);
     ASSERT_NE(frame[0], '{');
@@ -192,8 +197,25 @@ TEST(Codec, BinaryFramesRoundTrip) {
     for (std::size_t n = 0; n < frame.size(); ++n)
       EXPECT_TRUE(std::holds_alternative<decode_error>(decoder::binary(frame.substr(0, n)))) << n;
   }
-  EXPECT_TRUE(std::holds_alternative<decode_error>(decoder::binary(std::string("\x03\x01", 2))));  // unknown kind
+  EXPECT_TRUE(std::holds_alternative<decode_error>(decoder::binary(std::string("\x09\x01", 2))));  // unknown kind
   EXPECT_TRUE(std::holds_alternative<decode_error>(decoder::binary(std::string("\x01\x00", 2))));  // ref 0
+}
+
+TEST(Codec, SnapshotFramesRoundTripAndTheirHeadersAreChecked) {
+  document d(7);
+  (void)d.insert(0, "hello");
+  const std::string snap = d.encode_snapshot();
+  const std::string frame = encode_binary_snapshot(300, "notes~1", snap);
+  auto r = decoder::binary(frame);
+  ASSERT_TRUE(std::holds_alternative<binary_message>(r)) << std::get<decode_error>(r).message;
+  EXPECT_EQ(std::get<binary_message>(r), binary_message(binary_snapshot{300, "notes~1", snap}));
+  // Cuts inside the kind, ref, id length, id or before the first snapshot
+  // byte are refused (the snapshot's own checksum guards the rest, when loaded).
+  const std::size_t head = 1 + 2 + 1 + 7;
+  for (std::size_t n = 0; n <= head; ++n)
+    EXPECT_TRUE(std::holds_alternative<decode_error>(decoder::binary(frame.substr(0, n)))) << n;
+  EXPECT_TRUE(std::holds_alternative<decode_error>(decoder::binary(encode_binary_snapshot(1, "bad id!", snap))));
+  EXPECT_TRUE(std::holds_alternative<decode_error>(decoder::binary(encode_binary_snapshot(0, "notes", snap))));
 }
 
 TEST(Codec, AKeystrokeRebroadcastFitsIn40BytesOnTheWire) {

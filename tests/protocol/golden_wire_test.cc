@@ -41,6 +41,8 @@ constexpr golden_frame protocol_v1[] = {
      R"golden({"type":"open","doc":"notes","version":[[1,18],[5004138,1],[9007199254740991,4294967294]],"regions":2})golden"},
     {"open-new",
      R"golden({"type":"open","doc":"a-b_c.d~1","version":[]})golden"},
+    {"open-snapshot",
+     R"golden({"type":"open","doc":"notes","version":[],"snapshot":true})golden"},
     {"ops",
      R"golden({"type":"ops","doc":"notes","ops":[{"kind":"insert","id":[1,1],"text":"héllo \"quoted\"\n\t😀\\/ 日本"},{"kind":"insert","id":[5004138,1],"left":[1,3],"right":[1,4],"text":"x"},{"kind":"erase","id":[1,23],"targets":[[1,2,2],[5004138,1,1]]},{"kind":"tombstone","id":[1,2],"left":[1,1],"count":2},{"kind":"tombstone","id":[5004138,1],"left":[1,3],"right":[1,4],"count":1},{"kind":"insert","id":[9007199254740991,1],"left":[1,4],"right":[1,5],"text":"Ω"}]})golden"},
     {"presence",
@@ -81,6 +83,8 @@ constexpr golden_frame protocol_v1[] = {
      R"golden(01ac0202ffffffffffffff0f01010600010106010802cea9)golden"},
     {"binary-ack",
      R"golden(0207030112eab6b10201ffffffffffffff0ffeffffff0f)golden"},
+    {"binary-snapshot",
+     R"golden(0307056e6f746573532d6279746573)golden"},
 };
 
 const std::map<std::uint64_t, std::span<const golden_frame>> golden_by_version = {
@@ -158,6 +162,7 @@ std::vector<pinned> messages() {
   client("hello-plain", hello_msg{1, {}, {}, false}, encode_hello(hello_msg{1, {}, {}, false}));
   client("open", open_msg{"notes", v, 2}, encode_open("notes", v, 2));
   client("open-new", open_msg{"a-b_c.d~1", {}, 0}, encode_open("a-b_c.d~1", {}));
+  client("open-snapshot", open_msg{"notes", {}, 0, true}, encode_open("notes", {}, 0, true));
   client("ops", ops_msg{"notes", ops}, encode_ops("notes", ops));
   client("presence", presence_msg{"notes", state}, encode_presence("notes", state));
   client("presence-none", presence_msg{"notes", "null"}, encode_presence("notes", "null"));
@@ -180,6 +185,7 @@ std::vector<pinned> messages() {
   binary("binary-ops", binary_ops{7, ops}, encode_binary_ops(7, ops));
   binary("binary-keystroke", binary_ops{300, {keystroke.begin(), keystroke.end()}}, encode_binary_ops(300, keystroke));
   binary("binary-ack", binary_ack{7, v}, encode_binary_ack(7, v));
+  binary("binary-snapshot", binary_snapshot{7, "notes", "S-bytes"}, encode_binary_snapshot(7, "notes", "S-bytes"));
   return out;
 }
 

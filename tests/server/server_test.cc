@@ -170,6 +170,60 @@ TEST_F(ServerTest, BinaryFramesAreNegotiatedAndMixWithJsonPeers) {
   EXPECT_EQ(http_get(port(), "/api/docs/mix/text").second, "hé!");
 }
 
+TEST_F(ServerTest, AnEmptyReplicaThatAsksGetsTheDocumentAsOneSnapshot) {
+  test_client a(port(), 51);
+  a.hello();
+  a.open("snap");
+  a.insert("snap", 0, "hello snapshot");
+  a.erase("snap", 0, 6);
+  ASSERT_TRUE(a.wait_acked("snap"));
+  // Binary frames, an empty version and "snapshot":true: one snapshot frame,
+  // then a sync without ops that gives the version and the ref.
+  test_client b(port(), 52);
+  b.hello(/*binary=*/true);
+  b.send(protocol::encode_open("snap", version_vector{}, 0, /*snapshot=*/true));
+  auto first = b.recv();
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->type, "snapshot");
+  EXPECT_TRUE(first->binary);
+  EXPECT_EQ(first->snapshot_doc, "snap");
+  auto loaded = document::decode_snapshot(first->snapshot, 52);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().to_string();
+  EXPECT_EQ(loaded.value().text(), "snapshot");
+  EXPECT_EQ(loaded.value().version(), a.replica("snap").version());
+  auto sync = b.expect("sync");
+  ASSERT_TRUE(sync);
+  const auto& sm = std::get<protocol::sync_msg>(sync->decoded);
+  EXPECT_TRUE(sm.ops.empty());
+  EXPECT_EQ(sm.version, a.replica("snap").version());
+  EXPECT_NE(sm.ref, 0u);
+  // The replica loaded from it edits on, and everyone gets the edit.
+  b.replica("snap") = std::move(loaded.value());
+  b.insert("snap", 8, "!");
+  ASSERT_TRUE(a.wait_text("snap", "snapshot!"));
+  ASSERT_TRUE(b.wait_acked("snap"));
+  EXPECT_EQ(http_get(port(), "/api/docs/snap/text").second, "snapshot!");
+
+  // No snapshot without binary frames, or for a replica that has ops: the
+  // history comes as ops, as before.
+  test_client c(port(), 53);
+  c.hello();
+  c.send(protocol::encode_open("snap", version_vector{}, 0, true));
+  auto json_first = c.recv();
+  ASSERT_TRUE(json_first);
+  ASSERT_EQ(json_first->type, "sync");
+  EXPECT_FALSE(std::get<protocol::sync_msg>(json_first->decoded).ops.empty());
+  test_client d(port(), 54);
+  d.hello(true);
+  version_vector some;
+  some.set(51, 2);
+  d.send(protocol::encode_open("snap", some, 0, true));
+  auto partial = d.recv();
+  ASSERT_TRUE(partial);
+  ASSERT_EQ(partial->type, "sync");
+  EXPECT_FALSE(std::get<protocol::sync_msg>(partial->decoded).ops.empty());
+}
+
 TEST_F(ServerTest, ReconnectGetsExactlyTheMissingOps) {
   test_client a(port(), 1111);
   a.hello();

@@ -96,6 +96,12 @@ std::optional<message> test_client::recv(std::chrono::milliseconds timeout) {
       throw std::runtime_error("the server sent an undecodable binary frame: " + e->message);
     auto& bm = std::get<protocol::binary_message>(b);
     const std::uint64_t ref = std::visit([](const auto& x) { return x.ref; }, bm);
+    if (auto* s = std::get_if<protocol::binary_snapshot>(&bm)) {  // comes before the sync that names the ref
+      m.type = "snapshot";
+      m.snapshot_doc = s->doc;
+      m.snapshot = std::move(s->bytes);
+      return m;
+    }
     std::string doc;
     for (const auto& [d, r] : refs_)
       if (r == ref) doc = d;

@@ -35,6 +35,8 @@ struct message {
   std::string type;
   protocol::server_message decoded;  // binary frames too, with their ref resolved to the document
   bool binary = false;               // came as a binary frame
+  std::string snapshot;              // type "snapshot" (a binary snapshot frame): its snapshot bytes
+  std::string snapshot_doc;          // and the document it names
   bool absorbed = false;  // ops/sync/ack already applied to the replicas
 };
 

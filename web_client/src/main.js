@@ -105,7 +105,10 @@ async function editor(docId) {
     window.history.replaceState(null, "", location.pathname + location.search);  // `history` is CodeMirror's here
   }
   const token = sessionStorage.getItem('weft-token') ?? undefined;
-  const provider = new WeftProvider({ url, docId, doc, token });
+  // ?nosnapshot: a fresh replica gets the history as ops, as clients
+  // without snapshot support do (tests of that path).
+  const snapshot = !new URLSearchParams(location.search).has('nosnapshot');
+  const provider = new WeftProvider({ url, docId, doc, token, snapshot });
   // A fresh replica opens read-only and shows the server's text once its
   // first sync has ended (the binding's `opening`).
   const view = new EditorView({

@@ -24,7 +24,7 @@ export function useServerAndBrowser(extraArgs = []) {
   return env;
 }
 
-// The editor's safety net (main.js) repairs a view that wrong change events
+// The editor's safety net (@weft/codemirror's binding) repairs a view that wrong change events
 // left out of step with its replica, and says so with console.error. Every
 // test fails when it fired on a page opened with openPage(), more often than
 // the test allowed (allowViewRepairs) — checked after each test, when the
@@ -44,13 +44,13 @@ afterEach(() => {
  * test that makes the view drift on purpose). */
 export function allowViewRepairs(page, n) { repairs.get(page).allowed = n; }
 
-/** Opens the editor for `doc` and waits until it is online. */
-export async function openPage(context, base, doc) {
+/** Opens the editor for `doc` and waits until it is online; `query` adds to the address's query. */
+export async function openPage(context, base, doc, query = '') {
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error('page error:', e.message));
   // ?verify: the page compares its whole view with the replica's text after
-  // every remote batch (main.js), so a wrong change event cannot hide.
-  const r = { url: `${base}/d/${doc}?verify`, seen: 0, allowed: 0 };
+  // every remote batch (the binding's `verify`), so a wrong change event cannot hide.
+  const r = { url: `${base}/d/${doc}?verify${query ? `&${query}` : ''}`, seen: 0, allowed: 0 };
   repairs.set(page, r);
   page.on('console', (m) => {
     if (m.type() === 'error' && m.text().startsWith(REPAIR)) {
@@ -90,7 +90,7 @@ export async function waitOneOf(page, options, timeout = 10000) {
 }
 
 /** Waits until the page's replica, as it is now, is committed to IndexedDB
- * (main.js's whenSaved(): the debounced save's transaction has completed);
+ * (the page's whenSaved(), src/main.js: the debounced save's transaction has completed);
  * fails after `timeout` ms. */
 export async function waitSaved(page, timeout = 10000) {
   await page.evaluate((ms) => Promise.race([

@@ -1,6 +1,6 @@
 // A fresh page opening a document whose history comes in many sync chunks
 // (the server's messages are kept small here): the page shows the text at
-// once when the sync ends (main.js, "opening"), exactly the replica's, and is
+// once when the sync ends (the binding's "opening"), exactly the replica's, and is
 // editable afterwards, with live ops and acks as binary frames; emoji and
 // line breaks included, so the view's UTF-16 offsets and the replica's code
 // points must agree throughout.
@@ -49,19 +49,34 @@ test('a fresh page opens a document of many sync chunks at once, then edits it',
   assert.ok(text.length > 5000, `a document of some size (${text.length})`);
   assert.equal(await (await fetch(`${env.base}/api/docs/${doc}/text`)).text(), text, 'the server has the text');
 
-  // A fresh page (no stored replica) opens it.
+  // A fresh page (no stored replica) opens it: as one snapshot frame (kind
+  // 3), or, with ?nosnapshot, as a history of many ops messages.
+  const watch = (ctx) => {
+    const seen = { syncFrames: 0, binaryIn: [], binaryOut: [] };
+    ctx.on('page', (p) => p.on('websocket', (ws) => {
+      ws.on('framereceived', (f) => {
+        if (typeof f.payload !== 'string') seen.binaryIn.push(f.payload[0]);
+        else if (/^\{"type":"(ops|sync)"/.test(f.payload)) seen.syncFrames++;
+      });
+      ws.on('framesent', (f) => { if (typeof f.payload !== 'string') seen.binaryOut.push(f.payload[0]); });
+    }));
+    return seen;
+  };
+  const ctxC = await env.browser.newContext();
+  const viaOps = watch(ctxC);
+  const fromOps = await openPage(ctxC, env.base, doc, 'nosnapshot');
+  assert.ok(viaOps.syncFrames > 5, `the history came in many frames (${viaOps.syncFrames})`);
+  assert.equal(await textOf(fromOps), text, 'the page shows the whole text once online');
+  assert.equal(await fromOps.evaluate(() => window.weft.provider.snapshotsLoaded), 0);
+  await ctxC.close();
+
   const ctxB = await env.browser.newContext();
-  let syncFrames = 0;
-  const binaryIn = [], binaryOut = [];
-  ctxB.on('page', (p) => p.on('websocket', (ws) => {
-    ws.on('framereceived', (f) => {
-      if (typeof f.payload !== 'string') binaryIn.push(f.payload[0]);
-      else if (/^\{"type":"(ops|sync)"/.test(f.payload)) syncFrames++;
-    });
-    ws.on('framesent', (f) => { if (typeof f.payload !== 'string') binaryOut.push(f.payload[0]); });
-  }));
+  const seen = watch(ctxB);
+  const { binaryIn, binaryOut } = seen;
   const opened = await openPage(ctxB, env.base, doc);
-  assert.ok(syncFrames > 5, `the history came in many frames (${syncFrames})`);
+  assert.equal(binaryIn[0], 3, 'a snapshot frame first');
+  assert.equal(seen.syncFrames, 1, 'then one sync, without ops');
+  assert.equal(await opened.evaluate(() => window.weft.provider.snapshotsLoaded), 1);
   assert.equal(await textOf(opened), text, 'the page shows the whole text once online');
   assert.equal(await opened.evaluate(() => window.weft.doc.text() === window.weft.view.state.doc.toString()), true);
   assert.equal(await opened.evaluate(() => window.weft.view.state.readOnly), false, 'editable after opening');

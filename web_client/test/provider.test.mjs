@@ -1,5 +1,5 @@
 // WeftProvider against a scripted server (a fake WebSocket): the session of
-// docs/protocol.md, and frames the C++ codec refuses (src/messages.js,
+// docs/protocol.md, and frames the C++ codec refuses (@weft/provider's messages.js,
 // test/codec-crosscheck.test.mjs) are ignored whole, as weft::client does.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -227,5 +227,91 @@ test('a view that throws on remote changes does not stop the sync', async () => 
   } finally {
     console.error = error;
     provider.destroy();
+  }
+});
+
+/** A snapshot frame as weft-server sends it: kind 3, varint ref, varint n, doc id, snapshot. */
+function snapshotFrame(ref, docId, snapshot) {
+  const id = new TextEncoder().encode(docId);
+  const head = [3];
+  for (const v of [ref, id.length]) {
+    let x = v;
+    do { head.push((x & 0x7f) | (x >= 0x80 ? 0x80 : 0)); x = Math.floor(x / 128); } while (x > 0);
+  }
+  const out = new Uint8Array(head.length + id.length + snapshot.length);
+  out.set(head, 0);
+  out.set(id, head.length);
+  out.set(snapshot, head.length + id.length);
+  return out;
+}
+
+test('an empty replica opens from a snapshot frame; one that is not empty, or a bad snapshot, gets the history as ops', async () => {
+  const weft = await loadWeft();
+  const server = new weft.Document(9);
+  server.insert(0, 'the whole document 🙂');
+  server.erase(0, 4);
+  const snapshot = server.encodeSnapshot();
+  const welcome = '{"type":"welcome","protocol":1,"server":"weft","max_message_bytes":1048576,"binary":true}';
+  const warn = console.warn;
+  console.warn = () => {};
+  try {
+    // Empty: asks, loads the frame (one change), then the sync without ops.
+    const doc = new weft.Document(1);
+    const changes = [];
+    const { provider, ws } = await connectedProvider(doc, { onRemoteChanges: (c) => changes.push(...c) });
+    ws.receive(welcome);
+    assert.deepEqual(ws.sent[1], { type: 'open', doc: 'd', version: [], snapshot: true });
+    ws.receive(snapshotFrame(5, 'other', snapshot).buffer); // another document: ignored
+    assert.equal(doc.text(), '');
+    ws.receive(snapshotFrame(5, 'd', snapshot).buffer);
+    assert.equal(doc.text(), 'whole document 🙂');
+    assert.deepEqual(changes, [{ insert: 'whole document 🙂', pos: 0 }]);
+    assert.equal(provider.snapshotsLoaded, 1);
+    ws.receive(JSON.stringify({ type: 'sync', doc: 'd', ops: [], version: server.version(), ref: 5 }));
+    assert.equal(provider.status, 'online');
+    assert.deepEqual(doc.version(), server.version());
+    // The replica edits and merges on from the snapshot's state.
+    doc.insert(doc.length(), '!');
+    server.applyOps(doc.takeOutgoing());
+    assert.equal(server.text(), 'whole document 🙂!');
+    ws.receive(snapshotFrame(5, 'd', snapshot).buffer); // not asked for any more: ignored
+    assert.equal(provider.snapshotsLoaded, 1);
+    provider.destroy();
+
+    // A replica with ops of its own does not ask.
+    const mine = new weft.Document(2);
+    mine.insert(0, 'x');
+    const second = await connectedProvider(mine);
+    second.ws.receive(welcome);
+    assert.deepEqual(second.ws.sent[1], { type: 'open', doc: 'd', version: [[2, 1]] });
+    second.provider.destroy();
+    // And the core would not load one over its ops.
+    assert.throws(() => mine.applyFrame(snapshotFrame(5, 'd', snapshot), { ref: 5 }), (e) => e.snapshot === true);
+    assert.equal(mine.text(), 'x');
+
+    // Without binary frames there is no snapshot frame to ask for.
+    const json = await connectedProvider(new weft.Document(3), { binary: false });
+    json.ws.receive('{"type":"welcome","protocol":1,"server":"weft","max_message_bytes":1048576}');
+    assert.equal(json.ws.sent[1].snapshot, undefined);
+    json.provider.destroy();
+
+    // A corrupt snapshot changes nothing: the provider opens again without
+    // asking, skips the first sync (it has no ops) and syncs from the second.
+    const fresh = new weft.Document(4);
+    const third = await connectedProvider(fresh);
+    third.ws.receive(welcome);
+    const bad = snapshot.slice();
+    bad[bad.length - 1] ^= 0xff;
+    third.ws.receive(snapshotFrame(6, 'd', bad).buffer);
+    assert.equal(fresh.text(), '');
+    assert.deepEqual(third.ws.sent[2], { type: 'open', doc: 'd', version: [] });
+    third.ws.receive(JSON.stringify({ type: 'sync', doc: 'd', ops: [], version: server.version(), ref: 6 }));
+    assert.equal(third.provider.status, 'syncing', 'the first sync is skipped');
+    third.ws.receive(JSON.stringify({ type: 'sync', doc: 'd', ops: JSON.parse(server.opsSince([])), version: server.version(), ref: 6 }));
+    assert.equal(third.provider.status, 'online');
+    assert.equal(fresh.text(), server.text());
+    third.provider.destroy();
+  } finally {
+    console.warn = warn;
   }
 });

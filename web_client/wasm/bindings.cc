@@ -165,8 +165,33 @@ class wasm_document {
       result_.push_back('}');
       return;
     }
+    if (auto* s = std::get_if<protocol::binary_snapshot>(&msg)) {
+      load_snapshot_frame(*s, want_changes);
+      return;
+    }
     ops_ = std::move(std::get<protocol::binary_ops>(msg).ops);
     apply_all(want_changes);
+  }
+  /// A snapshot frame (the answer to an open that asked for one) replaces
+  /// the document, but only an empty one: a replica that has ops of its own
+  /// would lose them. Answered like an ops frame (one insert of the whole
+  /// text when `want_changes`); a refused or corrupt snapshot is an error
+  /// with "snapshot":true and changes nothing (open again without asking).
+  void load_snapshot_frame(const protocol::binary_snapshot& s, bool want_changes) {
+    auto refuse = [&](const status& st) {
+      result_ = error_json(st);
+      result_.pop_back();
+      result_ += ",\"snapshot\":true}";
+    };
+    if (!doc_.version().empty() || doc_.pending_ops() != 0 || !outbox_.empty())
+      return refuse(status(error_code::invalid_argument, "a snapshot frame for a replica that is not empty"));
+    auto d = document::decode_snapshot(s.bytes, doc_.replica());
+    if (!d.ok()) return refuse(d.error());
+    doc_ = std::move(d.value());
+    changes_.clear();
+    if (want_changes && doc_.length() > 0)
+      changes_.push_back(text_change{text_change::kind::insert, 0, doc_.length(), doc_.text()});
+    result_ = changes_json(changes_);
   }
   /// The ops made locally since the last take, as one binary ops frame for
   /// document `ref` (then in result_): 1. When there are none: 0. When they

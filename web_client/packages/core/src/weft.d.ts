@@ -9,7 +9,9 @@ export type Op =
 /** A change to the visible text; `pos` in code points, in order. */
 export type Change = { insert: string; pos: number } | { erase: number; pos: number };
 
-/** [replica, first counter, last counter]: ids first..last of one replica, inclusive. */
+/** [replica, first counter, last counter]: ids first..last of one replica, inclusive. The
+ *  counters of an erase op are in such a range too, though they name no character
+ *  (positionOf gives -1 for them). */
 export type IdRange = [number, number, number];
 
 /** [[replica, counter], ...]: the highest counter applied per replica. */
@@ -38,9 +40,14 @@ export interface Document {
    *  buffer included; still-waiting ops and duplicates not), as [replica, first, last] counter
    *  ranges (an insert of n characters covers n counters). A thrown error carries `applied` too. */
   applyOps(ops: string | Op[], options: { changes?: boolean; ids: true }): { changes: Change[]; applied: IdRange[] };
+  applyOps(ops: string | Op[], options?: { changes?: boolean; ids?: boolean }):
+    Change[] | { changes: Change[]; applied: IdRange[] };
   /** Reads a binary frame from weft-server for the document numbered `ref` (its sync's "ref"):
-   *  an ops frame is applied (throws as applyOps does), an ack frame returns its version. A frame
-   *  the codec refuses, or for another ref, throws with `unreadable` set and applies nothing. */
+   *  an ops frame is applied (throws as applyOps does), an ack frame returns its version. A
+   *  snapshot frame replaces an empty replica with the document (one insert change of its text);
+   *  into a replica that is not empty, or when corrupt, it throws with `snapshot` set and changes
+   *  nothing. A frame the codec refuses, or for another ref, throws with `unreadable` set and
+   *  applies nothing. */
   applyFrame(bytes: Uint8Array, options: { ref: number; changes?: boolean; ids?: boolean }):
     { type: 'ops'; changes: Change[]; applied?: IdRange[] } | { type: 'ack'; version: Version };
   /** The outgoing ops as one binary ops frame for document `ref`, or null when there are none

@@ -80,6 +80,7 @@ export async function loadWeft(options = {}) {
     const e = new Error(out.error);
     e.unreadable = !('changes' in out);
     e.changes = out.changes ?? [];
+    if (out.snapshot) e.snapshot = true; // a snapshot frame that was not loaded (nothing changed)
     if (applied) e.applied = applied();
     throw e;
   };

@@ -17,12 +17,21 @@ export class WeftProvider extends EventTarget {
     token?: string;
     /** Ask for binary frames for live ops and acks (docs/protocol.md, "Binary frames"). Default true. */
     binary?: boolean;
+    /** An empty replica asks for the document as one snapshot frame instead of its history as
+     *  ops (needs binary frames; docs/protocol.md, "open"). Default true. */
+    snapshot?: boolean;
   });
   readonly status: Status;
-  /** Other connections' presence, by session. */
+  /** Other connections' presence, by session (a session id above 2^53 - 1 is a BigInt). */
   readonly presence: Map<number | bigint, unknown>;
   /** Every op of this replica up to this counter is durable on the server ('acked' event). */
-  readonly acked: number;  // a session id above 2^53 - 1 is a BigInt
+  readonly acked: number;
+  readonly url: string;
+  /** The constructor's onRemoteChanges (null when none); may be replaced. */
+  onRemoteChanges: ((changes: Change[]) => void) | null;
+  /** Snapshot frames loaded: with binary frames, an empty replica asks the server for the
+   *  document as one snapshot instead of its history as ops (docs/protocol.md, "open"). */
+  readonly snapshotsLoaded: number;
   /** When false, remote ops are applied without computing their changes and
    *  onRemoteChanges is not called ('changed' still fires): for a view that
    *  will show the document's whole text at once (a page opening). Default true. */

@@ -18,10 +18,13 @@ export class WeftProvider extends EventTarget {
    * @param {string} [o.token]    access token sent in hello (servers run with --auth-secret*)
    * @param {boolean} [o.binary]  ask for binary frames for live ops and acks (default true;
    *                              docs/protocol.md, "Binary frames")
+   * @param {boolean} [o.snapshot]  an empty replica asks for the document as one snapshot
+   *                              frame instead of its history as ops (default true; needs binary)
    */
-  constructor({ url, docId, doc, onRemoteChanges, WebSocket: WebSocketImpl, token, binary = true }) {
+  constructor({ url, docId, doc, onRemoteChanges, WebSocket: WebSocketImpl, token, binary = true, snapshot = true }) {
     super();
     this._wantBinary = binary;
+    this._wantSnapshot = snapshot;
     // The document's number in binary frames, from its sync; 0 while binary
     // frames are off on the current connection (or before the sync).
     this._ref = 0;
@@ -48,18 +51,26 @@ export class WeftProvider extends EventTarget {
     this._myPresence = null;
     this._stopped = false;
     this._flushQueued = false;
+    this._snapshotAsked = false;
+    this._skipSync = false;
+    /** How many snapshot frames this provider has loaded (a fresh replica's first sync). */
+    this.snapshotsLoaded = 0;
     this._browserOffline = typeof navigator !== 'undefined' && navigator.onLine === false;
+    // Removed again by destroy(), so that a destroyed provider (and its
+    // Document) can be garbage-collected.
+    this._onOffline = () => {
+      this._browserOffline = true;
+      if (this._ws) this._ws.close();
+      this._setStatus('offline');
+    };
+    this._onOnline = () => {
+      this._browserOffline = false;
+      this._attempt = 0;
+      this._connectSoon(0);
+    };
     if (typeof window !== 'undefined') {
-      window.addEventListener('offline', () => {
-        this._browserOffline = true;
-        if (this._ws) this._ws.close();
-        this._setStatus('offline');
-      });
-      window.addEventListener('online', () => {
-        this._browserOffline = false;
-        this._attempt = 0;
-        this._connectSoon(0);
-      });
+      window.addEventListener('offline', this._onOffline);
+      window.addEventListener('online', this._onOnline);
     }
   }
 
@@ -70,6 +81,10 @@ export class WeftProvider extends EventTarget {
 
   destroy() {
     this._stopped = true;
+    if (typeof window !== 'undefined') {
+      window.removeEventListener('offline', this._onOffline);
+      window.removeEventListener('online', this._onOnline);
+    }
     clearTimeout(this._timer);
     if (this._ws) this._ws.close();
   }
@@ -138,6 +153,8 @@ export class WeftProvider extends EventTarget {
     ws.binaryType = 'arraybuffer';
     this._ref = 0;
     this._binary = false;
+    this._snapshotAsked = false;
+    this._skipSync = false;
     ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', protocol: 1, client: 'weft-web',
       ...(this._token ? { token: this._token } : {}), ...(this._wantBinary ? { binary: true } : {}) }));
     ws.onmessage = (e) => {
@@ -180,7 +197,7 @@ export class WeftProvider extends EventTarget {
       case 'welcome':
         if (typeof m.max_message_bytes === 'number' && m.max_message_bytes > 0) this._maxMessageBytes = m.max_message_bytes;
         this._binary = m.binary === true;
-        this._send(JSON.stringify({ type: 'open', doc: this.docId, version: this.doc.version() }));
+        this._sendOpen(true);
         break;
       case 'ops':
       case 'sync': {
@@ -198,6 +215,12 @@ export class WeftProvider extends EventTarget {
         if (m.type === 'sync') {
           // Binary frames name the document by this number from now on.
           if (this._binary && typeof m.ref === 'number' && m.ref > 0) this._ref = m.ref;
+          // The sync of an open whose snapshot could not be loaded: the open
+          // sent since then brings the history; wait for its sync.
+          if (this._skipSync) {
+            this._skipSync = false;
+            break;
+          }
           this.doc.takeOutgoing(); // covered by what the server lacks, below
           // Our own ops count from the last ack, not from the server's version
           // (as weft::client does): if the server stored them but crashed
@@ -240,11 +263,64 @@ export class WeftProvider extends EventTarget {
     }
   }
 
+  // Opens the document. An empty replica on a binary connection asks for
+  // it as one snapshot frame (`allowSnapshot`): far less work than
+  // applying its history op by op, which is what opening a large document
+  // in a fresh page costs otherwise.
+  _sendOpen(allowSnapshot) {
+    const version = this.doc.version();
+    this._snapshotAsked = allowSnapshot && this._wantSnapshot && this._binary && version.length === 0 &&
+      this.doc.pending() === 0;
+    this._send(JSON.stringify({ type: 'open', doc: this.docId, version, ...(this._snapshotAsked ? { snapshot: true } : {}) }));
+  }
+
+  // A snapshot frame: kind 3, varint ref, varint n, the document id (n
+  // bytes), the snapshot. Taken only as the answer to this connection's
+  // open that asked for it, for this document; the core loads it only into
+  // an empty replica. If it cannot (corrupt, or the replica got ops in the
+  // meantime), the document is opened again without asking, and the sync
+  // of the first open (which carries no ops) is skipped.
+  _onSnapshot(bytes) {
+    if (!this._snapshotAsked) return;
+    let at = 1, ref = 0, n = 0;
+    const varint = () => {
+      let v = 0, scale = 1, b;
+      do {
+        if (at >= bytes.length || scale > 2 ** 49) return -1;
+        b = bytes[at++];
+        v += (b & 0x7f) * scale;
+        scale *= 128;
+      } while (b & 0x80);
+      return v;
+    };
+    ref = varint();
+    n = varint();
+    if (ref <= 0 || n < 0 || at + n > bytes.length) return;
+    if (new TextDecoder().decode(bytes.subarray(at, at + n)) !== this.docId) return;
+    this._snapshotAsked = false;
+    let r;
+    try {
+      r = this.doc.applyFrame(bytes, { ref, changes: this.changeEvents });
+    } catch (e) {
+      console.warn('weft: could not load the snapshot the server sent; opening again without one:', e.message);
+      this._skipSync = true;
+      this._sendOpen(false);
+      return;
+    }
+    this.snapshotsLoaded++;
+    if (r.changes.length && this.changeEvents) this._notify(r.changes);
+    this.dispatchEvent(new CustomEvent('changed'));
+  }
+
   // A binary frame (live ops or an ack of the open document), read by the
   // core's codec. Frames the codec refuses, or with another number than the
   // sync gave the document (0 before it), are ignored whole, as weft::client
   // does.
   _onBinary(bytes) {
+    if (bytes.length && bytes[0] === 3) {
+      this._onSnapshot(bytes);
+      return;
+    }
     let r;
     try {
       r = this.doc.applyFrame(bytes, { ref: this._ref, changes: this.changeEvents });
@@ -272,8 +348,9 @@ export class WeftProvider extends EventTarget {
   // Hands changes to the view. A view that throws must not stop the
   // protocol (a sync half handled would leave the provider 'syncing' and
   // unsent edits unsent): the error is reported and the session goes on.
-  // Listeners of 'remotechanges' (a view binding such as @weft/codemirror's)
-  // get the same array after onRemoteChanges; each is guarded the same way.
+  // Listeners added with onChanges() (a view binding such as
+  // @weft/codemirror's) get the same array after onRemoteChanges; each is
+  // guarded the same way.
   _notify(changes) {
     try {
       if (this.onRemoteChanges) this.onRemoteChanges(changes);
@@ -284,7 +361,7 @@ export class WeftProvider extends EventTarget {
       try {
         listener(changes);
       } catch (e) {
-        console.error("weft: a 'remotechanges' listener threw:", e);
+        console.error('weft: an onChanges listener threw:', e);
       }
     }
   }
