@@ -222,6 +222,18 @@ try {
       // The page's clock starts at the navigation: time until the view shows
       // the text and the provider is online, as the page saw it.
       openMs.push(await page.evaluate(() => window.weft.openedAt));
+      // Where the time went, for the first run: the document's response,
+      // the app ready (wasm loaded), socket open, snapshot loaded, sync
+      // processed, text shown (User Timing marks of the page and provider).
+      if (run === 0) {
+        const phases = await page.evaluate(() => {
+          const out = { html: performance.getEntriesByType('navigation')[0]?.responseEnd ?? null };
+          for (const m of performance.getEntriesByType('mark')) if (m.name.startsWith('weft:')) out[m.name.slice(5)] = m.startTime;
+          for (const k of Object.keys(out)) out[k] = out[k] === null ? null : Number(out[k].toFixed(1));
+          return out;
+        });
+        print({ metric: 'open_phases', repeat, history, text_bytes: textBytes, ...phases, unit: 'ms since navigation' });
+      }
       const same = await page.evaluate((t) => window.weft.view.state.doc.toString() === t, text);
       if (!same) { console.error(`x${repeat}: the page's text differs from the document`); failed = true; }
       if (run + 1 < opens) await context.close();

@@ -6,6 +6,10 @@
 import { chunkOps } from './chunk.js';
 import { decodeServerMessage } from './messages.js';
 
+// A User Timing mark, for profiling a page's opening (page-bench.mjs prints
+// them); nothing where the API is missing. Returns undefined.
+const mark = (name) => { globalThis.performance?.mark?.(name); };
+
 export class WeftProvider extends EventTarget {
   /**
    * @param {object} o
@@ -155,7 +159,7 @@ export class WeftProvider extends EventTarget {
     this._binary = false;
     this._snapshotAsked = false;
     this._skipSync = false;
-    ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', protocol: 1, client: 'weft-web',
+    ws.onopen = () => mark('weft:socket') || ws.send(JSON.stringify({ type: 'hello', protocol: 1, client: 'weft-web',
       ...(this._token ? { token: this._token } : {}), ...(this._wantBinary ? { binary: true } : {}) }));
     ws.onmessage = (e) => {
       if (typeof e.data === 'string') this._onMessage(e.data);
@@ -197,6 +201,7 @@ export class WeftProvider extends EventTarget {
       case 'welcome':
         if (typeof m.max_message_bytes === 'number' && m.max_message_bytes > 0) this._maxMessageBytes = m.max_message_bytes;
         this._binary = m.binary === true;
+        mark('weft:open');
         this._sendOpen(true);
         break;
       case 'ops':
@@ -221,6 +226,7 @@ export class WeftProvider extends EventTarget {
             this._skipSync = false;
             break;
           }
+          mark('weft:sync');
           this.doc.takeOutgoing(); // covered by what the server lacks, below
           // Our own ops count from the last ack, not from the server's version
           // (as weft::client does): if the server stored them but crashed
@@ -282,6 +288,7 @@ export class WeftProvider extends EventTarget {
   // of the first open (which carries no ops) is skipped.
   _onSnapshot(bytes) {
     if (!this._snapshotAsked) return;
+    mark('weft:snapshot-frame');
     let at = 1, ref = 0, n = 0;
     const varint = () => {
       let v = 0, scale = 1, b;
@@ -308,6 +315,7 @@ export class WeftProvider extends EventTarget {
       return;
     }
     this.snapshotsLoaded++;
+    mark('weft:snapshot');
     if (r.changes.length && this.changeEvents) this._notify(r.changes);
     this.dispatchEvent(new CustomEvent('changed'));
   }
