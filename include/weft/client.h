@@ -47,6 +47,11 @@ struct client_options {
   std::string name = "weft-client";  ///< sent in hello
   std::string token;                 ///< access token sent in hello, when the server requires one
   bool binary = true;                ///< ops and acks as binary frames (~20 bytes a keystroke, not ~120)
+  /// With binary frames, an empty replica asks for its document as one
+  /// snapshot frame instead of the history as ops (far faster for a large
+  /// document). on_remote then hears of it with no ops and one change: the
+  /// insert of the whole text.
+  bool snapshot = true;
   bool reconnect = true;             ///< reconnect after the connection drops
   unsigned reconnect_min_ms = 250;   ///< first backoff step (then doubling, with jitter)
   unsigned reconnect_max_ms = 10000;

@@ -63,6 +63,8 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     document replica;
     bool synced = false;
     std::uint64_t ref = 0;  // number in binary frames (from sync; 0: none)
+    bool snapshot_asked = false;  // the last open asked for a snapshot frame, none came yet
+    bool skip_sync = false;       // that snapshot could not be loaded: the next sync (no ops) is not the answer
   };
 
   client_options opts;
@@ -190,8 +192,40 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     });
   }
 
-  void send_open(const std::string& id) {
-    send(protocol::encode_open(id, doc(id).replica.version()));
+  void send_open(const std::string& id, bool allow_snapshot = true) {
+    doc_state& d = doc(id);
+    d.snapshot_asked = allow_snapshot && opts.snapshot && binary && d.replica.version().empty() &&
+                       d.replica.pending_ops() == 0;
+    send(protocol::encode_open(id, d.replica.version(), 0, d.snapshot_asked));
+  }
+
+  // The answer to an open that asked for a snapshot: loaded into the replica
+  // only if it is still empty (a local edit since would be lost otherwise).
+  // If it cannot be, the document is opened again without asking, and the
+  // first sync (which has no ops) is skipped.
+  void load_snapshot(const protocol::binary_snapshot& s) {
+    auto it = docs.find(s.doc);
+    if (it == docs.end() || !it->second.snapshot_asked) {
+      if (handlers.on_error) handlers.on_error("client_decode", "a snapshot frame this client did not ask for");
+      return;
+    }
+    doc_state& d = it->second;
+    d.snapshot_asked = false;
+    result<document> loaded = status(error_code::invalid_argument, "the replica is no longer empty");
+    if (d.replica.version().empty() && d.replica.pending_ops() == 0)
+      loaded = document::decode_snapshot(s.bytes, opts.replica, opts.document);
+    if (!loaded.ok()) {
+      if (handlers.on_error)
+        handlers.on_error("client_decode", "cannot load the snapshot of " + s.doc + ": " + loaded.error().to_string());
+      d.skip_sync = true;
+      send_open(s.doc, false);
+      return;
+    }
+    d.replica = std::move(loaded.value());
+    if (handlers.on_remote && d.replica.length() > 0) {
+      std::vector<text_change> changes{text_change{text_change::kind::insert, 0, d.replica.length(), d.replica.text()}};
+      handlers.on_remote(it->first, {}, changes);
+    }
   }
 
   // A message from the server. Frames it sends are trusted to be well
@@ -215,6 +249,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       return;
     }
     auto& m = std::get<protocol::binary_message>(decoded);
+    if (auto* s = std::get_if<protocol::binary_snapshot>(&m)) return load_snapshot(*s);  // before the sync gives the ref
     const std::uint64_t ref = std::visit([](const auto& x) { return x.ref; }, m);
     for (auto& [id, d] : docs) {
       if (d.ref != ref) continue;
@@ -223,9 +258,6 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       } else if (auto* k = std::get_if<protocol::binary_ack>(&m)) {
         protocol::ack_msg a{id, std::move(k->version)};
         on_message(a);
-      } else if (handlers.on_error) {
-        // Snapshot frames answer only an open that asked for one; this client never does.
-        handlers.on_error("client_decode", "a snapshot frame this client did not ask for");
       }
       return;
     }
@@ -248,6 +280,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     set_state(connection_state::syncing);
     for (auto& [id, d] : docs) {
       d.synced = false;
+      d.skip_sync = false;
       send_open(id);
     }
     if (docs.empty()) {
@@ -296,6 +329,11 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     if (it == docs.end()) return;
     doc_state& d = it->second;
     d.ref = binary ? m.ref : 0;
+    d.snapshot_asked = false;
+    if (d.skip_sync) {
+      d.skip_sync = false;
+      return;
+    }
     apply_remote(it->first, d, m.ops);
     // Give the server what it lacks: our edits made offline or never acknowledged.
     version_vector server = m.version;

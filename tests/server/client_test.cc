@@ -88,6 +88,52 @@ TEST_F(ClientTest, TwoClientsConvergeAndGetAcks) {
   EXPECT_TRUE(eventually([&] { return a.acked("d") == 5 && b.acked("d") == 6; }));
 }
 
+TEST_F(ClientTest, AnEmptyReplicaOpensFromOneSnapshotFrame) {
+  network net(1);
+  client a(net, opts());
+  a.open("big");
+  a.start();
+  type(a, "big", 0, "a document ");
+  type(a, "big", 11, "with history");
+  ASSERT_TRUE(eventually([&] { return a.acked("big") == 23; }));
+  for (bool snapshot : {true, false}) {
+    SCOPED_TRACE(snapshot ? "snapshot" : "ops");
+    std::mutex mu;
+    std::vector<std::pair<std::size_t, std::vector<text_change>>> heard;  // (ops, changes) per on_remote
+    client_handlers h;
+    h.on_remote = [&](const std::string&, const std::vector<operation>& ops, const std::vector<text_change>& ch) {
+      std::lock_guard<std::mutex> lock(mu);
+      heard.emplace_back(ops.size(), ch);
+    };
+    client_options o = opts();
+    o.snapshot = snapshot;
+    client b(net, o, h);
+    b.open("big");
+    b.start();
+    const std::string want = text_of(a, "big");
+    ASSERT_TRUE(eventually([&] { return text_of(b, "big") == want; }));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ASSERT_FALSE(heard.empty());
+      if (snapshot) {
+        // One call, no ops, one insert of the whole text.
+        ASSERT_EQ(heard.size(), 1u);
+        EXPECT_EQ(heard[0].first, 0u);
+        ASSERT_EQ(heard[0].second.size(), 1u);
+        EXPECT_EQ(heard[0].second[0].text, want);
+      } else {
+        EXPECT_GT(heard[0].first, 0u);
+      }
+    }
+    // The replica edits on from there, both ways.
+    type(b, "big", 0, snapshot ? "S" : "O");
+    ASSERT_TRUE(eventually([&] { return text_of(a, "big").front() == (snapshot ? 'S' : 'O'); }));
+    type(a, "big", 1, "-");
+    ASSERT_TRUE(eventually([&] { return text_of(b, "big") == text_of(a, "big"); }));
+    b.stop();
+  }
+}
+
 TEST_F(ClientTest, EditsWhileDisconnectedArriveAfterReconnect) {
   network net(1);
   client a(net, opts()), b(net, opts());
