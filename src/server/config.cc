@@ -35,6 +35,8 @@ std::string usage() {
       "  --max-message-bytes N     largest WebSocket message accepted (default {})\n"
       "  --max-docs-per-connection N  documents one connection may open (default {})\n"
       "  --max-send-queue N        queued messages before a slow client is dropped (default {})\n"
+      "  --max-snapshot-frame-bytes N  larger snapshots go to clients that asked for one as ops\n"
+      "                            instead (default {})\n"
       "  --max-pending-ops N       ops a document buffers awaiting dependencies (default {})\n"
       "  --idle-unload-ms N        unload a document N ms after its last client left (default {})\n"
       "  --presence-ttl-ms N       expire presence not refreshed for N ms (default {})\n"
@@ -85,7 +87,7 @@ std::string usage() {
       "  --max-replication-lag-s N /healthz says degraded past this lag (default 60)\n"
       "  --help                    this text\n",
       d.bind, d.port, d.data_dir, d.max_message_bytes, d.max_docs_per_connection, d.max_send_queue,
-      d.max_pending_ops, d.idle_unload_ms, d.presence_ttl_ms, d.snapshot_every_ops, d.ws_idle_timeout_ms,
+      d.max_snapshot_frame_bytes, d.max_pending_ops, d.idle_unload_ms, d.presence_ttl_ms, d.snapshot_every_ops, d.ws_idle_timeout_ms,
       d.max_messages_per_second, d.message_burst, d.max_connections_per_address, d.max_pending_per_connection,
       d.commit_window_ms);
 }
@@ -133,6 +135,7 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
       {"--max-message-bytes", [&](std::string_view v) { return parse_number(v, c.max_message_bytes) && c.max_message_bytes >= 1024; }},
       {"--max-docs-per-connection", [&](std::string_view v) { return parse_number(v, c.max_docs_per_connection) && c.max_docs_per_connection > 0; }},
       {"--max-send-queue", [&](std::string_view v) { return parse_number(v, c.max_send_queue) && c.max_send_queue > 0; }},
+      {"--max-snapshot-frame-bytes", [&](std::string_view v) { return parse_number(v, c.max_snapshot_frame_bytes); }},
       {"--max-pending-ops", [&](std::string_view v) { return parse_number(v, c.max_pending_ops); }},
       {"--idle-unload-ms", [&](std::string_view v) { return parse_number(v, c.idle_unload_ms); }},
       {"--presence-ttl-ms", [&](std::string_view v) { return parse_number(v, c.presence_ttl_ms) && c.presence_ttl_ms > 0; }},

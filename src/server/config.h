@@ -26,6 +26,10 @@ struct server_config {
   std::uint64_t max_message_bytes = 1u << 20;  ///< --max-message-bytes: larger frames close the connection (1009)
   std::size_t max_docs_per_connection = 64;    ///< --max-docs-per-connection
   std::size_t max_send_queue = 4096;           ///< --max-send-queue: messages queued before a slow client is dropped
+  /// --max-snapshot-frame-bytes: a document whose snapshot frame would be
+  /// larger is sent as ops even to a client that asked for a snapshot (a
+  /// client may not read frames of any size: weft::client reads up to 64 MiB).
+  std::uint64_t max_snapshot_frame_bytes = 32u << 20;
   std::size_t max_pending_ops = 65536;         ///< --max-pending-ops: per document causal buffer
 
   std::uint64_t max_messages_per_second = 200;  ///< --max-messages-per-second: sustained rate per connection

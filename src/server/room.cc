@@ -228,11 +228,16 @@ void document_room::do_join(std::shared_ptr<subscriber> s, version_vector client
   unload_timer_.cancel();
   subscribers_[s->session_id()] = s;
   const std::size_t budget = std::max<std::size_t>(4096, ctx_.config.max_message_bytes / 2);
+  std::shared_ptr<const std::string> snap;
   if (snapshot && s->binary() && client_version.empty() && !doc_.version().empty()) {
+    snap = snapshot_frame();
+    if (snap->size() > ctx_.config.max_snapshot_frame_bytes) snap.reset();  // too large for a client to read: ops
+  }
+  if (snap) {
     // A fresh replica that asked for it gets the whole document as one
     // snapshot, then a sync with no ops: loading a snapshot is far cheaper
     // for it than applying the history op by op, and smaller on the wire.
-    s->send(snapshot_frame());
+    s->send(std::move(snap));
     for (auto& m : protocol::encode_sync_chunked(id_, {}, doc_.version(), budget, ref_)) send_to(s, std::move(m));
   } else {
     // History can be far larger than a message may be: send it in chunks.

@@ -224,6 +224,23 @@ TEST_F(ServerTest, AnEmptyReplicaThatAsksGetsTheDocumentAsOneSnapshot) {
   EXPECT_FALSE(std::get<protocol::sync_msg>(partial->decoded).ops.empty());
 }
 
+TEST_F(ServerTest, ASnapshotOverTheFrameLimitGoesAsOps) {
+  config_.max_snapshot_frame_bytes = 64;  // below this document's snapshot
+  restart();
+  test_client a(port(), 61);
+  a.hello();
+  a.open("capped");
+  a.insert("capped", 0, std::string(200, 'x'));
+  ASSERT_TRUE(a.wait_acked("capped"));
+  test_client b(port(), 62);
+  b.hello(/*binary=*/true);
+  b.send(protocol::encode_open("capped", version_vector{}, 0, /*snapshot=*/true));
+  auto first = b.recv();
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->type, "sync");
+  EXPECT_FALSE(std::get<protocol::sync_msg>(first->decoded).ops.empty());
+}
+
 TEST_F(ServerTest, ReconnectGetsExactlyTheMissingOps) {
   test_client a(port(), 1111);
   a.hello();
