@@ -186,6 +186,49 @@ TEST(TokenKeysTest, Rs256AndEs256UnderPemKeys) {
   EXPECT_TRUE(v.verify(sign(rsa1(), "some-kid"), server::unix_now()).ok());
 }
 
+// weft-token --key-file signs with a private key (RS256 for RSA, ES256 for
+// EC P-256) what a server holding the public key accepts; --kid goes into
+// the header, where a JWK Set's key is found by it.
+TEST(TokenKeysTest, WeftTokenSignsWithAPrivateKeyFile) {
+  const auto dir = std::filesystem::temp_directory_path() / ("weft-token-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto run = [&](const std::string& args) {
+    std::string out;
+    FILE* p = ::popen((std::string(WEFT_TOKEN_BIN) + " " + args + " 2>/dev/null").c_str(), "r");
+    if (!p) return out;
+    char buf[4096];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    const int rc = ::pclose(p);
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return rc == 0 ? out : std::string();
+  };
+  token_verifier v;
+  ASSERT_TRUE(v.add_jwks(R"({"keys":[)" + jwk(rsa1(), "r1") + "," + jwk(ec1(), "e1") + "]}", "keys.json").ok());
+  struct key_case { EVP_PKEY* key; const char* kid; const char* alg; };
+  for (const key_case& k : {key_case{rsa1(), "r1", "RS256"}, key_case{ec1(), "e1", "ES256"}}) {
+    SCOPED_TRACE(k.alg);
+    const auto pem = dir / (std::string(k.kid) + ".pem");
+    std::ofstream(pem) << private_pem(k.key);
+    const std::string token = run("--key-file " + pem.string() + " --kid " + k.kid + " --doc 'team-*=rw' --sub alice --jti t-1");
+    ASSERT_FALSE(token.empty());
+    auto r = v.verify(token, server::unix_now());
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    EXPECT_EQ(r.value().subject, "alice");
+    EXPECT_EQ(r.value().rights_for("team-red"), access::write);
+    EXPECT_EQ(r.value().rights_for("payroll"), access::none);
+  }
+  // Refused: a key the server would not take, both key kinds at once, a kid without a key.
+  const auto small = dir / "small.pem";
+  std::ofstream(small) << private_pem(rsa_key(1024).get());
+  EXPECT_TRUE(run("--key-file " + small.string() + " --doc a=r").empty());
+  const auto secret = dir / "secret";
+  std::ofstream(secret) << "0123456789abcdef0123456789abcdef";
+  EXPECT_TRUE(run("--key-file " + (dir / "r1.pem").string() + " --secret-file " + secret.string() + " --doc a=r").empty());
+  EXPECT_TRUE(run("--secret-file " + secret.string() + " --kid k --doc a=r").empty());
+  EXPECT_FALSE(run("--secret-file " + secret.string() + " --doc a=r").empty());
+  std::filesystem::remove_all(dir);
+}
+
 TEST(TokenKeysTest, OneFileMayHoldSeveralKeys) {
   token_verifier v;
   ASSERT_TRUE(v.add_pem_keys("# the IdP's keys\n" + public_pem(rsa1()) + public_pem(ec1()) + public_pem(rsa2()), "keys.pem").ok());
