@@ -63,14 +63,17 @@ export async function openPage(context, base, doc, query = '') {
   return page;
 }
 
-export const textOf = (page) => page.evaluate(() => window.weft.view.state.doc.toString());
+// The helpers below drive the editor page, whose view is window.weft.view;
+// `app` names another global holding a `view` (the packages' test app has
+// window.app).
+export const textOf = (page, app = 'weft') => page.evaluate((g) => window[g].view.state.doc.toString(), app);
 
 /** Waits until the page's text is `expected` (asserting it at the deadline). */
-export async function waitText(page, expected, timeout = 10000) {
+export async function waitText(page, expected, timeout = 10000, app = 'weft') {
   const deadline = Date.now() + timeout;
   let t;
   while (Date.now() < deadline) {
-    t = await textOf(page);
+    t = await textOf(page, app);
     if (t === expected) return t;
     await page.waitForTimeout(50);
   }
@@ -100,11 +103,11 @@ export async function waitSaved(page, timeout = 10000) {
 }
 
 /** Puts the caret at UTF-16 offset `pos` and types `text` with the keyboard. */
-export async function typeAt(page, pos, text) {
-  await page.evaluate((p) => {
-    const v = window.weft.view;
+export async function typeAt(page, pos, text, app = 'weft') {
+  await page.evaluate(([p, g]) => {
+    const v = window[g].view;
     v.focus();
     v.dispatch({ selection: { anchor: Math.min(p, v.state.doc.length) } });
-  }, pos);
+  }, [pos, app]);
   await page.keyboard.type(text, { delay: 5 });
 }

@@ -76,21 +76,8 @@ async function openApp(context, doc, name) {
   await page.locator('#status').filter({ hasText: 'online' }).waitFor({ timeout: 15000 });
   return page;
 }
-const appText = (page) => page.evaluate(() => window.app.view.state.doc.toString());
-async function waitAppText(page, expected, timeout = 10000) {
-  const deadline = Date.now() + timeout;
-  let t;
-  while (Date.now() < deadline && (t = await appText(page)) !== expected) await page.waitForTimeout(50);
-  assert.equal(t, expected, 'the app shows the text');
-}
-async function typeInApp(page, pos, text) {
-  await page.evaluate((p) => {
-    const v = window.app.view;
-    v.focus();
-    v.dispatch({ selection: { anchor: Math.min(p, v.state.doc.length) } });
-  }, pos);
-  await page.keyboard.type(text, { delay: 5 });
-}
+const waitAppText = (page, expected) => waitText(page, expected, 10000, 'app');
+const typeInApp = (page, pos, text) => typeAt(page, pos, text, 'app');
 
 test('an app built from the packed packages edits one document with the editor page and a node script', async () => {
   const doc = `pkg-${process.pid}-1`;
