@@ -73,7 +73,9 @@ struct open_msg {
   std::uint64_t regions = 0;
   /// A client whose replica is empty asks for the document as one snapshot
   /// frame (binary frames on) instead of its history as ops: much faster to
-  /// send and to load. Ignored when `version` is not empty.
+  /// send and to load. Only to a server whose welcome offered snapshots. The
+  /// server answers with ops instead for a non-empty `version`, without
+  /// binary frames, for an empty document, or past --max-snapshot-frame-bytes.
   bool snapshot = false;
   bool operator==(const open_msg&) const = default;
 };
@@ -107,6 +109,10 @@ struct welcome_msg {
   std::string server;
   std::uint64_t max_message_bytes = 0;
   bool binary = false;  // binary frames were asked for and are on
+  /// The server answers an open's "snapshot":true with a snapshot frame
+  /// (binary frames on). A client asks only a server that says so: older
+  /// servers refuse the field.
+  bool snapshot = false;
   bool operator==(const welcome_msg&) const = default;
 };
 /// The end of the answer to "open": the last ops the client lacked and the
@@ -266,7 +272,8 @@ std::string encode_presence(std::string_view doc, std::string_view state_json);
 std::string encode_close(std::string_view doc);
 std::string encode_ping();
 
-std::string encode_welcome(std::string_view server_name, std::uint64_t max_message_bytes, bool binary = false);
+std::string encode_welcome(std::string_view server_name, std::uint64_t max_message_bytes, bool binary = false,
+                           bool snapshot = false);
 std::string encode_sync(std::string_view doc, std::span<const operation> ops, const version_vector& server_version,
                         std::uint64_t ref = 0);
 /// The answer to "open" for any amount of history: "ops" messages of at most

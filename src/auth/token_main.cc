@@ -54,8 +54,10 @@ std::string random_jti() {
 // not one weft-server accepts.
 std::string algorithm_of(const std::string& pem, std::string* why) {
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  // A passphrase callback that gives none: an encrypted key is refused, never prompted for.
+  pem_password_cb* no_passphrase = [](char*, int, int, void*) { return -1; };
   std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
-      bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr, EVP_PKEY_free);
+      bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr) : nullptr, EVP_PKEY_free);
   if (!key) return *why = "not a PEM private key (an encrypted one is not read)", "";
   if (EVP_PKEY_is_a(key.get(), "RSA")) {
     if (EVP_PKEY_get_bits(key.get()) < 2048) return *why = "an RSA key of fewer than 2048 bits", "";

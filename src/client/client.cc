@@ -81,6 +81,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   bool running = false;
   bool welcomed = false;
   bool binary = false;  // the server confirmed binary frames for this connection
+  bool server_snapshots = false;  // its welcome offered snapshot frames
   bool asked_binary = false;  // this connection's hello asked for them
   std::uint64_t max_message_bytes = 1u << 20;  // the server's, from welcome
   bool retired = false;  // ~client() has returned: queued work is dropped
@@ -194,7 +195,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
 
   void send_open(const std::string& id, bool allow_snapshot = true) {
     doc_state& d = doc(id);
-    d.snapshot_asked = allow_snapshot && opts.snapshot && binary && d.replica.version().empty() &&
+    d.snapshot_asked = allow_snapshot && opts.snapshot && server_snapshots && d.replica.version().empty() &&
                        d.replica.pending_ops() == 0;
     send(protocol::encode_open(id, d.replica.version(), 0, d.snapshot_asked));
   }
@@ -274,6 +275,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
 
   void on_message(protocol::welcome_msg& w) {
     binary = w.binary;
+    server_snapshots = w.binary && w.snapshot;
     if (w.max_message_bytes) max_message_bytes = w.max_message_bytes;
     welcomed = true;
     attempt = 0;
@@ -329,11 +331,18 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     if (it == docs.end()) return;
     doc_state& d = it->second;
     d.ref = binary ? m.ref : 0;
-    d.snapshot_asked = false;
     if (d.skip_sync) {
       d.skip_sync = false;
       return;
     }
+    if (d.snapshot_asked && m.ops.empty() && !m.version.empty()) {
+      // The snapshot the server sent in place of these ops never loaded (an
+      // undecodable frame): ask again for the history as ops.
+      if (handlers.on_error) handlers.on_error("client_decode", "the snapshot of " + m.doc + " did not arrive; opening again");
+      send_open(m.doc, false);
+      return;
+    }
+    d.snapshot_asked = false;
     apply_remote(it->first, d, m.ops);
     // Give the server what it lacks: our edits made offline or never acknowledged.
     version_vector server = m.version;

@@ -336,7 +336,7 @@ std::variant<server_message, decode_error> decoder::server(std::string_view fram
   const std::string_view type = f.type;
   if (type == "welcome") {
     if (auto e = need(f, f_protocol, type)) return to_error(*e);
-    return welcome_msg{f.protocol, std::string(f.server), f.max_message_bytes, f.binary};
+    return welcome_msg{f.protocol, std::string(f.server), f.max_message_bytes, f.binary, f.snapshot};
   }
   if (type == "pong") return pong_msg{};
   if (type == "error") {

@@ -253,8 +253,10 @@ std::string encode_ping() { return "{\"type\":\"ping\"}"; }
 
 // ---- server -> client ---------------------------------------------------------
 
-std::string encode_welcome(std::string_view server_name, std::uint64_t max_message_bytes, bool binary) {
-  return encode(server_message(welcome_msg{protocol_version, std::string(server_name), max_message_bytes, binary}));
+std::string encode_welcome(std::string_view server_name, std::uint64_t max_message_bytes, bool binary,
+                           bool snapshot) {
+  return encode(
+      server_message(welcome_msg{protocol_version, std::string(server_name), max_message_bytes, binary, snapshot}));
 }
 
 std::string encode_sync(std::string_view doc, std::span<const operation> ops, const version_vector& server_version,
@@ -382,6 +384,7 @@ std::string encode(const server_message& m) {
       out += ",\"max_message_bytes\":";
       append_uint(out, x.max_message_bytes);
       if (x.binary) out += ",\"binary\":true";
+      if (x.snapshot) out += ",\"snapshot\":true";
       out.push_back('}');
       return out;
     }

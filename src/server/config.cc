@@ -36,7 +36,7 @@ std::string usage() {
       "  --max-docs-per-connection N  documents one connection may open (default {})\n"
       "  --max-send-queue N        queued messages before a slow client is dropped (default {})\n"
       "  --max-snapshot-frame-bytes N  larger snapshots go to clients that asked for one as ops\n"
-      "                            instead (default {})\n"
+      "                            instead (default {}; at most 64 MiB; 0: never send snapshots)\n"
       "  --max-pending-ops N       ops a document buffers awaiting dependencies (default {})\n"
       "  --idle-unload-ms N        unload a document N ms after its last client left (default {})\n"
       "  --presence-ttl-ms N       expire presence not refreshed for N ms (default {})\n"
@@ -135,7 +135,11 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
       {"--max-message-bytes", [&](std::string_view v) { return parse_number(v, c.max_message_bytes) && c.max_message_bytes >= 1024; }},
       {"--max-docs-per-connection", [&](std::string_view v) { return parse_number(v, c.max_docs_per_connection) && c.max_docs_per_connection > 0; }},
       {"--max-send-queue", [&](std::string_view v) { return parse_number(v, c.max_send_queue) && c.max_send_queue > 0; }},
-      {"--max-snapshot-frame-bytes", [&](std::string_view v) { return parse_number(v, c.max_snapshot_frame_bytes); }},
+      // weft::client reads frames of up to 64 MiB: a larger cap would make it
+      // fail to read the snapshot and reconnect, again and again.
+      {"--max-snapshot-frame-bytes", [&](std::string_view v) {
+         return parse_number(v, c.max_snapshot_frame_bytes) && c.max_snapshot_frame_bytes <= (64u << 20);
+       }},
       {"--max-pending-ops", [&](std::string_view v) { return parse_number(v, c.max_pending_ops); }},
       {"--idle-unload-ms", [&](std::string_view v) { return parse_number(v, c.idle_unload_ms); }},
       {"--presence-ttl-ms", [&](std::string_view v) { return parse_number(v, c.presence_ttl_ms) && c.presence_ttl_ms > 0; }},

@@ -28,7 +28,8 @@ struct server_config {
   std::size_t max_send_queue = 4096;           ///< --max-send-queue: messages queued before a slow client is dropped
   /// --max-snapshot-frame-bytes: a document whose snapshot frame would be
   /// larger is sent as ops even to a client that asked for a snapshot (a
-  /// client may not read frames of any size: weft::client reads up to 64 MiB).
+  /// client may not read frames of any size: weft::client reads up to 64 MiB,
+  /// the most this may be). 0: no snapshot frames at all.
   std::uint64_t max_snapshot_frame_bytes = 32u << 20;
   std::size_t max_pending_ops = 65536;         ///< --max-pending-ops: per document causal buffer
 

@@ -122,7 +122,7 @@ void document_room::loaded(result<stored_document> r) {
           break;
         }
       }
-      ops_since_snapshot_ += ops.value().size();
+      note_applied(ops.value().size());
     }
     if (state_ != state::broken) state_ = state::ready;
     adopt_claims(d.owners);
@@ -202,9 +202,23 @@ void document_room::join(std::shared_ptr<subscriber> s, version_vector client_ve
   });
 }
 
+void document_room::note_applied(std::size_t ops) {
+  ops_since_snapshot_ += ops;
+  snapshot_frame_.reset();  // stale now: not kept in memory until the next fresh open
+}
+
 std::shared_ptr<const std::string> document_room::snapshot_frame() {
+  const std::uint64_t cap = ctx_.config.max_snapshot_frame_bytes;
+  if (cap == 0 || snapshot_over_cap_) return nullptr;
   if (!snapshot_frame_ || !(snapshot_frame_version_ == doc_.version())) {
-    snapshot_frame_ = std::make_shared<const std::string>(protocol::encode_binary_snapshot(ref_, id_, doc_.encode_snapshot()));
+    auto frame = std::make_shared<const std::string>(protocol::encode_binary_snapshot(ref_, id_, doc_.encode_snapshot()));
+    if (frame->size() > cap) {
+      // The history in a snapshot only grows: never encode this one again.
+      snapshot_over_cap_ = true;
+      snapshot_frame_.reset();
+      return nullptr;
+    }
+    snapshot_frame_ = std::move(frame);
     snapshot_frame_version_ = doc_.version();
   }
   return snapshot_frame_;
@@ -228,11 +242,8 @@ void document_room::do_join(std::shared_ptr<subscriber> s, version_vector client
   unload_timer_.cancel();
   subscribers_[s->session_id()] = s;
   const std::size_t budget = std::max<std::size_t>(4096, ctx_.config.max_message_bytes / 2);
-  std::shared_ptr<const std::string> snap;
-  if (snapshot && s->binary() && client_version.empty() && !doc_.version().empty()) {
-    snap = snapshot_frame();
-    if (snap->size() > ctx_.config.max_snapshot_frame_bytes) snap.reset();  // too large for a client to read: ops
-  }
+  std::shared_ptr<const std::string> snap;  // null: too large for a client to read, so ops
+  if (snapshot && s->binary() && client_version.empty() && !doc_.version().empty()) snap = snapshot_frame();
   if (snap) {
     // A fresh replica that asked for it gets the whole document as one
     // snapshot, then a sync with no ops: loading a snapshot is far cheaper
@@ -326,7 +337,7 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
       unblocked.push_back(op);
   if (!unblocked.empty()) send_ops_to(s, unblocked);
 
-  ops_since_snapshot_ += applied.size();
+  note_applied(applied.size());
   if (commit_failed_) {
     // Kept in memory and broadcast, stored by retry_commit(): the author
     // hears why no ack comes.
@@ -434,7 +445,7 @@ void document_room::do_replicate(batch_origin origin, std::string batch, std::fu
     done(refused);
     return;
   }
-  ops_since_snapshot_ += applied.size();
+  note_applied(applied.size());
   if (origin.olsn == 0) {
     // An answer to a per-document exchange (after a gap in a feed), not a
     // feed entry: what was new here becomes this node's own batch, and
@@ -893,7 +904,7 @@ void document_room::deliver(const std::vector<operation>& applied) {
   update_pending_metric();
   if (!applied.empty()) {
     ctx_.stats.ops_applied += applied.size();
-    ops_since_snapshot_ += applied.size();
+    note_applied(applied.size());
     broadcast_ops(applied, 0);
   }
   send_acks();

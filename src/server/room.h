@@ -136,8 +136,12 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   void append_own(std::vector<operation>& applied, std::function<void(status)> done = nullptr);
   void do_join(std::shared_ptr<subscriber> s, version_vector client_version, std::uint64_t regions, bool snapshot);
   /// The document as a binary snapshot frame, encoded once per version (a
-  /// popular document opened by many fresh pages is encoded once).
+  /// popular document opened by many fresh pages is encoded once); null when
+  /// it is over --max-snapshot-frame-bytes.
   std::shared_ptr<const std::string> snapshot_frame();
+  /// Ops were applied: counts them towards the next snapshot to store and
+  /// drops the cached snapshot frame.
+  void note_applied(std::size_t ops);
   /// An own batch committed as `olsn`, the document then at `v`.
   void own_batch_durable(std::uint64_t olsn, const version_vector& v);
   void send_replicated();
@@ -179,6 +183,7 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   const std::uint64_t ref_;
   std::shared_ptr<const std::string> snapshot_frame_;  // see snapshot_frame()
   version_vector snapshot_frame_version_;
+  bool snapshot_over_cap_ = false;  // the frame exceeded --max-snapshot-frame-bytes once: no more tries
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   boost::asio::steady_timer unload_timer_;
   boost::asio::steady_timer presence_timer_;

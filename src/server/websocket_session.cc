@@ -366,7 +366,8 @@ void websocket_session::handle(std::string_view frame, std::size_t readable) {
     if (!authorised(h->token)) return;
     hello_ = true;
     binary_.store(h->binary, std::memory_order_relaxed);
-    reply(protocol::encode_welcome(server_name, ctx_.config.max_message_bytes, h->binary));
+    // Snapshot frames are binary: offered on binary connections only.
+    reply(protocol::encode_welcome(server_name, ctx_.config.max_message_bytes, h->binary, h->binary));
     return;
   }
   if (std::holds_alternative<protocol::ping_msg>(msg)) {

@@ -62,6 +62,7 @@ std::string normalized(const server_message& m) {
           str("server", x.server);
           num("max_message_bytes", x.max_message_bytes);
           out += x.binary ? ",\"binary\":true" : ",\"binary\":false";
+          out += x.snapshot ? ",\"snapshot\":true" : ",\"snapshot\":false";
         } else if constexpr (std::is_same_v<T, sync_msg>) {
           out += "\"sync\"";
           str("doc", x.doc);

@@ -40,8 +40,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (auto* bm = std::get_if<binary_message>(&b)) {
     std::string again_frame = std::visit(
         [](const auto& x) -> std::string {
-          if constexpr (std::is_same_v<std::decay_t<decltype(x)>, binary_ops>) return encode_binary_ops(x.ref, x.ops);
-          else return encode_binary_ack(x.ref, x.version);
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, binary_ops>) return encode_binary_ops(x.ref, x.ops);
+          else if constexpr (std::is_same_v<T, binary_ack>) return encode_binary_ack(x.ref, x.version);
+          else return encode_binary_snapshot(x.ref, x.doc, x.bytes);
         },
         *bm);
     auto again = decoder::binary(again_frame);

@@ -82,6 +82,7 @@ TEST(Codec, EveryServerMessageRoundTrips) {
   const std::vector<server_message> all = {
       welcome_msg{1, "weft 0.1.0", 1048576, false},
       welcome_msg{1, "weft 0.1.0", 1048576, true},
+      welcome_msg{1, "weft 0.1.0", 1048576, true, true},
       sync_msg{"notes", sample_ops(), v, 0},
       sync_msg{"notes", {}, {}, 9},
       ops_msg{"notes", sample_ops()},

@@ -57,6 +57,8 @@ constexpr golden_frame protocol_v1[] = {
      R"golden({"type":"welcome","protocol":1,"server":"weft 0.1.0","max_message_bytes":1048576,"binary":true})golden"},
     {"welcome-json",
      R"golden({"type":"welcome","protocol":1,"server":"weft","max_message_bytes":65536})golden"},
+    {"welcome-snapshot",
+     R"golden({"type":"welcome","protocol":1,"server":"weft 0.2.0","max_message_bytes":1048576,"binary":true,"snapshot":true})golden"},
     {"sync",
      R"golden({"type":"sync","doc":"notes","ops":[{"kind":"insert","id":[1,1],"text":"héllo \"quoted\"\n\t😀\\/ 日本"},{"kind":"insert","id":[5004138,1],"left":[1,3],"right":[1,4],"text":"x"},{"kind":"erase","id":[1,23],"targets":[[1,2,2],[5004138,1,1]]},{"kind":"tombstone","id":[1,2],"left":[1,1],"count":2},{"kind":"tombstone","id":[5004138,1],"left":[1,3],"right":[1,4],"count":1},{"kind":"insert","id":[9007199254740991,1],"left":[1,4],"right":[1,5],"text":"Ω"}],"version":[[1,18],[5004138,1],[9007199254740991,4294967294]],"ref":7})golden"},
     {"sync-empty",
@@ -170,6 +172,8 @@ std::vector<pinned> messages() {
   client("ping", ping_msg{}, encode_ping());
   server("welcome", welcome_msg{1, "weft 0.1.0", 1048576, true}, encode_welcome("weft 0.1.0", 1048576, true));
   server("welcome-json", welcome_msg{1, "weft", 65536, false}, encode_welcome("weft", 65536));
+  server("welcome-snapshot", welcome_msg{1, "weft 0.2.0", 1048576, true, true},
+         encode_welcome("weft 0.2.0", 1048576, true, true));
   server("sync", sync_msg{"notes", ops, v, 7}, encode_sync("notes", ops, v, 7));
   server("sync-empty", sync_msg{"notes", {}, {}, 0}, encode_sync("notes", {}, {}));
   server("ops-live", ops_msg{"notes", {keystroke.begin(), keystroke.end()}}, encode_ops("notes", keystroke));

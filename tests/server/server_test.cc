@@ -180,7 +180,10 @@ TEST_F(ServerTest, AnEmptyReplicaThatAsksGetsTheDocumentAsOneSnapshot) {
   // Binary frames, an empty version and "snapshot":true: one snapshot frame,
   // then a sync without ops that gives the version and the ref.
   test_client b(port(), 52);
-  b.hello(/*binary=*/true);
+  b.send(protocol::encode_hello({protocol::protocol_version, "test", {}, /*binary=*/true}));
+  auto welcome = b.expect("welcome");
+  ASSERT_TRUE(welcome);
+  EXPECT_TRUE(std::get<protocol::welcome_msg>(welcome->decoded).snapshot) << "offered on a binary connection";
   b.send(protocol::encode_open("snap", version_vector{}, 0, /*snapshot=*/true));
   auto first = b.recv();
   ASSERT_TRUE(first);
@@ -207,7 +210,10 @@ TEST_F(ServerTest, AnEmptyReplicaThatAsksGetsTheDocumentAsOneSnapshot) {
   // No snapshot without binary frames, or for a replica that has ops: the
   // history comes as ops, as before.
   test_client c(port(), 53);
-  c.hello();
+  c.send(protocol::encode_hello({protocol::protocol_version, "test", {}, /*binary=*/false}));
+  auto json_welcome = c.expect("welcome");
+  ASSERT_TRUE(json_welcome);
+  EXPECT_FALSE(std::get<protocol::welcome_msg>(json_welcome->decoded).snapshot) << "not offered without binary frames";
   c.send(protocol::encode_open("snap", version_vector{}, 0, true));
   auto json_first = c.recv();
   ASSERT_TRUE(json_first);

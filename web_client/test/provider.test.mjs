@@ -251,7 +251,7 @@ test('an empty replica opens from a snapshot frame; one that is not empty, or a 
   server.insert(0, 'the whole document 🙂');
   server.erase(0, 4);
   const snapshot = server.encodeSnapshot();
-  const welcome = '{"type":"welcome","protocol":1,"server":"weft","max_message_bytes":1048576,"binary":true}';
+  const welcome = '{"type":"welcome","protocol":1,"server":"weft","max_message_bytes":1048576,"binary":true,"snapshot":true}';
   const warn = console.warn;
   console.warn = () => {};
   try {
@@ -288,6 +288,26 @@ test('an empty replica opens from a snapshot frame; one that is not empty, or a 
     // And the core would not load one over its ops.
     assert.throws(() => mine.applyFrame(snapshotFrame(5, 'd', snapshot), { ref: 5 }), (e) => e.snapshot === true);
     assert.equal(mine.text(), 'x');
+
+    // A server that does not offer snapshots (an older one refuses the field) is not asked.
+    const older = await connectedProvider(new weft.Document(5));
+    older.ws.receive('{"type":"welcome","protocol":1,"server":"weft","max_message_bytes":1048576,"binary":true}');
+    assert.deepEqual(older.ws.sent[1], { type: 'open', doc: 'd', version: [] });
+    older.provider.destroy();
+
+    // A snapshot asked for that never loads (a frame that cannot be read is
+    // ignored): its sync, without ops, makes the provider open again.
+    const lost = new weft.Document(6);
+    const fourth = await connectedProvider(lost);
+    fourth.ws.receive(welcome);
+    fourth.ws.receive(new Uint8Array([3, 5, 0x80]).buffer); // a cut header: ignored
+    fourth.ws.receive(JSON.stringify({ type: 'sync', doc: 'd', ops: [], version: server.version(), ref: 5 }));
+    assert.equal(fourth.provider.status, 'syncing');
+    assert.deepEqual(fourth.ws.sent[2], { type: 'open', doc: 'd', version: [] });
+    fourth.ws.receive(JSON.stringify({ type: 'sync', doc: 'd', ops: JSON.parse(server.opsSince([])), version: server.version(), ref: 5 }));
+    assert.equal(fourth.provider.status, 'online');
+    assert.equal(lost.text(), server.text());
+    fourth.provider.destroy();
 
     // Without binary frames there is no snapshot frame to ask for.
     const json = await connectedProvider(new weft.Document(3), { binary: false });

@@ -20,7 +20,7 @@ export const astralField: StateField<AstralIndex>;
 export interface WeftCollabOptions {
   /** Sent as presence with the selection (anchor, head in code points). Without it none is
    *  sent (a viewer). Others' carets are drawn either way, with their `name` and `color`. */
-  user?: { name: string; color: string; [key: string]: unknown };
+  user?: { name: string; /** #rgb or #rrggbb (others are drawn grey) */ color: string; [key: string]: unknown };
   /** Read-only until the provider's first sync ends, then the text is shown once (default:
    *  the replica is empty, the provider not yet online and the browser not offline). */
   opening?: boolean;

@@ -85,8 +85,14 @@ const theme = EditorView.baseTheme({
 const bindings = new WeakMap(); // EditorView -> its Binding
 
 // A presence colour is another user's input that ends up in a style
-// attribute: only plain colour syntax passes, so no one can inject CSS.
-const safeColor = (c) => (typeof c === 'string' && /^(#[0-9a-f]{3,8}|[a-z]{3,20})$/i.test(c) ? c : '#888');
+// attribute: only #rgb and #rrggbb pass (as #rrggbb, so that the selection's
+// translucent "…33" suffix stays valid), so no one can inject CSS.
+const safeColor = (c) => {
+  if (typeof c !== 'string') return '#888888';
+  if (/^#[0-9a-f]{6}$/i.test(c)) return c;
+  if (/^#[0-9a-f]{3}$/i.test(c)) return `#${c[1]}${c[1]}${c[2]}${c[2]}${c[3]}${c[3]}`;
+  return '#888888';
+};
 
 // The smallest replacement that turns `have` into `want`: their common
 // prefix and suffix stay, so the undo history keeps what lies outside it.

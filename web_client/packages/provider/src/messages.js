@@ -6,7 +6,7 @@
 // two together.
 //
 //   decodeServerMessage(text) returns one of
-//     {type: 'welcome', protocol, server, max_message_bytes, binary}
+//     {type: 'welcome', protocol, server, max_message_bytes, binary, snapshot}
 //     {type: 'sync', doc, ops, version, ref}
 //     {type: 'ops', doc, ops}
 //     {type: 'ack', doc, version}
@@ -54,7 +54,7 @@ const I64_MIN = -0x8000000000000000n;
 const FIELDS = {
   type: 1 << 0, doc: 1 << 1, version: 1 << 2, ops: 1 << 3, state: 1 << 4, protocol: 1 << 5, client: 1 << 6,
   token: 1 << 7, session: 1 << 8, server: 1 << 9, max_message_bytes: 1 << 10, code: 1 << 11, message: 1 << 12,
-  id: 1 << 13, binary: 1 << 14, ref: 1 << 15, regions: 1 << 16,
+  id: 1 << 13, binary: 1 << 14, ref: 1 << 15, regions: 1 << 16, snapshot: 1 << 17,
 };
 const F = FIELDS;
 const STRING_FIELDS = F.type | F.doc | F.client | F.token | F.server | F.code | F.message;
@@ -505,11 +505,11 @@ export function decodeServerMessage(text, { rawOps = false } = {}) {
         f[key] = r.string('bad_json');
       } else if (bit & U64_FIELDS) {
         f[key] = r.u64();
-      } else if (bit === F.binary) {
+      } else if (bit === F.binary || bit === F.snapshot) {
         r.ws();
-        if (r.literal('true')) f.binary = true;
-        else if (r.literal('false')) f.binary = false;
-        else fail('bad_message', '"binary" must be true or false');
+        if (r.literal('true')) f[key] = true;
+        else if (r.literal('false')) f[key] = false;
+        else fail('bad_message', `"${key}" must be true or false`);
       } else if (bit === F.id) {
         r.skip();
       } else {
@@ -536,7 +536,7 @@ export function decodeServerMessage(text, { rawOps = false } = {}) {
   if (type === 'welcome') {
     need(seen, F.protocol, type);
     return { type, protocol: f.protocol, server: f.server ?? '', max_message_bytes: f.max_message_bytes ?? 0,
-      binary: f.binary ?? false };
+      binary: f.binary ?? false, snapshot: f.snapshot ?? false };
   }
   if (type === 'pong') {
     return { type };

@@ -57,6 +57,7 @@ export class WeftProvider extends EventTarget {
     this._flushQueued = false;
     this._snapshotAsked = false;
     this._skipSync = false;
+    this._serverSnapshots = false;
     /** How many snapshot frames this provider has loaded (a fresh replica's first sync). */
     this.snapshotsLoaded = 0;
     this._browserOffline = typeof navigator !== 'undefined' && navigator.onLine === false;
@@ -201,6 +202,8 @@ export class WeftProvider extends EventTarget {
       case 'welcome':
         if (typeof m.max_message_bytes === 'number' && m.max_message_bytes > 0) this._maxMessageBytes = m.max_message_bytes;
         this._binary = m.binary === true;
+        // Servers that offer snapshot frames say so (older ones refuse the field).
+        this._serverSnapshots = this._binary && m.snapshot === true;
         mark('weft:open');
         this._sendOpen(true);
         break;
@@ -226,6 +229,16 @@ export class WeftProvider extends EventTarget {
             this._skipSync = false;
             break;
           }
+          const noOps = typeof m.ops === 'string' ? /^\[\s*\]$/.test(m.ops) : m.ops.length === 0;
+          if (this._snapshotAsked && noOps && m.version.length > 0) {
+            // The snapshot the server sent in place of these ops never
+            // loaded (a frame that could not be read): ask for the history
+            // as ops.
+            console.warn('weft: the snapshot did not arrive; opening the document again');
+            this._sendOpen(false);
+            break;
+          }
+          this._snapshotAsked = false;
           mark('weft:sync');
           this.doc.takeOutgoing(); // covered by what the server lacks, below
           // Our own ops count from the last ack, not from the server's version
@@ -275,7 +288,7 @@ export class WeftProvider extends EventTarget {
   // in a fresh page costs otherwise.
   _sendOpen(allowSnapshot) {
     const version = this.doc.version();
-    this._snapshotAsked = allowSnapshot && this._wantSnapshot && this._binary && version.length === 0 &&
+    this._snapshotAsked = allowSnapshot && this._wantSnapshot && this._serverSnapshots && version.length === 0 &&
       this.doc.pending() === 0;
     this._send(JSON.stringify({ type: 'open', doc: this.docId, version, ...(this._snapshotAsked ? { snapshot: true } : {}) }));
   }
@@ -293,10 +306,11 @@ export class WeftProvider extends EventTarget {
     const varint = () => {
       let v = 0, scale = 1, b;
       do {
-        if (at >= bytes.length || scale > 2 ** 49) return -1;
+        if (at >= bytes.length) return -1;
         b = bytes[at++];
         v += (b & 0x7f) * scale;
         scale *= 128;
+        if (v > Number.MAX_SAFE_INTEGER) return -1;
       } while (b & 0x80);
       return v;
     };
