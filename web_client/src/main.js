@@ -6,7 +6,7 @@ import { defaultKeymap, history, historyKeymap } from '@codemirror/commands';
 import { loadWeft, randomReplicaId } from '@weft/core';
 import { WeftProvider } from '@weft/provider';
 import { weftCollab, viewRepairs } from '@weft/codemirror';
-import { loadReplica, saveReplica } from './storage.js';
+import { loadReplica, saveReplica, deleteReplica } from './storage.js';
 
 // The page is built from the same packages other apps use (packages/): the
 // core, the provider and the CodeMirror binding, which keeps remote changes
@@ -68,8 +68,10 @@ async function editor(docId) {
   // saves: whenSaved() resolves at once there.)
   let saveTimer = null, wantGen = 0, savedGen = 0;
   let saveWaiters = [];
+  let discarded = false; // the replica was refused as another user's: never stored again
   const writeNow = () => {
     clearTimeout(saveTimer);
+    if (discarded) return Promise.resolve();
     const gen = wantGen;
     return saveReplica(docId, { replica: doc.replica(), snapshot: doc.encodeSnapshot() }).then(() => {
       savedGen = Math.max(savedGen, gen);
@@ -85,7 +87,7 @@ async function editor(docId) {
     });
   };
   const save = () => {
-    if (!owner) return;
+    if (!owner || discarded) return;
     wantGen++;
     clearTimeout(saveTimer);
     saveTimer = setTimeout(writeNow, 150);
@@ -123,6 +125,45 @@ async function editor(docId) {
     }),
   });
   provider.addEventListener('changed', save);
+
+  // A replica id belongs to the user who first wrote under it. One stored in
+  // this browser by someone else (another account, another token) gets every
+  // op refused: forget it and start over with a new replica id, carrying the
+  // text this page shows across the reload, where it is typed again (as the
+  // difference to what the server has) under the new id.
+  const carryKey = `weft-carry:${docId}`;
+  provider.addEventListener('replicarefused', async () => {
+    if (discarded) return;
+    discarded = true;
+    console.warn('weft: the server refuses this replica id as another user\'s; starting a new replica');
+    sessionStorage.setItem(carryKey, view.state.doc.toString());
+    provider.destroy();
+    try { await deleteReplica(docId); } catch (e) { console.error('weft: could not forget the stored replica:', e); }
+    location.reload();
+  });
+  const carried = sessionStorage.getItem(carryKey);
+  if (carried !== null) {
+    const retype = (e) => {
+      if (e.detail !== 'online') return;
+      provider.removeEventListener('status', retype);
+      sessionStorage.removeItem(carryKey);
+      // After the binding has shown the synced text (its status listener ran first).
+      queueMicrotask(() => {
+        const have = view.state.doc.toString();
+        let start = 0, end = 0;
+        const max = Math.min(have.length, carried.length);
+        while (start < max && have.charCodeAt(start) === carried.charCodeAt(start)) start++;
+        while (end < max - start && have.charCodeAt(have.length - 1 - end) === carried.charCodeAt(carried.length - 1 - end)) end++;
+        // Never split a surrogate pair (an emoji) at either edge.
+        const high = (c) => c >= 0xd800 && c <= 0xdbff;
+        if (start > 0 && high(have.charCodeAt(start - 1))) start--;
+        if (end > 0 && high(have.charCodeAt(have.length - end - 1))) end--;
+        if (start === have.length - end && start === carried.length - end) return;
+        view.dispatch({ changes: { from: start, to: have.length - end, insert: carried.slice(start, carried.length - end) } });
+      });
+    };
+    provider.addEventListener('status', retype);
+  }
   view.focus();
   // A click in the editor's box outside the text (the line-number gutter, the
   // border) focuses the editor too, with the caret on the clicked line. Clicks

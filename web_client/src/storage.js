@@ -30,3 +30,14 @@ export async function saveReplica(docId, record) {
     tx.onerror = () => reject(tx.error);
   });
 }
+
+/** Forgets the stored replica of `docId` (one that the server refuses as another user's). */
+export async function deleteReplica(docId) {
+  const db = await openDb();
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction(STORE, 'readwrite');
+    tx.objectStore(STORE).delete(docId);
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error);
+  });
+}

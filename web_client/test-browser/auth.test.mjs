@@ -9,8 +9,9 @@ import path from 'node:path';
 import { buildDir, startServer, launchBrowser, textOf, waitText, typeAt } from './harness.mjs';
 
 let server, browser, secretFile;
-const mint = (...docs) => execFileSync(path.join(buildDir, 'weft-token'),
-  ['--secret-file', secretFile, '--sub', 'browser-test', ...docs.flatMap((d) => ['--doc', d])]).toString().trim();
+const mintAs = (sub, ...docs) => execFileSync(path.join(buildDir, 'weft-token'),
+  ['--secret-file', secretFile, '--sub', sub, ...docs.flatMap((d) => ['--doc', d])]).toString().trim();
+const mint = (...docs) => mintAs('browser-test', ...docs);
 
 before(async () => {
   secretFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'weft-secret-')), 'secret');
@@ -48,4 +49,48 @@ test('a page with a token edits; a page without one is refused', async () => {
   assert.equal(await textOf(other), '');
   await ctx.close();
   await stranger.close();
+});
+
+test('a stored replica that belongs to another user is replaced by a new one, which writes', async () => {
+  const doc = `shared-${process.pid}`;
+  const ctx = await browser.newContext(); // one browser profile: one IndexedDB
+  const read = async () => (await fetch(`${server.base}/api/docs/${doc}/text`, { headers: { Authorization: `Bearer ${mint(`${doc}=r`)}` } })).text();
+  const online = (p) => p.locator('[data-testid=status]').filter({ hasText: 'online' }).waitFor({ timeout: 15000 });
+  // Alice types and her replica is stored in this profile.
+  const alice = await ctx.newPage();
+  await alice.goto(`${server.base}/d/${doc}?verify#token=${mintAs('alice', `${doc}=rw`)}`);
+  await online(alice);
+  await typeAt(alice, 0, 'alice ');
+  await alice.waitForFunction(() => window.weft.provider.acked >= 6);
+  await alice.evaluate(() => window.weft.whenSaved());
+  const aliceReplica = await alice.evaluate(() => window.weft.doc.replica());
+  await alice.close();
+  // Alice's tab lock on the stored replica goes with her page (asynchronously).
+  const landing = await ctx.newPage();
+  await landing.goto(`${server.base}/`);
+  await landing.waitForFunction(async () => (await navigator.locks.query()).held.length === 0);
+  await landing.close();
+  // Bob, in the same profile, gets Alice's stored replica. Opening it
+  // resends its ops (ours count from the last ack), which the server refuses
+  // as Alice's: the page forgets the replica and reloads with a new one.
+  const bob = await ctx.newPage();
+  await bob.goto(`${server.base}/d/${doc}?verify#token=${mintAs('bob', `${doc}=rw`)}`);
+  const deadline0 = Date.now() + 15000;
+  let replica = aliceReplica;
+  while (Date.now() < deadline0) {
+    try {
+      replica = await bob.evaluate(() => (window.weft && window.weft.provider.status === 'online' ? window.weft.doc.replica() : null));
+      if (replica !== null && replica !== aliceReplica) break;
+    } catch { /* the page is reloading */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(replica !== null && replica !== aliceReplica, 'a new replica');
+  await waitText(bob, 'alice ');
+  await typeAt(bob, 6, 'bob');
+  await waitText(bob, 'alice bob');
+  const deadline = Date.now() + 10000;
+  while (Date.now() < deadline && (await read()) !== 'alice bob') await new Promise((r) => setTimeout(r, 50));
+  assert.equal(await read(), 'alice bob', 'bob\'s text reached the server under his own replica');
+  await bob.waitForFunction(() => { const { doc, provider } = window.weft; return provider.acked >= doc.version().find(([r]) => r === doc.replica())[1]; });
+  await ctx.close();
 });

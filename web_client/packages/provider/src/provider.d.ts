@@ -3,7 +3,9 @@ import type { Change, Document } from '@weft/core';
 
 export type Status = 'online' | 'offline' | 'syncing';
 
-/** Connects a Document to weft-server (docs/protocol.md). Events: 'status', 'presence', 'changed', 'acked', 'servererror'. */
+/** Connects a Document to weft-server (docs/protocol.md). Events: 'status', 'presence', 'changed', 'acked',
+ *  'servererror', and 'replicarefused' (the server refused ops under this replica id as another
+ *  user's: nothing written under it will be accepted; start a new replica id). */
 export class WeftProvider extends EventTarget {
   constructor(options: {
     url: string;

@@ -265,10 +265,17 @@ export class WeftProvider extends EventTarget {
         if (m.doc !== this.docId) return;
         this._onAck(m.version);
         break;
-      case 'error':
+      case 'error': {
         console.warn('weft server:', m.code, m.message);
         this.dispatchEvent(new CustomEvent('servererror', { detail: m }));
+        // Ops under this replica id were refused as another user's (a
+        // replica stored by someone else in this browser, say): nothing it
+        // writes will ever be accepted. The app should start a new replica.
+        const named = m.code === 'forbidden' && m.doc === this.docId && /replica ids? ([0-9, ]+) belongs?/.exec(m.message);
+        if (named && named[1].split(',').map((x) => x.trim()).includes(String(this.doc.replica())))
+          this.dispatchEvent(new CustomEvent('replicarefused', { detail: m }));
         break;
+      }
       default:
         break;
     }
