@@ -94,3 +94,40 @@ test('a stored replica that belongs to another user is replaced by a new one, wh
   await bob.waitForFunction(() => { const { doc, provider } = window.weft; return provider.acked >= doc.version().find(([r]) => r === doc.replica())[1]; });
   await ctx.close();
 });
+
+test('text typed offline under another user\'s stored replica is typed again under a new one', async () => {
+  const doc = `offline-shared-${process.pid}`;
+  const ctx = await browser.newContext();
+  const read = async () => (await fetch(`${server.base}/api/docs/${doc}/text`, { headers: { Authorization: `Bearer ${mint(`${doc}=r`)}` } })).text();
+  const alice = await ctx.newPage();
+  await alice.goto(`${server.base}/d/${doc}?verify#token=${mintAs('alice', `${doc}=rw`)}`);
+  await alice.locator('[data-testid=status]').filter({ hasText: 'online' }).waitFor({ timeout: 15000 });
+  await alice.evaluate(() => navigator.serviceWorker.ready); // so that a page loads offline too
+  await typeAt(alice, 0, 'alice ');
+  await alice.waitForFunction(() => window.weft.provider.acked >= 6);
+  await alice.evaluate(() => window.weft.whenSaved());
+  const aliceReplica = await alice.evaluate(() => window.weft.doc.replica());
+  const landing = await ctx.newPage();
+  await alice.close();
+  await landing.goto(`${server.base}/`);
+  await landing.waitForFunction(async () => (await navigator.locks.query()).held.length === 0);
+  await landing.close();
+  // Bob opens the page offline: Alice's stored replica, and he types into it.
+  await ctx.setOffline(true);
+  const bob = await ctx.newPage();
+  await bob.goto(`${server.base}/d/${doc}?verify#token=${mintAs('bob', `${doc}=rw`)}`);
+  await bob.locator('[data-testid=editor] .cm-content').waitFor();
+  await waitText(bob, 'alice ');
+  assert.equal(await bob.evaluate(() => window.weft.doc.replica()), aliceReplica);
+  await typeAt(bob, 6, 'bob 😀');
+  // Online again: refused, a new replica, and his text typed again under it.
+  await ctx.setOffline(false);
+  const deadline = Date.now() + 20000;
+  let got = '';
+  while (Date.now() < deadline && (got = await read()) !== 'alice bob 😀') await new Promise((r) => setTimeout(r, 100));
+  assert.equal(got, 'alice bob 😀', 'his offline text reached the server');
+  let replica = aliceReplica;
+  try { replica = await bob.evaluate(() => window.weft.doc.replica()); } catch { /* reloading */ }
+  assert.notEqual(replica, aliceReplica, 'under a new replica');
+  await ctx.close();
+});
