@@ -51,25 +51,37 @@ test('a page with a token edits; a page without one is refused', async () => {
   await stranger.close();
 });
 
-test('a stored replica that belongs to another user is replaced by a new one, which writes', async () => {
-  const doc = `shared-${process.pid}`;
-  const ctx = await browser.newContext(); // one browser profile: one IndexedDB
-  const read = async () => (await fetch(`${server.base}/api/docs/${doc}/text`, { headers: { Authorization: `Bearer ${mint(`${doc}=r`)}` } })).text();
-  const online = (p) => p.locator('[data-testid=status]').filter({ hasText: 'online' }).waitFor({ timeout: 15000 });
-  // Alice types and her replica is stored in this profile.
+/** Alice opens `doc` in `ctx`, types 'alice ' and her replica is stored in
+ * the profile's IndexedDB; her page is closed and its tab lock released.
+ * Returns her replica id. */
+async function aliceStoresAReplica(ctx, doc) {
   const alice = await ctx.newPage();
   await alice.goto(`${server.base}/d/${doc}?verify#token=${mintAs('alice', `${doc}=rw`)}`);
-  await online(alice);
+  await alice.locator('[data-testid=status]').filter({ hasText: 'online' }).waitFor({ timeout: 15000 });
+  await alice.evaluate(() => navigator.serviceWorker.ready); // so that a page loads offline too
   await typeAt(alice, 0, 'alice ');
   await alice.waitForFunction(() => window.weft.provider.acked >= 6);
   await alice.evaluate(() => window.weft.whenSaved());
-  const aliceReplica = await alice.evaluate(() => window.weft.doc.replica());
+  const replica = await alice.evaluate(() => window.weft.doc.replica());
   await alice.close();
-  // Alice's tab lock on the stored replica goes with her page (asynchronously).
+  // Her tab lock on the stored replica goes with her page (asynchronously).
   const landing = await ctx.newPage();
   await landing.goto(`${server.base}/`);
   await landing.waitForFunction(async () => (await navigator.locks.query()).held.length === 0);
   await landing.close();
+  return replica;
+}
+
+/** The server's text of `doc`, read with a token. */
+const serverText = async (doc) =>
+  (await fetch(`${server.base}/api/docs/${doc}/text`, { headers: { Authorization: `Bearer ${mint(`${doc}=r`)}` } })).text();
+
+test('a stored replica that belongs to another user is replaced by a new one, which writes', async () => {
+  const doc = `shared-${process.pid}`;
+  const ctx = await browser.newContext(); // one browser profile: one IndexedDB
+  const read = () => serverText(doc);
+  // Alice types and her replica is stored in this profile.
+  const aliceReplica = await aliceStoresAReplica(ctx, doc);
   // Bob, in the same profile, gets Alice's stored replica. Opening it
   // resends its ops (ours count from the last ack), which the server refuses
   // as Alice's: the page forgets the replica and reloads with a new one.
@@ -98,20 +110,8 @@ test('a stored replica that belongs to another user is replaced by a new one, wh
 test('text typed offline under another user\'s stored replica is typed again under a new one', async () => {
   const doc = `offline-shared-${process.pid}`;
   const ctx = await browser.newContext();
-  const read = async () => (await fetch(`${server.base}/api/docs/${doc}/text`, { headers: { Authorization: `Bearer ${mint(`${doc}=r`)}` } })).text();
-  const alice = await ctx.newPage();
-  await alice.goto(`${server.base}/d/${doc}?verify#token=${mintAs('alice', `${doc}=rw`)}`);
-  await alice.locator('[data-testid=status]').filter({ hasText: 'online' }).waitFor({ timeout: 15000 });
-  await alice.evaluate(() => navigator.serviceWorker.ready); // so that a page loads offline too
-  await typeAt(alice, 0, 'alice ');
-  await alice.waitForFunction(() => window.weft.provider.acked >= 6);
-  await alice.evaluate(() => window.weft.whenSaved());
-  const aliceReplica = await alice.evaluate(() => window.weft.doc.replica());
-  const landing = await ctx.newPage();
-  await alice.close();
-  await landing.goto(`${server.base}/`);
-  await landing.waitForFunction(async () => (await navigator.locks.query()).held.length === 0);
-  await landing.close();
+  const read = () => serverText(doc);
+  const aliceReplica = await aliceStoresAReplica(ctx, doc);
   // Bob opens the page offline: Alice's stored replica, and he types into it.
   await ctx.setOffline(true);
   const bob = await ctx.newPage();
