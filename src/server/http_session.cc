@@ -214,7 +214,7 @@ void http_session<Stream>::upgrade(http::request<http::string_body> req) {
       respond(unauthorized(v, false, "a client token cannot open a replication link (weft-token --peer)"));
       return;
     }
-    accept_peer_link(std::move(stream_), std::move(req), ctx_, info.claims != nullptr);
+    accept_peer_link(std::move(stream_), std::move(req), ctx_, std::shared_ptr<const token_claims>(std::move(info.claims)));
     return;
   }
   info.slot = std::move(slot_);

@@ -102,6 +102,14 @@ void peer_link::closed(const std::string& why) {
   rep_.detach(this, why);
 }
 
+void peer_link::recheck_token() {
+  post([self = shared_from_this()] {
+    if (self->closed_ || !self->claims_ || !self->ctx_.auth || !self->ctx_.auth->revoked(*self->claims_)) return;
+    log(log_level::info, "link {}: peer token revoked: closing", self->peer_node_.empty() ? "?" : self->peer_node_);
+    self->close("peer token revoked (its jti is on the deny list)");
+  });
+}
+
 void peer_link::close(std::string reason) {
   post([self = shared_from_this(), reason = std::move(reason)] {
     if (self->closed_) return;
@@ -584,6 +592,7 @@ class peer_transport final : public peer_link {
           return self->refuse("this token is not a peer token (weft-token --peer)");
         }
         self->need_token = false;
+        self->set_claims(std::make_shared<const token_claims>(std::move(claims.value())));
       }
       self->on_read(ec, frame);
     });
@@ -715,12 +724,13 @@ void dial_peer(server_context& ctx, replicator& rep, const std::string& url, dia
 
 template <class Stream>
 void accept_peer_link(Stream&& stream, beast::http::request<beast::http::string_body> req, server_context& ctx,
-                      bool header_peer) {
+                      std::shared_ptr<const token_claims> header_claims) {
   if (!ctx.replication) return;
   websocket::stream<Stream> ws(std::move(stream));
   ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
   auto link = std::make_shared<peer_transport<Stream>>(ctx, *ctx.replication, false, std::move(ws));
-  link->need_token = ctx.auth.has_value() && !header_peer;
+  link->need_token = ctx.auth.has_value() && !header_claims;
+  link->set_claims(std::move(header_claims));
   link->ws().async_accept(req, [link](beast::error_code ec) {
     if (ec) return;
     link->begin_inbound();
@@ -728,9 +738,9 @@ void accept_peer_link(Stream&& stream, beast::http::request<beast::http::string_
 }
 
 template void accept_peer_link<beast::tcp_stream>(beast::tcp_stream&&, beast::http::request<beast::http::string_body>,
-                                                  server_context&, bool);
+                                                  server_context&, std::shared_ptr<const token_claims>);
 template void accept_peer_link<beast::ssl_stream<beast::tcp_stream>>(beast::ssl_stream<beast::tcp_stream>&&,
                                                                      beast::http::request<beast::http::string_body>,
-                                                                     server_context&, bool);
+                                                                     server_context&, std::shared_ptr<const token_claims>);
 
 }  // namespace weft::server

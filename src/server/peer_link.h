@@ -33,6 +33,7 @@
 namespace weft::server {
 
 struct server_context;
+struct token_claims;
 class replicator;
 class document_room;
 
@@ -57,6 +58,11 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   void feed_advanced();
   /// Closes the link, telling the peer why.
   void close(std::string reason);
+  /// The peer token an inbound link was accepted with (auth on): kept so that
+  /// revoking it (--auth-deny-list) closes the link. Call before it starts.
+  void set_claims(std::shared_ptr<const token_claims> claims) { claims_ = std::move(claims); }
+  /// Closes the link when its peer token is now revoked. Thread-safe.
+  void recheck_token();
 
   /// What the monitoring shows (readable from any thread).
   struct counters {
@@ -97,6 +103,7 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   server_context& ctx_;
   replicator& rep_;
   const bool outbound_;
+  std::shared_ptr<const token_claims> claims_;  // the inbound link's peer token (auth on), for revocation
   boost::asio::steady_timer timer_;
 
  private:
@@ -164,11 +171,11 @@ void dial_peer(server_context& ctx, replicator& rep, const std::string& url,
                std::function<void(result<std::shared_ptr<peer_link>>)> done);
 
 /// Accepts an inbound link on /peer: upgrades `stream`, waits for the hello,
-/// checks the peer token (with auth on; `header_peer` is true when the
-/// upgrade's Authorization header already carried a valid peer token), then
+/// checks the peer token (with auth on; `header_claims` are those of a valid
+/// peer token the upgrade's Authorization header already carried), then
 /// hands the link to the replicator.
 template <class Stream>
 void accept_peer_link(Stream&& stream, boost::beast::http::request<boost::beast::http::string_body> req,
-                      server_context& ctx, bool header_peer);
+                      server_context& ctx, std::shared_ptr<const token_claims> header_claims);
 
 }  // namespace weft::server

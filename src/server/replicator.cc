@@ -167,6 +167,15 @@ bool replicator::attach(const std::shared_ptr<peer_link>& link, std::string& why
   return true;
 }
 
+void replicator::recheck_tokens() {
+  std::vector<std::shared_ptr<peer_link>> links;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [node, link] : links_) links.push_back(link);
+  }
+  for (const auto& link : links) link->recheck_token();
+}
+
 void replicator::detach(const peer_link* link, const std::string& why) {
   std::shared_ptr<dialer> redial;
   bool changed = false;

@@ -46,6 +46,8 @@ class replicator {
   bool attach(const std::shared_ptr<peer_link>& link, std::string& why);
   /// A link ended (after attach, or not), for `why`.
   void detach(const peer_link* link, const std::string& why);
+  /// The deny list changed: closes links whose peer token it now lists.
+  void recheck_tokens();
   /// Merges link state heard from a peer; floods what is new.
   void merge_link_state(const peer_link* from, const protocol::peer::link_state& state);
   /// The feed of `keys` grew (called on the storage thread after a commit).

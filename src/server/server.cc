@@ -134,6 +134,7 @@ struct server::impl {
         if (changed.value()) {
           log(log_level::info, "deny list {} reread: {} token ids", deny_list->path(), deny_list->size());
           sessions.recheck_tokens();
+          if (ctx->replication) ctx->replication->recheck_tokens();
         }
       }
       schedule_deny_list();

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <regex>
 #include <thread>
@@ -548,6 +549,29 @@ TEST_F(ClusterTest, WithAuthOnALinkNeedsAPeerToken) {
     ASSERT_TRUE(e);
     EXPECT_NE(e->raw.find("forbidden"), std::string::npos) << e->raw;
   }
+}
+
+// Revoking a peer token (its jti on --auth-deny-list) closes the links
+// accepted with it, and the node that dialled cannot link again with it.
+TEST_F(ClusterTest, RevokingAPeerTokenClosesItsLinks) {
+  const std::string secret = "a-secret-of-at-least-thirty-two-bytes!";
+  server::token_verifier signer(secret);
+  const auto exp = std::to_string(server::unix_now() + 3600);
+  const auto deny = std::filesystem::temp_directory_path() /
+                    ("weft-deny-" + std::to_string(std::random_device{}()) + "-" + std::to_string(::getpid()));
+  std::ofstream(deny) << "# revoked\n";
+  base_.auth_secret = secret;
+  base_.auth_deny_list = deny.string();
+  base_.peer_token = signer.sign(R"({"sub":"nodes","exp":)" + exp + R"(,"jti":"link-1","peer":true})");
+  start_cluster(2);
+  ASSERT_TRUE(all_links_up(1));
+  std::ofstream(deny) << "# revoked\nlink-1\n";  // reread within 2 s
+  EXPECT_TRUE(eventually([&] { return links_up(0) == 0 && links_up(1) == 0; }, 15s))
+      << cluster_json(0) << "\n" << cluster_json(1);
+  // b keeps dialling, with the revoked token: never up again.
+  EXPECT_FALSE(all_links_up(1, 3s));
+  EXPECT_NE(cluster_json(1).find("revoked"), std::string::npos) << cluster_json(1);
+  std::filesystem::remove(deny);
 }
 
 // Replica ownership travels with the batches (issue #14): a claim made in
