@@ -5,7 +5,7 @@ import { EditorView, keymap, lineNumbers, drawSelection, highlightActiveLine } f
 import { defaultKeymap, history, historyKeymap } from '@codemirror/commands';
 import { loadWeft, randomReplicaId } from '@weft/core';
 import { WeftProvider } from '@weft/provider';
-import { weftCollab, viewRepairs } from '@weft/codemirror';
+import { weftCollab, viewRepairs, textDifference } from '@weft/codemirror';
 import { loadReplica, saveReplica, deleteReplica } from './storage.js';
 
 // The page is built from the same packages other apps use (packages/): the
@@ -149,17 +149,8 @@ async function editor(docId) {
       sessionStorage.removeItem(carryKey);
       // After the binding has shown the synced text (its status listener ran first).
       queueMicrotask(() => {
-        const have = view.state.doc.toString();
-        let start = 0, end = 0;
-        const max = Math.min(have.length, carried.length);
-        while (start < max && have.charCodeAt(start) === carried.charCodeAt(start)) start++;
-        while (end < max - start && have.charCodeAt(have.length - 1 - end) === carried.charCodeAt(carried.length - 1 - end)) end++;
-        // Never split a surrogate pair (an emoji) at either edge.
-        const high = (c) => c >= 0xd800 && c <= 0xdbff;
-        if (start > 0 && high(have.charCodeAt(start - 1))) start--;
-        if (end > 0 && high(have.charCodeAt(have.length - end - 1))) end--;
-        if (start === have.length - end && start === carried.length - end) return;
-        view.dispatch({ changes: { from: start, to: have.length - end, insert: carried.slice(start, carried.length - end) } });
+        const change = textDifference(view.state.doc.toString(), carried);
+        if (change.from !== change.to || change.insert) view.dispatch({ changes: change });
       });
     };
     provider.addEventListener('status', retype);

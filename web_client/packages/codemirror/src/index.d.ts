@@ -38,6 +38,10 @@ export interface WeftCollabOptions {
  *  `doc: provider.doc.text()`; one binding per provider. */
 export function weftCollab(provider: WeftProvider, options?: WeftCollabOptions): Extension;
 
+/** The smallest replacement (UTF-16 offsets of `have`, never splitting a surrogate pair) that
+ *  turns `have` into `want`; empty when they are equal. */
+export function textDifference(have: string, want: string): { from: number; to: number; insert: string };
+
 /** Repairs of the view's text after remote batches (should stay 0), or -1 without a binding. */
 export function viewRepairs(view: EditorView): number;
 

@@ -94,13 +94,19 @@ const safeColor = (c) => {
   return '#888888';
 };
 
-// The smallest replacement that turns `have` into `want`: their common
-// prefix and suffix stay, so the undo history keeps what lies outside it.
-function difference(have, want) {
+/** The smallest replacement { from, to, insert } (UTF-16 offsets of `have`)
+ * that turns `have` into `want`: their common prefix and suffix stay, so the
+ * undo history keeps what lies outside it. Its edges never split a surrogate
+ * pair, so the replacement converts to code points exactly. Empty (from ===
+ * to, insert '') when the texts are equal. */
+export function textDifference(have, want) {
   const max = Math.min(have.length, want.length);
   let start = 0, end = 0;
   while (start < max && have.charCodeAt(start) === want.charCodeAt(start)) start++;
   while (end < max - start && have.charCodeAt(have.length - 1 - end) === want.charCodeAt(want.length - 1 - end)) end++;
+  const high = (c) => c >= 0xd800 && c <= 0xdbff;
+  if (start > 0 && high(have.charCodeAt(start - 1))) start--;
+  if (end > 0 && high(have.charCodeAt(have.length - end - 1))) end--;
   return { from: start, to: have.length - end, insert: want.slice(start, want.length - end) };
 }
 
@@ -205,7 +211,7 @@ class Binding {
       this.repairs++;
       console.error('weft: editor view out of step with the replica; reloading its text');
     }
-    view.dispatch({ changes: difference(have, want), annotations: REMOTE });
+    view.dispatch({ changes: textDifference(have, want), annotations: REMOTE });
   }
 
   endOpening() {
@@ -214,7 +220,7 @@ class Binding {
     this.provider.changeEvents = true;
     clearTimeout(this.openingTimer);
     const view = this.view;
-    view.dispatch({ changes: difference(view.state.doc.toString(), this.doc.text()),
+    view.dispatch({ changes: textDifference(view.state.doc.toString(), this.doc.text()),
       effects: this.config.editable.reconfigure(EditorState.readOnly.of(false)), annotations: REMOTE });
     this.renderCursors();
   }
