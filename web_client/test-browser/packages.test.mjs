@@ -39,7 +39,12 @@ before(async () => {
   appDir = path.join(work, 'app');
   fs.cpSync(appSource, appDir, { recursive: true, filter: (p) => !/node_modules|dist$/.test(p) });
   run('npm', ['ci', '--offline', '--no-audit', '--no-fund'], appDir);
-  run('npm', ['install', '--offline', '--no-audit', '--no-fund', ...tarballs], appDir);
+  // --legacy-peer-deps: resolving the packages' peer dependencies
+  // (@codemirror/*) makes npm ask for the registry's full metadata of each,
+  // which `npm ci` never caches, so offline it finds them "undefined". The app
+  // depends on them itself; `npm ls` then checks that every peer is met.
+  run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--legacy-peer-deps', ...tarballs], appDir);
+  run('npm', ['ls', '--offline'], appDir);
   run('npm', ['run', 'build'], appDir);
   // The app is served by a server of its own, not by weft-server: it only
   // talks to weft-server over the WebSocket.
