@@ -78,6 +78,16 @@ struct client_handlers {
   std::function<void(const std::string& doc, std::uint64_t session, const std::string& state_json)> on_presence;
   /// An error message from the server (protocol error code and text).
   std::function<void(const std::string& code, const std::string& message)> on_error;
+  /// The server refused this client's ops of `doc` because their replica id
+  /// belongs to another user (`forbidden`, auth on; a replica id reused from
+  /// elsewhere, say). Nothing written under it would ever be accepted, so
+  /// the client starts a new replica of `doc` under a fresh id by itself:
+  /// it opens the document again, and once the server's state is loaded it
+  /// types the text the replica showed (with edits made meanwhile) as the
+  /// difference to the server's text, under the new id. The text the app
+  /// shows stays as it is. Edits under the old id that the server refused
+  /// are carried that way, never lost. Called once the new id is in use.
+  std::function<void(const std::string& doc, replica_id old_id, replica_id new_id)> on_replica_changed;
 };
 
 class client {
@@ -90,7 +100,11 @@ class client {
   client(const client&) = delete;
   client& operator=(const client&) = delete;
 
+  /// The replica id this client starts every document with.
   replica_id replica() const noexcept;
+  /// The replica id `doc` is written under now: replica(), unless the server
+  /// refused it (see on_replica_changed). Thread-safe.
+  replica_id replica(const std::string& doc) const;
   /// Connects (and keeps reconnecting if options.reconnect).
   void start();
   /// Closes the connection; no reconnect.

@@ -9,6 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include <charconv>
 #include <cmath>
 #include <deque>
 #include <future>
@@ -20,6 +21,7 @@
 
 #include "protocol/json_writer.h"
 #include "weft/protocol.h"
+#include "weft/unicode.h"
 
 namespace weft {
 
@@ -61,6 +63,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
 
   struct doc_state {
     document replica;
+    replica_id id = 0;      // the replica id this document is written under
+    // While a refused replica id is being replaced: the new replica, fed by
+    // the server's open answer, that takes over at the sync (rotate()).
+    std::optional<document> fresh;
     bool synced = false;
     std::uint64_t ref = 0;  // number in binary frames (from sync; 0: none)
     bool snapshot_asked = false;  // the last open asked for a snapshot frame, none came yet
@@ -93,6 +99,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   // Read from any thread:
   mutable std::mutex acked_mu;
   std::map<std::string, std::uint64_t> acked;  // guarded by acked_mu
+  std::map<std::string, replica_id> replaced;  // docs whose replica id changed; guarded by acked_mu
 
   // Work queued after the client was destroyed (e.g. a read() a handler
   // asked for while the client stopped) would reach the caller's objects
@@ -110,9 +117,15 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
 
   doc_state& doc(const std::string& id) {
     auto it = docs.find(id);
-    if (it == docs.end()) it = docs.emplace(id, doc_state{document(opts.replica, opts.document), false}).first;
+    if (it == docs.end()) {
+      doc_state d{document(opts.replica, opts.document), opts.replica, std::nullopt};
+      it = docs.emplace(id, std::move(d)).first;
+    }
     return it->second;
   }
+  // The replica the server's answers go into: the new one while a refused
+  // replica id is being replaced.
+  static document& target(doc_state& d) { return d.fresh ? *d.fresh : d.replica; }
 
   // Sends once the server has welcomed us (everything but hello).
   void send(std::string msg) {
@@ -195,9 +208,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
 
   void send_open(const std::string& id, bool allow_snapshot = true) {
     doc_state& d = doc(id);
-    d.snapshot_asked = allow_snapshot && opts.snapshot && server_snapshots && d.replica.version().empty() &&
-                       d.replica.pending_ops() == 0;
-    send(protocol::encode_open(id, d.replica.version(), 0, d.snapshot_asked));
+    document& t = target(d);
+    d.snapshot_asked =
+        allow_snapshot && opts.snapshot && server_snapshots && t.version().empty() && t.pending_ops() == 0;
+    send(protocol::encode_open(id, t.version(), 0, d.snapshot_asked));
   }
 
   // The answer to an open that asked for a snapshot: loaded into the replica
@@ -213,13 +227,18 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     doc_state& d = it->second;
     d.snapshot_asked = false;
     result<document> loaded = status(error_code::invalid_argument, "the replica is no longer empty");
-    if (d.replica.version().empty() && d.replica.pending_ops() == 0)
-      loaded = document::decode_snapshot(s.bytes, opts.replica, opts.document);
+    if (target(d).version().empty() && target(d).pending_ops() == 0)
+      loaded = document::decode_snapshot(s.bytes, target(d).replica(), opts.document);
     if (!loaded.ok()) {
       if (handlers.on_error)
         handlers.on_error("client_decode", "cannot load the snapshot of " + s.doc + ": " + loaded.error().to_string());
       d.skip_sync = true;
       send_open(s.doc, false);
+      return;
+    }
+    if (d.fresh) {
+      // The app shows the old replica, which has this text already.
+      d.fresh = std::move(loaded.value());
       return;
     }
     d.replica = std::move(loaded.value());
@@ -299,6 +318,89 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       return;
     }
     if (handlers.on_error) handlers.on_error(m.code, m.message);
+    if (m.kind == protocol::error_kind::forbidden) {
+      auto it = docs.find(m.doc);
+      if (it != docs.end() && !it->second.fresh && names_replica(m.message, it->second.id)) rotate(it->first, it->second);
+    }
+  }
+
+  // True when a `forbidden` message names `id` among the refused replica ids
+  // ("replica id 5 belongs", "replica id 5, 9 belong": docs/protocol.md).
+  static bool names_replica(std::string_view msg, replica_id id) {
+    const std::string_view head = "replica id ";
+    auto at = msg.find(head);
+    if (at == std::string_view::npos) return false;
+    std::string_view rest = msg.substr(at + head.size());
+    rest = rest.substr(0, rest.find(" belong"));
+    while (!rest.empty()) {
+      auto comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+      replica_id r = 0;
+      auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), r);
+      if (ec == std::errc() && p == item.data() + item.size() && r == id) return true;
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+    return false;
+  }
+
+  // The server will never take ops of `d` under its replica id: open `id`
+  // again into a new replica under a fresh id, which takes over at the sync
+  // (finish_rotation). The old replica stays what edit() and read() see
+  // until then, so the app's view never jumps.
+  void rotate(const std::string& id, doc_state& d) {
+    replica_id fresh_id = d.id;
+    while (fresh_id == d.id || fresh_id == opts.replica) fresh_id = (rng() & max_replica_id) | 1;
+    d.fresh.emplace(fresh_id, opts.document);
+    d.synced = false;
+    d.skip_sync = false;
+    // Every earlier open was answered already (the refusal answers ops sent
+    // after a sync), so the next sync answers this open; after a reconnect,
+    // the welcome opens the new replica's version likewise.
+    send_open(id);
+  }
+
+  // The server's state is in the new replica: type there what the old one
+  // shows, as the difference, and make the new replica the document's.
+  void finish_rotation(const std::string& id, doc_state& d) {
+    document& next = *d.fresh;
+    const std::string want = d.replica.text();
+    const std::string have = next.text();
+    std::size_t p = 0;
+    while (p < want.size() && p < have.size() && want[p] == have[p]) ++p;
+    while (p > 0 && p < want.size() && (static_cast<unsigned char>(want[p]) & 0xC0) == 0x80) --p;
+    while (p > 0 && p < have.size() && (static_cast<unsigned char>(have[p]) & 0xC0) == 0x80) --p;
+    std::size_t s = 0;
+    while (s < want.size() - p && s < have.size() - p && want[want.size() - 1 - s] == have[have.size() - 1 - s]) ++s;
+    while (s > 0 && (static_cast<unsigned char>(want[want.size() - s]) & 0xC0) == 0x80) --s;
+    const std::uint64_t at = count_code_points(std::string_view(want).substr(0, p));
+    const std::uint64_t gone = count_code_points(std::string_view(have).substr(p, have.size() - p - s));
+    const std::string_view typed = std::string_view(want).substr(p, want.size() - p - s);
+    // In pieces: the server takes at most 1,048,576 ids per op.
+    constexpr std::uint64_t piece = 65536;
+    for (std::uint64_t left = gone; left > 0;) {
+      const std::uint64_t n = std::min(left, piece);
+      (void)next.erase(at, n);
+      left -= n;
+    }
+    std::uint64_t pos = at;
+    for (std::string_view rest = typed; !rest.empty();) {
+      const std::size_t bytes = std::min(rest.size(), utf8_offset_of_code_point(rest, piece));
+      (void)next.insert(pos, rest.substr(0, bytes));
+      pos += count_code_points(rest.substr(0, bytes));
+      rest.remove_prefix(bytes);
+    }
+    const replica_id old_id = d.id;
+    d.id = next.replica();
+    d.replica = std::move(next);
+    d.fresh.reset();
+    {
+      std::lock_guard<std::mutex> lock(acked_mu);
+      acked[id] = 0;
+      replaced[id] = d.id;
+    }
+    if (handlers.on_replica_changed) handlers.on_replica_changed(id, old_id, d.id);
   }
   void on_message(protocol::pong_msg&) {}
   // Sent only to connections that asked for a write concern (open "regions"), which this client does not.
@@ -312,6 +414,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     std::vector<text_change> changes;
     std::vector<operation> accepted;
     accepted.reserve(ops.size());
+    // While a refused replica id is replaced, the new replica gets them too
+    // (what it cannot apply now it lacks, and the sync brings).
+    if (d.fresh)
+      for (const auto& op : ops) (void)d.fresh->apply(op);
     for (const auto& op : ops) {
       auto r = d.replica.apply(op, &changes);
       if (r.ok()) {
@@ -344,6 +450,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     }
     d.snapshot_asked = false;
     apply_remote(it->first, d, m.ops);
+    if (d.fresh) finish_rotation(it->first, d);
     // Give the server what it lacks: our edits made offline or never acknowledged.
     version_vector server = m.version;
     // Our own ops are counted from the last ack, not from the server's
@@ -352,7 +459,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     {
       std::lock_guard<std::mutex> lock(acked_mu);
       const std::uint64_t a = acked[it->first];
-      if (server.get(opts.replica) > a) server.set(opts.replica, a);
+      if (server.get(d.id) > a) server.set(d.id, a);
     }
     auto missing = d.replica.ops_since(server);
     if (!missing.empty()) send_ops(it->first, d, missing);
@@ -368,7 +475,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   void on_message(protocol::ack_msg& m) {
     auto it = docs.find(m.doc);
     if (it == docs.end()) return;
-    const std::uint64_t c = m.version.get(opts.replica);
+    const std::uint64_t c = m.version.get(it->second.id);
     {
       std::lock_guard<std::mutex> lock(acked_mu);
       auto& a = acked[it->first];
@@ -433,6 +540,12 @@ client::~client() {
 }
 
 replica_id client::replica() const noexcept { return p_->opts.replica; }
+
+replica_id client::replica(const std::string& doc) const {
+  std::lock_guard<std::mutex> lock(p_->acked_mu);
+  auto it = p_->replaced.find(doc);
+  return it == p_->replaced.end() ? p_->opts.replica : it->second;
+}
 
 void client::start() {
   p_->post([](impl& c) {

@@ -13,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "auth/auth.h"
 #include "server/server.h"
 #include "test_client.h"
 #include "weft/client.h"
@@ -377,6 +378,80 @@ TEST_F(ClientTest, OpsStoredButNeverAcknowledgedGetTheirAckAfterReconnecting) {
   EXPECT_EQ(http_get(srv_->port(), "/api/docs/lost-ack/text").second, "hello");
   a.start();
   EXPECT_TRUE(eventually([&] { return a.acked("lost-ack") == 5; })) << "acked " << a.acked("lost-ack");
+}
+
+// With auth on, a replica id belongs to the user who first wrote under it.
+// A client whose id is someone else's (a copied configuration, say) is
+// refused; it moves to a fresh id by itself, carrying what it typed, and its
+// text never jumps.
+TEST_F(ClientTest, ARefusedReplicaIdIsReplacedAndItsEditsCarried) {
+  const std::string secret = "a-secret-of-at-least-thirty-two-bytes!";
+  server::token_verifier signer(secret);
+  const auto exp = std::to_string(server::unix_now() + 3600);
+  auto token = [&](const std::string& sub) {
+    return signer.sign(R"({"sub":")" + sub + R"(","exp":)" + exp + R"(,"docs":{"*":"rw"}})");
+  };
+  srv_.reset();
+  {
+    server::server_config c;
+    c.data_dir = dir_.string();
+    c.threads = 1;
+    c.level = server::log_level::error;
+    c.auth_secret = secret;
+    auto s = server::server::start(c);
+    ASSERT_TRUE(s.ok()) << s.error().to_string();
+    srv_ = std::move(s.value());
+  }
+  network net(1);
+  client_options oa = opts();
+  oa.replica = 5151;
+  oa.token = token("alice");
+  client alice(net, oa);
+  alice.open("shared");
+  alice.start();
+  type(alice, "shared", 0, "alice.");
+  ASSERT_TRUE(eventually([&] { return alice.acked("shared") == 6; }));
+
+  client_options om = oa;
+  om.token = token("mallory");
+  std::mutex mu;
+  std::vector<std::pair<replica_id, replica_id>> changed;
+  std::vector<std::string> views;  // mallory's text after every remote change
+  std::atomic<bool> synced{false};
+  client_handlers h;
+  h.on_replica_changed = [&](const std::string& doc, replica_id from, replica_id to) {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(doc, "shared");
+    changed.emplace_back(from, to);
+  };
+  h.on_synced = [&] { synced = true; };
+  client mallory(net, om, h);
+  mallory.open("shared");
+  mallory.start();
+  ASSERT_TRUE(eventually([&] { return synced.load() && text_of(mallory, "shared") == "alice."; }));
+  type(mallory, "shared", 0, "mallory ");
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return !changed.empty();
+  })) << "the refused replica id was never replaced";
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(changed.size(), 1u);
+    EXPECT_EQ(changed[0].first, 5151u);
+    EXPECT_NE(changed[0].second, 5151u);
+    EXPECT_EQ(mallory.replica("shared"), changed[0].second);
+  }
+  EXPECT_EQ(mallory.replica(), 5151u);
+  // Her words, typed under alice's id and refused, arrive under the new id,
+  // acknowledged; her own view never lost them.
+  EXPECT_EQ(text_of(mallory, "shared"), "mallory alice.");
+  ASSERT_TRUE(eventually([&] { return mallory.acked("shared") == 8; })) << "acked " << mallory.acked("shared");
+  ASSERT_TRUE(eventually([&] { return text_of(alice, "shared") == "mallory alice."; })) << text_of(alice, "shared");
+  EXPECT_EQ(http_get(srv_->port(), "/api/docs/shared/text", {{"Authorization", "Bearer " + token("alice")}}).second,
+            "mallory alice.");
+  // And she writes on under it.
+  type(mallory, "shared", 14, "!");
+  ASSERT_TRUE(eventually([&] { return text_of(alice, "shared") == "mallory alice.!"; })) << text_of(alice, "shared");
 }
 
 // A server that sends an op the replica must refuse (a bug or a hostile
