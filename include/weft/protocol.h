@@ -85,6 +85,10 @@ inline constexpr std::uint64_t max_regions = 16;
 struct ops_msg {
   std::string doc;
   std::vector<operation> ops;
+  /// Client to server only: a write concern for these ops (2 to
+  /// max_regions; 0 or 1: acks only): a "replicated" message follows once
+  /// they are durable in that many regions (docs/replication.md).
+  std::uint64_t regions = 0;
   bool operator==(const ops_msg&) const = default;
 };
 struct presence_msg {
@@ -256,7 +260,8 @@ std::string encode(const server_message& m);
 std::string encode_hello(const hello_msg& m);
 std::string encode_open(std::string_view doc, const version_vector& version, std::uint64_t regions = 0,
                         bool snapshot = false);
-std::string encode_ops(std::string_view doc, std::span<const operation> ops);
+/// `regions` (client to server): a write concern for these ops (see ops_msg).
+std::string encode_ops(std::string_view doc, std::span<const operation> ops, std::uint64_t regions = 0);
 /// A client's presence: `state_json` must be a JSON object or "null".
 /// Ops of any amount as "ops" messages that each stay below about `budget`
 /// bytes (use half the server's max_message_bytes) and hold at most `max_ops`

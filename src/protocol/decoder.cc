@@ -307,9 +307,11 @@ std::variant<client_message, decode_error> decoder::client(std::string_view fram
     return m;
   }
   if (type == "ops") {
-    if (auto e = only(f, f_type | f_doc | f_ops, type)) return to_error(*e, doc);
+    if (auto e = only(f, f_type | f_doc | f_ops | f_regions, type)) return to_error(*e, doc);
     if (auto e = need(f, f_ops, "ops message")) return to_error(*e, doc);
-    ops_msg m{doc, {}};
+    if (f.regions > max_regions)
+      return to_error({error_kind::bad_message, "\"regions\" must be at most " + std::to_string(max_regions)}, doc);
+    ops_msg m{doc, {}, f.regions};
     if (auto e = read_ops_field(f, limits, &m.ops)) return to_error(*e, doc);
     return m;
   }

@@ -229,11 +229,15 @@ std::string encode_open(std::string_view doc, const version_vector& version, std
   return out;
 }
 
-std::string encode_ops(std::string_view doc, std::span<const operation> ops) {
+std::string encode_ops(std::string_view doc, std::span<const operation> ops, std::uint64_t regions) {
   std::string out;
   out.reserve(64 + 64 * ops.size());
   append_doc_head(out, "ops", doc);
   append_ops(out, ops);
+  if (regions > 0) {
+    out += ",\"regions\":";
+    append_uint(out, regions);
+  }
   out.push_back('}');
   return out;
 }
@@ -366,7 +370,7 @@ std::string encode(const client_message& m) {
   struct visitor {
     std::string operator()(const hello_msg& x) const { return encode_hello(x); }
     std::string operator()(const open_msg& x) const { return encode_open(x.doc, x.version, x.regions, x.snapshot); }
-    std::string operator()(const ops_msg& x) const { return encode_ops(x.doc, x.ops); }
+    std::string operator()(const ops_msg& x) const { return encode_ops(x.doc, x.ops, x.regions); }
     std::string operator()(const presence_msg& x) const { return encode_presence(x.doc, x.state_json); }
     std::string operator()(const close_msg& x) const { return encode_close(x.doc); }
     std::string operator()(const ping_msg&) const { return encode_ping(); }

@@ -5,6 +5,8 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -90,6 +92,10 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
   void shutdown();
   /// Verifies an Authorization header's token; counts refusals.
   result<token_claims> verify_bearer(std::string_view token);
+  /// POST /api/cluster/forget?node=NAME: forgets a peer that left for good
+  /// (replicator::forget, then its checkpoints in storage), as --forget-peer
+  /// does at startup.
+  void forget_peer(unsigned v, bool ka, const std::string& query, const http::request<http::string_body>& req);
 
   Stream stream_;
   beast::flat_buffer buffer_;
@@ -140,6 +146,74 @@ void http_session<Stream>::shutdown() {
   } else {
     tcp().socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
   }
+}
+
+template <class Stream>
+void http_session<Stream>::forget_peer(unsigned v, bool ka, const std::string& query,
+                                       const http::request<http::string_body>& req) {
+  auto plain = [&](http::status st, std::string body) { respond(make(st, v, ka, std::move(body) + "\n", "text/plain")); };
+  // Who may: with auth on, a peer token (what an operator of the cluster
+  // holds); without, only a process on this machine (the trust model of
+  // running without tokens).
+  if (ctx_.auth) {
+    std::string_view token = bearer_token(req);
+    if (token.empty()) {
+      ++ctx_.stats.auth_failures;
+      respond(unauthorized(v, ka, "send Authorization: Bearer PEER-TOKEN"));
+      return;
+    }
+    auto claims = verify_bearer(token);
+    if (!claims.ok()) {
+      respond(unauthorized(v, ka, claims.error().detail()));
+      return;
+    }
+    if (!claims.value().peer) {
+      ++ctx_.stats.auth_failures;
+      plain(http::status::forbidden, "forgetting a peer takes a peer token (weft-token --peer)");
+      return;
+    }
+  } else {
+    boost::system::error_code ec;
+    auto addr = net::ip::make_address(slot_.address(), ec);
+    if (ec || !addr.is_loopback()) {
+      plain(http::status::forbidden, "without tokens, only a process on this machine may forget a peer");
+      return;
+    }
+  }
+  std::string node;
+  if (query.rfind("node=", 0) == 0) node = query.substr(5);
+  const bool valid = !node.empty() && node.size() <= 64 &&
+                     std::all_of(node.begin(), node.end(), [](char c) {
+                       return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+                     });
+  if (!valid) {
+    plain(http::status::bad_request, "say which node: POST /api/cluster/forget?node=NAME (letters, digits, - _ .)");
+    return;
+  }
+  if (!ctx_.replication) {
+    plain(http::status::not_found, "this server does not replicate");
+    return;
+  }
+  status st = ctx_.replication->forget(node);
+  if (!st.ok()) {
+    plain(st.code() == error_code::invalid_operation ? http::status::conflict : http::status::bad_request,
+          "cannot forget " + node + ": " + st.detail());
+    return;
+  }
+  ctx_.store.forget_peer(node, [self = this->shared_from_this(), v, ka, node](status s) {
+    net::post(self->stream_.get_executor(), [self, v, ka, node, s = std::move(s)] {
+      if (s.ok()) {
+        log(log_level::info, "forgot peer {}: the log no longer keeps entries for it", node);
+        self->respond(make(http::status::ok, v, ka,
+                           "forgot " + node + ": its checkpoints are gone and the log compacted\n", "text/plain"));
+      } else if (s.code() == error_code::invalid_operation) {
+        self->respond(make(http::status::not_found, v, ka, "nothing is recorded for " + node + "\n", "text/plain"));
+      } else {
+        self->respond(make(http::status::service_unavailable, v, ka, "cannot forget " + node + ": " + s.detail() + "\n",
+                           "text/plain"));
+      }
+    });
+  });
 }
 
 template <class Stream>
@@ -214,7 +288,9 @@ void http_session<Stream>::upgrade(http::request<http::string_body> req) {
       respond(unauthorized(v, false, "a client token cannot open a replication link (weft-token --peer)"));
       return;
     }
-    accept_peer_link(std::move(stream_), std::move(req), ctx_, std::shared_ptr<const token_claims>(std::move(info.claims)));
+    // Counted against --max-connections-per-address like any connection.
+    accept_peer_link(std::move(stream_), std::move(req), ctx_, std::shared_ptr<const token_claims>(std::move(info.claims)),
+                     std::move(slot_));
     return;
   }
   info.slot = std::move(slot_);
@@ -252,7 +328,15 @@ void http_session<Stream>::handle(http::request<http::string_body> req) {
   const unsigned v = req.version();
   const bool ka = req.keep_alive();
   std::string target(req.target());
-  if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
+  std::string query;
+  if (auto q = target.find('?'); q != std::string::npos) {
+    query = target.substr(q + 1);
+    target.resize(q);
+  }
+  if (target == "/api/cluster/forget" && req.method() == http::verb::post) {
+    forget_peer(v, ka, query, req);
+    return;
+  }
   if (req.method() != http::verb::get && req.method() != http::verb::head) {
     respond(make(http::status::method_not_allowed, v, ka, "only GET is served here\n", "text/plain"));
     return;

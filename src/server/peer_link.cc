@@ -366,14 +366,18 @@ void peer_link::handle_want_doc(const peer::want_doc& w) {
   for (const auto& [r, c] : w.version) v.set(r, c);
   auto room = ctx_.rooms.acquire(w.doc);
   room->read_ops_since(std::move(v), [self = shared_from_this(), room, key = w.key,
-                                      doc = w.doc](result<std::vector<operation>> ops) mutable {
+                                      doc = w.doc](result<document_room::ops_since_answer> a) mutable {
     // No bytes at all (not an empty op list) says "could not answer": the
     // peer must not move its checkpoint past this document.
-    std::string batch = ops.ok() ? encode_ops(ops.value()) : std::string();
-    self->post([self, room = std::move(room), key = std::move(key), doc = std::move(doc), batch = std::move(batch)] {
+    std::string batch = a.ok() ? encode_ops(a.value().ops) : std::string();
+    // The claims too: the feed entries that carried them were compacted
+    // away, and without them the peer would let anyone claim those replicas.
+    std::string owners = a.ok() ? std::move(a.value().owners) : std::string();
+    self->post([self, room = std::move(room), key = std::move(key), doc = std::move(doc), batch = std::move(batch),
+                owners = std::move(owners)]() mutable {
       self->ctx_.rooms.release(room);
       // An empty answer too: it tells the peer this document is done.
-      std::vector<peer::entry> out{peer::entry{key, 0, doc, self->rep_.key(), 0, batch, {}}};
+      std::vector<peer::entry> out{peer::entry{key, 0, doc, self->rep_.key(), 0, batch, std::move(owners)}};
       ++self->stats_.batches_sent;
       self->send(peer::encode_entries(out), false);
     });
@@ -559,6 +563,8 @@ class peer_transport final : public peer_link {
     ws_.auto_fragment(false);
   }
   websocket::stream<Stream>& ws() { return ws_; }
+  /// An inbound link's place under --max-connections-per-address.
+  connection_slot slot;
   void begin_outbound() {
     send_hello();
     read_message();
@@ -724,11 +730,12 @@ void dial_peer(server_context& ctx, replicator& rep, const std::string& url, dia
 
 template <class Stream>
 void accept_peer_link(Stream&& stream, beast::http::request<beast::http::string_body> req, server_context& ctx,
-                      std::shared_ptr<const token_claims> header_claims) {
+                      std::shared_ptr<const token_claims> header_claims, connection_slot slot) {
   if (!ctx.replication) return;
   websocket::stream<Stream> ws(std::move(stream));
   ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
   auto link = std::make_shared<peer_transport<Stream>>(ctx, *ctx.replication, false, std::move(ws));
+  link->slot = std::move(slot);
   link->need_token = ctx.auth.has_value() && !header_claims;
   link->set_claims(std::move(header_claims));
   link->ws().async_accept(req, [link](beast::error_code ec) {
@@ -738,9 +745,11 @@ void accept_peer_link(Stream&& stream, beast::http::request<beast::http::string_
 }
 
 template void accept_peer_link<beast::tcp_stream>(beast::tcp_stream&&, beast::http::request<beast::http::string_body>,
-                                                  server_context&, std::shared_ptr<const token_claims>);
+                                                  server_context&, std::shared_ptr<const token_claims>,
+                                                  connection_slot);
 template void accept_peer_link<beast::ssl_stream<beast::tcp_stream>>(beast::ssl_stream<beast::tcp_stream>&&,
                                                                      beast::http::request<beast::http::string_body>,
-                                                                     server_context&, std::shared_ptr<const token_claims>);
+                                                                     server_context&, std::shared_ptr<const token_claims>,
+                                                                     connection_slot);
 
 }  // namespace weft::server

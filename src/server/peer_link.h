@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "protocol/peer_messages.h"
+#include "server/limits.h"
 
 namespace weft::server {
 
@@ -173,9 +174,10 @@ void dial_peer(server_context& ctx, replicator& rep, const std::string& url,
 /// Accepts an inbound link on /peer: upgrades `stream`, waits for the hello,
 /// checks the peer token (with auth on; `header_claims` are those of a valid
 /// peer token the upgrade's Authorization header already carried), then
-/// hands the link to the replicator.
+/// hands the link to the replicator. The link holds `slot` (its place under
+/// --max-connections-per-address) for as long as it lives.
 template <class Stream>
 void accept_peer_link(Stream&& stream, boost::beast::http::request<boost::beast::http::string_body> req,
-                      server_context& ctx, std::shared_ptr<const token_claims> header_claims);
+                      server_context& ctx, std::shared_ptr<const token_claims> header_claims, connection_slot slot);
 
 }  // namespace weft::server

@@ -29,6 +29,7 @@ struct replicator::dialer {
   std::string state = "connecting";  // connecting, up, down, standby
   std::string last_error;
   std::weak_ptr<peer_link> link;
+  bool retired = false;  // its node was forgotten: no more dialling (guarded by mu_)
   std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();  // dialling since
   unsigned failures = 0;
   std::uint64_t reconnects = 0;
@@ -83,7 +84,7 @@ void replicator::stop() {
 void replicator::dial(const std::shared_ptr<dialer>& d) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopped_) return;
+    if (stopped_ || d->retired) return;
     if (d->state != "standby") d->state = "connecting";
   }
   dial_peer(ctx_, *this, d->url, [this, d](result<std::shared_ptr<peer_link>> r) {
@@ -105,7 +106,7 @@ void replicator::schedule_redial(const std::shared_ptr<dialer>& d) {
   unsigned ms;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopped_) return;
+    if (stopped_ || d->retired) return;
     ++d->failures;
     ms = d->state == "standby" ? 10000 : std::min(1000u, 100u << std::min(d->failures, 4u));
   }
@@ -165,6 +166,29 @@ bool replicator::attach(const std::shared_ptr<peer_link>& link, std::string& why
   }
   reroute_and_flood();
   return true;
+}
+
+status replicator::forget(const std::string& node) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (node == node_) return status(error_code::invalid_argument, node + " is this node");
+  if (links_.count(node))
+    return status(error_code::invalid_operation, "the link to " + node + " is up: it has not left");
+  for (auto it = dialers_.begin(); it != dialers_.end();) {
+    if ((*it)->node == node) {
+      (*it)->retired = true;
+      // On the timer's own executor (timers are not thread-safe); a redial
+      // already due finds `retired` and stops.
+      net::post((*it)->timer->get_executor(), [d = *it] { d->timer->cancel(); });
+      it = dialers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  peers_.erase(node);
+  confirmed_.erase(node);
+  peer_have_.erase(node);
+  refresh_self_locked();
+  return {};
 }
 
 void replicator::recheck_tokens() {

@@ -60,6 +60,12 @@ class replicator {
   /// regions (this one included), as far as peers confirmed it to this
   /// node directly. 0: none yet.
   std::uint64_t durable_in(std::uint64_t regions) const;
+  /// Forgets `node`, a peer that left for good, while running: its dialler
+  /// (a --peer URL that reached it) stops and what is known of its progress
+  /// goes; the caller then drops its checkpoints from storage
+  /// (storage::forget_peer). Errors: invalid_argument for this node's own id;
+  /// invalid_operation while a link to it is up (it has not left).
+  status forget(const std::string& node);
   /// `room` has write-concern subscribers: call its regions_advanced() when
   /// peers confirm more (until it is gone).
   void watch(std::weak_ptr<document_room> room);

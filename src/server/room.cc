@@ -230,14 +230,14 @@ void document_room::do_join(std::shared_ptr<subscriber> s, version_vector client
     send_to(s, protocol::encode_error(error_kind::storage, broken_reason_, id_));
     return;
   }
+  // A re-open replaces the document-wide concern it asked for before.
+  forget_region_watches(s->session_id(), true);
   if (regions >= 2) {
-    region_watch_[s->session_id()] = region_watch{s, regions, {}};
-    if (!watching_ && ctx_.replication) {
-      watching_ = true;
-      ctx_.replication->watch(weak_from_this());
-    }
-  } else {
-    region_watch_.erase(s->session_id());
+    auto& w = region_watch_[{s->session_id(), regions}];
+    w.who = s;
+    w.regions = regions;
+    w.persistent = true;
+    watch_regions();
   }
   unload_timer_.cancel();
   subscribers_[s->session_id()] = s;
@@ -261,13 +261,27 @@ void document_room::do_join(std::shared_ptr<subscriber> s, version_vector client
   if (commit_failed_) send_to(s, protocol::encode_error(error_kind::storage, failure_reason_, id_));
 }
 
-void document_room::submit(std::shared_ptr<subscriber> s, std::vector<operation> ops) {
-  on_strand([this, s = std::move(s), ops = std::move(ops)]() mutable {
-    when_ready([this, s = std::move(s), ops = std::move(ops)]() mutable { do_submit(std::move(s), std::move(ops)); });
+void document_room::watch_regions() {
+  if (!watching_ && ctx_.replication) {
+    watching_ = true;
+    ctx_.replication->watch(weak_from_this());
+  }
+}
+
+void document_room::forget_region_watches(std::uint64_t sid, bool persistent_only) {
+  for (auto it = region_watch_.lower_bound({sid, 0}); it != region_watch_.end() && it->first.first == sid;)
+    it = !persistent_only || it->second.persistent ? region_watch_.erase(it) : std::next(it);
+}
+
+void document_room::submit(std::shared_ptr<subscriber> s, std::vector<operation> ops, std::uint64_t regions) {
+  on_strand([this, s = std::move(s), ops = std::move(ops), regions]() mutable {
+    when_ready([this, s = std::move(s), ops = std::move(ops), regions]() mutable {
+      do_submit(std::move(s), std::move(ops), regions);
+    });
   });
 }
 
-void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operation> ops) {
+void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operation> ops, std::uint64_t regions) {
   if (state_ == state::broken) {
     send_to(s, protocol::encode_error(error_kind::storage, broken_reason_, id_));
     return;
@@ -299,6 +313,7 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
   std::vector<replica_id> author_replicas;
   ack_waiter& waiter = ack_waiters_[s->session_id()];
   waiter.who = s;
+  version_vector accepted;  // the ids of ops taken (for a write concern)
   for (const operation& op : ops) {
     if (std::find(author_replicas.begin(), author_replicas.end(), op.id.replica) == author_replicas.end())
       author_replicas.push_back(op.id.replica);
@@ -313,6 +328,17 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
       continue;  // a refused op earns no ack: nobody waits for one
     }
     cover_op(waiter.wanted, op);
+    if (regions >= 2) cover_op(accepted, op);
+  }
+  if (regions >= 2 && !accepted.entries().empty() && ctx_.replication) {
+    // Registered before the commit, so the batch is among own_batches_.
+    auto& w = region_watch_[{s->session_id(), regions}];
+    w.who = s;
+    w.regions = regions;
+    w.until.merge(accepted);
+    watch_regions();
+    // Ops known before (duplicates) may be durable in enough regions already.
+    send_replicated();
   }
   update_pending_metric();
   if (doc_.pending_ops() == 0)
@@ -411,7 +437,10 @@ void document_room::do_replicate(batch_origin origin, std::string batch, std::fu
     }
     claims = std::move(c.value());
   }
-  adopt_claims(claims);
+  // A feed entry's claims are stored with it (append_replicated); an answer
+  // to a per-document exchange becomes this node's own batch, whose commit
+  // stores the claims not held here yet.
+  adopt_claims(claims, origin.olsn != 0);
   std::vector<operation> applied;
   std::size_t duplicates = 0;
   status refused;
@@ -577,6 +606,15 @@ void document_room::own_batch_durable(std::uint64_t olsn, const version_vector& 
   if (own_batches_.size() > 65536) own_batches_.pop_front();
 }
 
+namespace {
+// True when `a` holds every id `b` holds.
+bool covers(const version_vector& a, const version_vector& b) {
+  for (const auto& [r, c] : b.entries())
+    if (a.get(r) < c) return false;
+  return true;
+}
+}  // namespace
+
 void document_room::regions_advanced() {
   on_strand([this] { send_replicated(); });
 }
@@ -603,7 +641,7 @@ void document_room::send_replicated() {
     }
     if (v) {
       // Only what this connection wrote and was told is durable here.
-      auto ack = ack_waiters_.find(it->first);
+      auto ack = ack_waiters_.find(it->first.first);
       version_vector mine;
       bool news = false;
       if (ack != ack_waiters_.end())
@@ -616,6 +654,10 @@ void document_room::send_replicated() {
         send_to(s, protocol::encode_replicated(id_, mine, it->second.regions));
         it->second.told.merge(mine);
       }
+    }
+    if (!it->second.persistent && covers(it->second.told, it->second.until)) {
+      it = region_watch_.erase(it);  // every write that asked was answered
+      continue;
     }
     ++it;
   }
@@ -706,7 +748,7 @@ void document_room::leave(std::uint64_t session_id) {
   on_strand([this, session_id] {
     subscribers_.erase(session_id);
     ack_waiters_.erase(session_id);
-    region_watch_.erase(session_id);
+    forget_region_watches(session_id, false);
     parked_by_.erase(session_id);
     if (presence_.erase(session_id))
       broadcast(std::make_shared<const std::string>(protocol::encode_peer_presence(id_, session_id, "null")), session_id);
@@ -746,14 +788,17 @@ void document_room::read_version(std::function<void(version_vector)> cb) {
   });
 }
 
-void document_room::read_ops_since(version_vector peer,
-                                   std::function<void(result<std::vector<operation>>)> cb) {
+void document_room::read_ops_since(version_vector peer, std::function<void(result<ops_since_answer>)> cb) {
   on_strand([this, peer = std::move(peer), cb = std::move(cb)]() mutable {
     when_ready([this, peer = std::move(peer), cb = std::move(cb)] {
-      if (state_ == state::broken)
+      if (state_ == state::broken) {
         cb(status(error_code::corrupt_data, broken_reason_));
-      else
-        cb(doc_.ops_since(peer));
+        return;
+      }
+      ops_since_answer a;
+      a.ops = doc_.ops_since(peer);
+      a.owners = claims_of(a.ops);
+      cb(std::move(a));
     });
   });
 }
@@ -828,18 +873,30 @@ void document_room::adopt_claims(const std::string& encoded) {
   adopt_claims(c.value());
 }
 
-void document_room::adopt_claims(const owner_claims& claims) {
+void document_room::adopt_claims(const owner_claims& claims, bool stored) {
   for (const auto& [replica, owner] : claims) {
-    auto [it, fresh] = owners_.try_emplace(replica, owner_entry{owner, true});
+    auto [it, fresh] = owners_.try_emplace(replica, owner_entry{owner, stored});
     if (fresh) continue;
     if (it->second.owner == owner) {
-      it->second.stored = true;
+      if (stored) it->second.stored = true;
     } else {
       ++ctx_.stats.owner_claim_conflicts;
       log(log_level::warn, "document {}: replica {} is claimed by another owner elsewhere; the owner held here stays",
           id_, replica);
     }
   }
+}
+
+std::string document_room::claims_of(const std::vector<operation>& ops) const {
+  owner_claims out;
+  std::vector<replica_id> seen;
+  for (const auto& op : ops) {
+    if (std::find(seen.begin(), seen.end(), op.id.replica) != seen.end()) continue;
+    seen.push_back(op.id.replica);
+    auto it = owners_.find(op.id.replica);
+    if (it != owners_.end()) out.emplace_back(op.id.replica, it->second.owner);
+  }
+  return out.empty() ? std::string() : encode_claims(out);
 }
 
 std::string document_room::claims_to_store(const std::vector<operation>& ops, bool all) {

@@ -62,7 +62,9 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   /// tells write-concern subscribers what is now durable in enough regions.
   void regions_advanced();
   /// Applies ops sent by `s` and rebroadcasts them; acks `s` when durable.
-  void submit(std::shared_ptr<subscriber> s, std::vector<operation> ops);
+  /// With `regions` >= 2 (a write concern for these ops alone), `s` also
+  /// gets a "replicated" message once they are durable in that many regions.
+  void submit(std::shared_ptr<subscriber> s, std::vector<operation> ops, std::uint64_t regions = 0);
   /// Applies a batch replicated from a peer node (origin tagged): rebroadcasts
   /// what is new to every subscriber here, stores the whole batch with its
   /// origin, and calls `done` (on the storage thread) once it is durable or
@@ -73,9 +75,15 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   /// Calls `cb` with the document's version (on the room's strand; empty
   /// when the room is broken).
   void read_version(std::function<void(version_vector)> cb);
-  /// Calls `cb` with every op a replica at `peer` lacks (on the room's
-  /// strand), or an error when the room is broken.
-  void read_ops_since(version_vector peer, std::function<void(result<std::vector<operation>>)> cb);
+  /// What read_ops_since() answers.
+  struct ops_since_answer {
+    std::vector<operation> ops;
+    std::string owners;  ///< every owner claim known for the replicas of `ops` (encode_claims text)
+  };
+  /// Calls `cb` with every op a replica at `peer` lacks and the owner claims
+  /// of their replicas (on the room's strand), or an error when the room is
+  /// broken.
+  void read_ops_since(version_vector peer, std::function<void(result<ops_since_answer>)> cb);
   /// Relays presence ("null" clears it).
   void presence(std::shared_ptr<subscriber> s, std::string state_json);
   /// Unsubscribes (and clears presence of) session `session_id`.
@@ -114,15 +122,19 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   /// Applies what `d` holds that the document lacks (a resync); rebroadcasts it.
   void merge_stored(stored_document d);
   void apply_bus_batch(const std::string& batch, const std::string& owners);
-  /// Records claims committed elsewhere (stored already); the first owner of
-  /// a replica stays.
-  void adopt_claims(const owner_claims& claims);
+  /// Records claims committed elsewhere; the first owner of a replica stays.
+  /// `stored`: storage here holds them already (or will, with the batch that
+  /// brought them). False: they go into the commit of this node's next batch
+  /// with ops of those replicas (a per-document exchange, stored as own batch).
+  void adopt_claims(const owner_claims& claims, bool stored = true);
   void adopt_claims(const std::string& encoded);
   /// The claims for replicas of `ops` that storage does not hold yet, encoded
   /// (they go into the same commit as the batch); marks them stored. With
   /// `all`, every known claim for those replicas (storing one twice is
   /// harmless; a failed commit may have lost some marked stored).
   std::string claims_to_store(const std::vector<operation>& ops, bool all = false);
+  /// Every known claim for the replicas of `ops`, encoded; marks nothing.
+  std::string claims_of(const std::vector<operation>& ops) const;
   /// With ownership enforced for `who`, drops from `ops` those under replica
   /// ids `who` does not own (claiming fresh ones for it), telling `s` which.
   void enforce_ownership(const std::shared_ptr<subscriber>& s, const std::string& who, std::vector<operation>& ops);
@@ -145,7 +157,9 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   /// An own batch committed as `olsn`, the document then at `v`.
   void own_batch_durable(std::uint64_t olsn, const version_vector& v);
   void send_replicated();
-  void do_submit(std::shared_ptr<subscriber> s, std::vector<operation> ops);
+  void do_submit(std::shared_ptr<subscriber> s, std::vector<operation> ops, std::uint64_t regions);
+  /// Registers with the replicator for regions_advanced() (write concerns).
+  void watch_regions();
   /// Refuses everything from now on, saying `reason`.
   void set_broken(std::string reason);
   /// Calls f(subscriber) for each live subscriber but `except` (forgetting gone ones).
@@ -217,15 +231,22 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   // Per connection, ops it sent that went into the causal buffer (an upper
   // bound: cleared when the buffer empties).
   std::map<std::uint64_t, std::size_t> parked_by_;
-  // Write concern: subscribers that asked for "replicated" (by session), and
-  // this node's own batches (olsn, version after it) not yet known to be
-  // durable in the regions every such subscriber wants.
+  // Write concern: subscribers that asked for "replicated", by (session,
+  // regions), and this node's own batches (olsn, version after it) not yet
+  // known to be durable in the regions every such subscriber wants. A watch
+  // from open lasts while the document is open; one from a write
+  // (`persistent` false) ends once `until`, the ids of the writes that asked
+  // for it, was reported.
   struct region_watch {
     std::weak_ptr<subscriber> who;
     std::uint64_t regions = 0;
     version_vector told;
+    bool persistent = false;
+    version_vector until;
   };
-  std::map<std::uint64_t, region_watch> region_watch_;
+  std::map<std::pair<std::uint64_t, std::uint64_t>, region_watch> region_watch_;
+  /// Drops the watches of session `sid` (only those from open: `persistent_only`).
+  void forget_region_watches(std::uint64_t sid, bool persistent_only);
   std::deque<std::pair<std::uint64_t, version_vector>> own_batches_;
   bool watching_ = false;  // registered with the replicator
   bool storage_down_ = false;  // the database is unreachable (storage_availability)

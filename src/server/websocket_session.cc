@@ -428,7 +428,7 @@ void websocket_session::handle(std::string_view frame, std::size_t readable) {
     return;
   }
   if (auto* ops = std::get_if<protocol::ops_msg>(&msg)) {
-    submit(doc, *room, std::move(ops->ops));
+    submit(doc, *room, std::move(ops->ops), ops->regions);
   } else if (auto* p = std::get_if<protocol::presence_msg>(&msg)) {
     room->presence(self, std::move(p->state_json));
   }
@@ -457,12 +457,13 @@ void websocket_session::handle_binary(std::string_view frame) {
   submit(d->id, *d->room, std::move(ops->ops));
 }
 
-void websocket_session::submit(const std::string& doc, document_room& room, std::vector<operation> ops) {
+void websocket_session::submit(const std::string& doc, document_room& room, std::vector<operation> ops,
+                               std::uint64_t regions) {
   if (claims_ && claims_->rights_for(doc) != access::write) {
     error(error_kind::forbidden, "read-only access: your token does not allow editing this document", doc);
     return;
   }
-  room.submit(shared_from_this(), std::move(ops));
+  room.submit(shared_from_this(), std::move(ops), regions);
 }
 
 void websocket_session::error(error_kind kind, const std::string& message, const std::string& doc) {

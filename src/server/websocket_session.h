@@ -139,8 +139,8 @@ class websocket_session : public subscriber, public std::enable_shared_from_this
   /// Replies with an `error` message (counted in weft_errors_sent_total).
   void error(protocol::error_kind kind, const std::string& message, const std::string& doc = {});
   /// Hands ops for `doc` (open on this connection, in `room`) to the room,
-  /// if the connection may edit it.
-  void submit(const std::string& doc, document_room& room, std::vector<operation> ops);
+  /// if the connection may edit it; `regions`: their write concern (0: none).
+  void submit(const std::string& doc, document_room& room, std::vector<operation> ops, std::uint64_t regions = 0);
   void do_write();
   /// Closes with `code`/`reason` after the frame in flight and `last_message`
   /// (e.g. an error saying why); anything else queued is dropped.

@@ -101,7 +101,9 @@ class ClusterTest : public ::testing::Test {
 
   /// The document's text on node i ("" when it does not exist; "<error>" on failure).
   std::string text(int i, const std::string& doc) {
-    auto [st, body] = http_get(port(i), "/api/docs/" + doc + "/text");
+    test_client::headers h;
+    if (!read_token_.empty()) h.emplace_back("Authorization", "Bearer " + read_token_);
+    auto [st, body] = http_get(port(i), "/api/docs/" + doc + "/text", h);
     return st == 200 ? body : "<error " + std::to_string(st) + ">";
   }
   /// True once every running node has the same, non-empty text of `doc`.
@@ -194,9 +196,14 @@ class ClusterTest : public ::testing::Test {
 
   /// Types `count` unique markers into `doc` on node i, each acknowledged.
   /// Returns the markers.
-  std::vector<std::string> type_markers(int i, const std::string& doc, int count, const std::string& tag) {
-    test_client c(port(i));
-    c.hello();
+  /// With `token`, the client says hello with it (and `replica` as its id, when not 0).
+  std::vector<std::string> type_markers(int i, const std::string& doc, int count, const std::string& tag,
+                                        const std::string& token = {}, replica_id replica = 0) {
+    test_client c(port(i), replica);
+    if (token.empty())
+      c.hello();
+    else
+      EXPECT_TRUE(c.hello_with_token(token));
     c.open(doc);
     std::vector<std::string> out;
     std::minstd_rand rng(static_cast<unsigned>(i * 7919 + count));
@@ -222,6 +229,7 @@ class ClusterTest : public ::testing::Test {
   }
 
   server::server_config base_;
+  std::string read_token_;  // with auth on: the token text() reads with
   std::string topology_ = "all", hub_;
   std::vector<node> nodes_;
   std::map<std::pair<int, int>, std::unique_ptr<fault_proxy>> proxies_;
@@ -431,6 +439,65 @@ TEST_F(ClusterTest, ANodeAddedLaterGetsDocumentsWhoseFeedWasCompacted) {
   EXPECT_EQ(metric_sum(0, "weft_replication_batches_sent_total"), sent) << "still sending while idle";
 }
 
+// The per-document exchange that replaces a compacted feed carries the
+// replica ownership claims too: the feed entries that first carried them are
+// gone, and a new region without them would let anyone write as their owner.
+TEST_F(ClusterTest, OwnershipClaimsArriveWithAPerDocumentExchange) {
+  const std::string secret = "a-secret-of-at-least-thirty-two-bytes!";
+  server::token_verifier signer(secret);
+  const auto exp = std::to_string(server::unix_now() + 3600);
+  auto user_token = [&](const std::string& sub) {
+    return signer.sign(R"({"sub":")" + sub + R"(","exp":)" + exp + R"(,"docs":{"*":"rw"}})");
+  };
+  base_.auth_secret = secret;
+  base_.peer_token = signer.sign(R"({"sub":"nodes","exp":)" + exp + R"(,"peer":true})");
+  base_.snapshot_every_ops = 5;
+  read_token_ = user_token("reader");
+  start_cluster(2);
+  ASSERT_TRUE(all_links_up(1));
+  const replica_id alice_replica = 6060;
+  auto m = type_markers(0, "owned", 20, "o", user_token("alice"), alice_replica);
+  ASSERT_TRUE(converged("owned"));
+  // As in ANodeAddedLaterGetsDocumentsWhoseFeedWasCompacted: b's checkpoint
+  // reaches a, and later snapshots let a compact alice's first entries.
+  std::this_thread::sleep_for(1200ms);
+  type_markers(0, "nudge", 2, "n", user_token("bob"));
+  ASSERT_TRUE(converged("nudge"));
+  std::this_thread::sleep_for(1200ms);
+  type_markers(0, "nudge", 2, "n", user_token("bob"));
+  ASSERT_TRUE(converged("nudge"));
+  auto more = type_markers(0, "owned", 10, "p", user_token("alice"), alice_replica);
+  ASSERT_TRUE(converged("owned"));
+  ASSERT_TRUE(eventually([&] { return log_rows(0, "owned") >= 0 && log_rows(0, "owned") < 30; }))
+      << "a never compacted its feed: " << log_rows(0, "owned") << " entries";
+  nodes_.push_back(make_node("c", {"ws://127.0.0.1:" + std::to_string(port(0))}));
+  start_node(2);
+  ASSERT_TRUE(converged("owned"));
+  expect_everywhere("owned", m);
+  // On the new region, alice's replica is still hers: mallory is refused...
+  test_client mallory(port(2), alice_replica);
+  ASSERT_TRUE(mallory.hello_with_token(user_token("mallory")));
+  mallory.open("owned");
+  mallory.insert("owned", 0, "forged");
+  auto e = mallory.expect("error");
+  ASSERT_TRUE(e);
+  EXPECT_NE(e->raw.find("forbidden"), std::string::npos) << e->raw;
+  // ... and the claim is durable there: after a restart of c, still refused.
+  stop_node(2);
+  start_node(2);
+  test_client mallory2(port(2), alice_replica);
+  ASSERT_TRUE(mallory2.hello_with_token(user_token("mallory")));
+  mallory2.open("owned");
+  mallory2.insert("owned", 0, "forged");
+  auto e2 = mallory2.expect("error");
+  ASSERT_TRUE(e2);
+  EXPECT_NE(e2->raw.find("forbidden"), std::string::npos) << e2->raw;
+  // alice herself writes on there.
+  auto last = type_markers(2, "owned", 1, "q", user_token("alice"), alice_replica);
+  ASSERT_TRUE(converged("owned"));
+  expect_everywhere("owned", last);
+}
+
 TEST_F(ClusterTest, ForgettingADepartedPeerLetsTheLogCompact) {
   base_.snapshot_every_ops = 5;
   start_cluster(3);
@@ -456,12 +523,29 @@ TEST_F(ClusterTest, ForgettingADepartedPeerLetsTheLogCompact) {
   std::this_thread::sleep_for(1200ms);  // c's last confirmation recorded
   const auto held = rows("kept");
   EXPECT_GE(held, 30) << "a compacted entries b never confirmed";
-  // a restarts forgetting b (and a name it never heard of, which only warns).
-  stop_node(0);
-  base_.forget_peers = {"b", "nobody"};
-  start_node(0);
-  base_.forget_peers.clear();
+  const auto held_c = log_rows(2, "kept");  // c keeps a's batches for b too (it could relay them)
+  EXPECT_GE(held_c, 30) << "c compacted entries b never confirmed";
+  // a forgets b while running, by POST /api/cluster/forget (a process on
+  // this machine, no tokens). Not itself, not c (its link is up), not a
+  // name it never heard of.
+  auto forget = [&](int i, const std::string& node) {
+    return http_request(port(i), "POST", "/api/cluster/forget?node=" + node);
+  };
+  EXPECT_EQ(forget(0, "a").first, 400);
+  EXPECT_EQ(forget(0, "c").first, 409) << forget(0, "c").second;
+  EXPECT_EQ(forget(0, "nobody").first, 404);
+  EXPECT_EQ(forget(0, "no/such").first, 400);
+  auto [st, body] = forget(0, "b");
+  EXPECT_EQ(st, 200) << body;
   EXPECT_LT(rows("kept"), 10) << "forgetting b left " << rows("kept") << " of " << held << " entries";
+  EXPECT_EQ(http_get(port(0), "/metrics").second.find("peer=\"b\""), std::string::npos) << "a still watches b";
+  // c restarts forgetting b (and a name it never heard of, which only warns).
+  stop_node(2);
+  base_.forget_peers = {"b", "nobody"};
+  start_node(2);
+  base_.forget_peers.clear();
+  EXPECT_LT(log_rows(2, "kept"), 10) << "forgetting b left " << log_rows(2, "kept") << " of " << held_c << " entries";
+  ASSERT_TRUE(all_links_up(1));
   // Nothing was lost, here or on c, and replication goes on.
   expect_everywhere("kept", m);
   type_markers(0, "kept", 3, "a");
@@ -487,6 +571,22 @@ TEST_F(ClusterTest, AWriteConcernSaysWhenOpsAreDurableInKRegions) {
     EXPECT_EQ(r.regions, regions);
     return r.version.get(c.replica_id_value());
   };
+  // The highest version reported, reading "replicated" messages until `want` or the timeout.
+  auto replicated_upto = [](test_client& c, std::uint64_t regions, std::uint64_t want,
+                            std::chrono::milliseconds timeout) -> std::uint64_t {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    std::uint64_t got = 0;
+    for (int i = 0; i < 100 && got < want; ++i) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      auto m = c.expect("replicated", left);
+      if (!m) break;
+      const auto& r = std::get<protocol::replicated_msg>(m->decoded);
+      EXPECT_EQ(r.regions, regions);
+      got = std::max(got, r.version.get(c.replica_id_value()));
+    }
+    return got;
+  };
   test_client three(port(0)), two(port(0));
   three.hello();
   two.hello();
@@ -504,11 +604,32 @@ TEST_F(ClusterTest, AWriteConcernSaysWhenOpsAreDurableInKRegions) {
   ASSERT_TRUE(three.wait_acked("wc"));
   ASSERT_TRUE(two.wait_acked("wc"));
   EXPECT_EQ(replicated(two, 2, 10s), two.replica("wc").version().get(two.replica_id_value()));
+  // Per write: a connection that opened without a concern asks for one on
+  // single writes ("regions" in ops); other writes get acks only.
+  test_client single(port(0));
+  single.hello();
+  single.open("wc");
+  auto write = [&](const std::string& t, std::uint64_t regions) {
+    auto op = single.replica("wc").insert(0, t).value();
+    single.send(protocol::encode_ops("wc", std::vector<operation>{op}, regions));
+    EXPECT_TRUE(single.wait_acked("wc"));
+    return op.id.counter;
+  };
+  write("p", 0);
+  write("q", 3);
+  const auto r = write("r", 2);
+  EXPECT_EQ(replicated_upto(single, 2, r, 10s), r);
   EXPECT_EQ(replicated(three, 3, 1500ms), 0u) << "durable in 3 regions while one is cut off?";
+  EXPECT_EQ(replicated(single, 3, 10ms), 0u) << "durable in 3 regions while one is cut off?";
   proxies_[{0, 2}]->heal();
   proxies_[{1, 2}]->heal();
   EXPECT_EQ(replicated(three, 3, 20s), three.replica("wc").version().get(three.replica_id_value()))
       << cluster_json(0) << "\n" << cluster_json(2) << "\nc text: " << text(2, "wc") << " a text: " << text(0, "wc");
+  EXPECT_EQ(replicated_upto(single, 3, r, 20s), r);
+  // Those writes were answered: a later write without a concern gets no
+  // "replicated" (nor an early one for "p" alone).
+  write("s", 0);
+  EXPECT_EQ(replicated(single, 0, 1500ms), 0u) << "a replicated message for a write that did not ask";
 }
 
 TEST_F(ClusterTest, WithAuthOnALinkNeedsAPeerToken) {
@@ -614,6 +735,33 @@ TEST_F(ClusterTest, ReplicaOwnershipTravelsBetweenRegions) {
   alice.insert("owned", 6, ", then b");
   ASSERT_TRUE(alice.wait_acked("owned"));
   EXPECT_TRUE(watcher.wait_text("owned", "from a, then b"));
+}
+
+// A /peer upgrade holds its place under --max-connections-per-address for
+// as long as the link lives, like a client's: anyone may try one before the
+// hello shows a peer token, so it must not be a way around the limit.
+TEST_F(ClusterTest, PeerLinksCountAgainstTheConnectionLimitPerAddress) {
+  namespace net = boost::asio;
+  namespace beast = boost::beast;
+  base_.max_connections_per_address = 3;
+  start_cluster(1);
+  net::io_context io;
+  std::vector<std::unique_ptr<beast::websocket::stream<beast::tcp_stream>>> links;
+  auto open_peer = [&]() -> bool {
+    auto ws = std::make_unique<beast::websocket::stream<beast::tcp_stream>>(io);
+    beast::get_lowest_layer(*ws).expires_after(5s);
+    beast::error_code ec;
+    beast::get_lowest_layer(*ws).connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port(0)), ec);
+    if (!ec) ws->handshake("127.0.0.1", "/peer", ec);
+    if (ec) return false;
+    links.push_back(std::move(ws));
+    return true;
+  };
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(open_peer()) << "upgrade " << i;
+  EXPECT_FALSE(open_peer()) << "a fourth /peer upgrade from one address was admitted";
+  EXPECT_EQ(http_get(port(0), "/healthz").first, 429);
+  links.clear();  // the links close: their places are free again
+  EXPECT_TRUE(eventually([&] { return http_get(port(0), "/healthz").first == 200; }));
 }
 
 // ---- links over TLS ---------------------------------------------------------------------

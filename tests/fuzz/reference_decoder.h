@@ -51,6 +51,17 @@ inline std::optional<protocol::client_message> reference_decode(std::string_view
     }
     return out->entries().size() <= 100000;
   };
+  // An optional "regions" (open, ops): an unsigned integer up to max_regions.
+  auto regions_of = [](object obj, std::uint64_t* out) {
+    element v;
+    if (obj["regions"].get(v)) return true;  // absent
+    std::int64_t neg = 0;
+    if (v.get_uint64().get(*out)) {
+      if (v.get_int64().get(neg) || neg != 0) return false;  // "-0" is 0
+      *out = 0;
+    }
+    return *out <= protocol::max_regions;
+  };
   auto op_of = [&](element e, operation* op) {
     object x;
     std::string_view kind;
@@ -122,22 +133,16 @@ inline std::optional<protocol::client_message> reference_decode(std::string_view
     protocol::open_msg m{std::string(doc), {}};
     element v;
     if (!o["version"].get(v) && !version_of(v, &m.version)) return std::nullopt;
-    if (!o["regions"].get(v)) {
-      std::int64_t neg = 0;
-      if (v.get_uint64().get(m.regions)) {
-        if (v.get_int64().get(neg) || neg != 0) return std::nullopt;  // "-0" is 0
-        m.regions = 0;
-      }
-      if (m.regions > protocol::max_regions) return std::nullopt;
-    }
+    if (!regions_of(o, &m.regions)) return std::nullopt;
     if (!o["snapshot"].get(v) && v.get_bool().get(m.snapshot)) return std::nullopt;
     return client_message(m);
   }
   if (type == "ops") {
-    if (!fields_ok(o, {"type", "doc", "ops"})) return std::nullopt;
+    if (!fields_ok(o, {"type", "doc", "ops", "regions"})) return std::nullopt;
     array a;
     if (o["ops"].get_array().get(a) || a.size() > 10000) return std::nullopt;
     protocol::ops_msg m{std::string(doc), {}};
+    if (!regions_of(o, &m.regions)) return std::nullopt;
     for (element e : a) {
       operation op;
       if (!op_of(e, &op)) return std::nullopt;

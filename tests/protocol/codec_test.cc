@@ -67,7 +67,7 @@ TEST(Codec, EveryClientMessageRoundTrips) {
   const std::vector<client_message> all = {
       hello_msg{1, "my editor \"2\"", "tok.en", false}, hello_msg{1, {}, {}, true}, open_msg{"a-b_c.d~1", v}, open_msg{"x", {}}, open_msg{"x", v, 3},
       open_msg{"x", {}, 0, true},
-      ops_msg{"d", sample_ops()}, presence_msg{"d", R"({"cursor":4,"name":"Ada"})"}, presence_msg{"d", "null"},
+      ops_msg{"d", sample_ops()}, ops_msg{"d", sample_ops(), 2}, presence_msg{"d", R"({"cursor":4,"name":"Ada"})"}, presence_msg{"d", "null"},
       close_msg{"d"}, ping_msg{}};
   for (const auto& m : all) {
     std::string wire = encode(m);
@@ -140,7 +140,8 @@ TEST(Codec, RejectsBadMessagesWithTheRightCode) {
   EXPECT_EQ(must_fail(R"({"type":"open","doc":"a","regions":"2"})"), error_kind::bad_message);
   EXPECT_EQ(must_fail(R"({"type":"open","doc":"a","snapshot":1})"), error_kind::bad_message);
   EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":[],"snapshot":true})"), error_kind::bad_message);
-  EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":[],"regions":2})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":[],"regions":17})"), error_kind::bad_message);
+  EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":[],"regions":true})"), error_kind::bad_message);
   EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a"})"), error_kind::bad_message);
   EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":{}})"), error_kind::bad_message);
   EXPECT_EQ(must_fail(R"({"type":"ops","doc":"a","ops":[{"kind":"insert","id":[1,1],"text":"x","extra":1}]})"),

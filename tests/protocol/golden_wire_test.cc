@@ -87,6 +87,8 @@ constexpr golden_frame protocol_v1[] = {
      R"golden(0207030112eab6b10201ffffffffffffff0ffeffffff0f)golden"},
     {"binary-snapshot",
      R"golden(0307056e6f746573532d6279746573)golden"},
+    {"ops-regions",
+     R"golden({"type":"ops","doc":"notes","ops":[{"kind":"insert","id":[9007199254740991,1],"left":[1,4],"right":[1,5],"text":"Ω"}],"regions":3})golden"},
 };
 
 const std::map<std::uint64_t, std::span<const golden_frame>> golden_by_version = {
@@ -166,6 +168,7 @@ std::vector<pinned> messages() {
   client("open-new", open_msg{"a-b_c.d~1", {}, 0}, encode_open("a-b_c.d~1", {}));
   client("open-snapshot", open_msg{"notes", {}, 0, true}, encode_open("notes", {}, 0, true));
   client("ops", ops_msg{"notes", ops}, encode_ops("notes", ops));
+  client("ops-regions", ops_msg{"notes", {keystroke.begin(), keystroke.end()}, 3}, encode_ops("notes", keystroke, 3));
   client("presence", presence_msg{"notes", state}, encode_presence("notes", state));
   client("presence-none", presence_msg{"notes", "null"}, encode_presence("notes", "null"));
   client("close", close_msg{"notes"}, encode_close("notes"));

@@ -266,11 +266,16 @@ version_vector server_version(std::uint16_t port, const std::string& doc) {
 
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target,
                                      const test_client::headers& extra_headers) {
+  return http_request(port, "GET", target, extra_headers);
+}
+
+std::pair<int, std::string> http_request(std::uint16_t port, const std::string& method, const std::string& target,
+                                         const test_client::headers& extra_headers) {
   namespace http = beast::http;
   net::io_context io;
   beast::tcp_stream stream(io);
   stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-  http::request<http::string_body> req{http::verb::get, target, 11};
+  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, "127.0.0.1");
   for (const auto& [k, v] : extra_headers) req.set(k, v);
   req.keep_alive(false);

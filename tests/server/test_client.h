@@ -119,6 +119,9 @@ version_vector server_version(std::uint16_t port, const std::string& doc);
 /// GET http://127.0.0.1:port/target; returns (status, body).
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target,
                                      const test_client::headers& extra_headers = {});
+/// `method` ("GET", "POST", ...) http://127.0.0.1:port/target, without a body; returns (status, body).
+std::pair<int, std::string> http_request(std::uint16_t port, const std::string& method, const std::string& target,
+                                         const test_client::headers& extra_headers = {});
 
 /// Polls `cond` every 20 ms until it holds (true) or `timeout` passes (false).
 template <class F>
