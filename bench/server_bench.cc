@@ -52,7 +52,7 @@ struct client_result {
 void run_client(std::uint16_t port, const std::string& doc, weft::replica_id id, const options& o,
                 std::atomic<int>* ready, std::atomic<int>* finished, int total_clients, client_result* out) {
   net::io_context io;
-  beast::websocket::stream<beast::tcp_stream> ws(io);
+  beast::websocket::stream<beast::tcp_stream, false> ws(io);
   beast::get_lowest_layer(ws).connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
   beast::get_lowest_layer(ws).socket().set_option(tcp::no_delay(true));
   ws.handshake("127.0.0.1", "/");

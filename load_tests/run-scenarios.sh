@@ -51,11 +51,7 @@ done
 source scripts/common.sh
 weft_install_packages "${WEFT_APT_PACKAGES[@]}" jq
 build=${WEFT_BUILD_DIR:-build}
-if [ -f "$build/CMakeCache.txt" ]; then
-  cmake "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-else
-  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
+weft_configure "$build" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build" -j "$(weft_jobs)" --target weft-server weft-bots weft-loopback-floor >/dev/null
 server_bin=$build/weft-server bots_bin=$build/load_tests/weft-bots floor_bin=$build/bench/weft-loopback-floor
 

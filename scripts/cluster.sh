@@ -166,7 +166,7 @@ fi
 
 if [ "$build" = 1 ]; then
   weft_install_packages "${WEFT_APT_PACKAGES[@]}"
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+  weft_configure build -DCMAKE_BUILD_TYPE=Release
   cmake --build build -j "$(weft_jobs)" --target weft-server weft-token weft-bots
   weft_build_web_client
 fi

@@ -3,7 +3,7 @@
 # shellcheck shell=bash
 
 WEFT_APT_PACKAGES=(
-  g++ cmake make pkg-config
+  g++ cmake ninja-build make pkg-config
   libboost1.81-dev libsimdjson-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev libssl-dev zlib1g-dev
@@ -42,6 +42,20 @@ weft_install_packages() {
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# Configures the CMake build directory $1 with Ninja (the rest of the
+# arguments go to cmake). Ninja compiles a target's objects while the
+# libraries it links are still being built, which keeps both cores of a small
+# machine busy; a directory configured earlier with another generator starts
+# over (CMake cannot switch generators in place).
+weft_configure() {
+  local dir=$1
+  shift
+  if [ -f "$dir/CMakeCache.txt" ] && ! grep -q '^CMAKE_GENERATOR:INTERNAL=Ninja$' "$dir/CMakeCache.txt"; then
+    rm -rf "$dir/CMakeCache.txt" "$dir/CMakeFiles"
+  fi
+  cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
 }
 
 weft_jobs() {

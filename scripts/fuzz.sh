@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 source scripts/common.sh
 weft_install_packages clang-14 libclang-rt-14-dev
 secs=${1:-5}
-cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
+weft_configure build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
   -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" \
   -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_FUZZ=ON >/dev/null
 targets=(fuzz_snapshot fuzz_op_batch fuzz_replicas fuzz_protocol)

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 source scripts/common.sh
 
 weft_install_packages "${WEFT_APT_PACKAGES[@]}"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+weft_configure build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j "$(weft_jobs)" --target weft-server weft-token weft-edit
 
 weft_build_web_client

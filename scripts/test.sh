@@ -25,14 +25,14 @@ export NODE_PATH=/usr/share/nodejs   # Debian's emscripten needs its acorn
 jobs=$(weft_jobs)
 
 echo "==> Release build"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+weft_configure build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j "$jobs"
 
 echo "==> tests (Release)"
 ctest --test-dir build --output-on-failure -j "$jobs"
 
 echo "==> C++ tests again under AddressSanitizer (+ UndefinedBehaviorSanitizer on the core and the codec)"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=ON -DWEFT_BUILD_BENCH=OFF >/dev/null
+weft_configure build-asan -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=ON -DWEFT_BUILD_BENCH=OFF
 # A chosen subset, to keep CI on 2 cores near 20 minutes: the core, the C API,
 # the codec, the server and the links between servers. Left to the Release
 # pass: the volume tests, whose subject is recovery or back-pressure under

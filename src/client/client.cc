@@ -80,7 +80,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   net::steady_timer timer;
   std::mt19937_64 rng;
   // Touched only on strand:
-  std::optional<websocket::stream<beast::tcp_stream>> ws;
+  std::optional<websocket::stream<beast::tcp_stream, false>> ws;  // no permessage-deflate
   beast::flat_buffer buffer;
   std::deque<std::string> queue;
   bool writing = false;

@@ -25,6 +25,12 @@ namespace websocket = beast::websocket;
 namespace peer = protocol::peer;
 using tcp = net::ip::tcp;
 
+// Links never negotiate permessage-deflate (their batches are compact binary
+// already), so the stream is built without it: Beast's deflate code is much of
+// what a WebSocket stream costs to compile.
+template <class Stream>
+using ws_stream = websocket::stream<Stream, false>;
+
 namespace {
 // Batches in flight to rooms and storage before the link stops reading: the
 // peer's sends then wait in TCP, so a catch-up cannot flood this node.
@@ -558,11 +564,11 @@ namespace {
 template <class Stream>
 class peer_transport final : public peer_link {
  public:
-  peer_transport(server_context& ctx, replicator& rep, bool outbound, websocket::stream<Stream> ws)
+  peer_transport(server_context& ctx, replicator& rep, bool outbound, ws_stream<Stream> ws)
       : peer_link(ctx, rep, outbound, ws.get_executor()), ws_(std::move(ws)) {
     ws_.auto_fragment(false);
   }
-  websocket::stream<Stream>& ws() { return ws_; }
+  ws_stream<Stream>& ws() { return ws_; }
   /// An inbound link's place under --max-connections-per-address.
   connection_slot slot;
   void begin_outbound() {
@@ -622,7 +628,7 @@ class peer_transport final : public peer_link {
                     [self = self()](beast::error_code) {});
   }
 
-  websocket::stream<Stream> ws_;
+  ws_stream<Stream> ws_;
   beast::flat_buffer buffer_;
 };
 
@@ -638,7 +644,7 @@ using dial_done = std::function<void(result<std::shared_ptr<peer_link>>)>;
 /// connecting and whatever `next` starts (the TLS handshake for wss://) must
 /// finish within 5 s, until upgrade_to_peer_link() lifts the deadline.
 template <class Stream, class Next>
-void connect_then(const std::shared_ptr<websocket::stream<Stream>>& ws, const tcp::resolver::results_type& results,
+void connect_then(const std::shared_ptr<ws_stream<Stream>>& ws, const tcp::resolver::results_type& results,
                   dial_done done, Next next) {
   beast::get_lowest_layer(*ws).expires_after(std::chrono::seconds(5));
   beast::get_lowest_layer(*ws).async_connect(
@@ -653,7 +659,7 @@ void connect_then(const std::shared_ptr<websocket::stream<Stream>>& ws, const tc
 /// TLS-secured) stream; then the link is made and says hello.
 template <class Stream>
 void upgrade_to_peer_link(server_context& ctx, replicator& rep, const std::shared_ptr<dial_state>& st,
-                          const std::shared_ptr<websocket::stream<Stream>>& ws, dial_done done) {
+                          const std::shared_ptr<ws_stream<Stream>>& ws, dial_done done) {
   beast::get_lowest_layer(*ws).expires_never();
   ws->set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
   const std::string token = ctx.config.peer_token;
@@ -702,13 +708,13 @@ void dial_peer(server_context& ctx, replicator& rep, const std::string& url, dia
                                                         tcp::resolver::results_type results) mutable {
         if (ec) return done(status(error_code::invalid_argument, "resolve " + st->host + ": " + ec.message()));
         if (!tls) {
-          auto ws = std::make_shared<websocket::stream<beast::tcp_stream>>(ex);
+          auto ws = std::make_shared<ws_stream<beast::tcp_stream>>(ex);
           return connect_then(ws, results, std::move(done), [&ctx, &rep, st, ws](dial_done done) {
             upgrade_to_peer_link(ctx, rep, st, ws, std::move(done));
           });
         }
         using tls_stream = beast::ssl_stream<beast::tcp_stream>;
-        auto ws = std::make_shared<websocket::stream<tls_stream>>(ex, *ctx.peer_tls);
+        auto ws = std::make_shared<ws_stream<tls_stream>>(ex, *ctx.peer_tls);
         // The certificate must name the host dialled (a DNS name or an IP
         // address in its subjectAltName); SNI for name-based TLS front ends.
         ws->next_layer().set_verify_callback(net::ssl::host_name_verification(st->host));
@@ -732,7 +738,7 @@ template <class Stream>
 void accept_peer_link(Stream&& stream, beast::http::request<beast::http::string_body> req, server_context& ctx,
                       std::shared_ptr<const token_claims> header_claims, connection_slot slot) {
   if (!ctx.replication) return;
-  websocket::stream<Stream> ws(std::move(stream));
+  ws_stream<Stream> ws(std::move(stream));
   ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
   auto link = std::make_shared<peer_transport<Stream>>(ctx, *ctx.replication, false, std::move(ws));
   link->slot = std::move(slot);

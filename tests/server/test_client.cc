@@ -20,7 +20,7 @@ using tcp = net::ip::tcp;
 
 struct test_client::connection {
   net::io_context io;
-  beast::websocket::stream<beast::tcp_stream> ws{io};
+  beast::websocket::stream<beast::tcp_stream, false> ws{io};
   beast::flat_buffer buffer;
   bool reading = false;
   bool done = false;
