@@ -83,10 +83,13 @@ struct client_handlers {
   /// elsewhere, say). Nothing written under it would ever be accepted, so
   /// the client starts a new replica of `doc` under a fresh id by itself:
   /// it opens the document again, and once the server's state is loaded it
-  /// types the text the replica showed (with edits made meanwhile) as the
-  /// difference to the server's text, under the new id. The text the app
-  /// shows stays as it is. Edits under the old id that the server refused
-  /// are carried that way, never lost. Called once the new id is in use.
+  /// carries over, under the new id, what this client wrote under the old
+  /// one and the server never acknowledged (edits made meanwhile included):
+  /// its characters after their nearest neighbour that both replicas show,
+  /// its deletions of others' characters. Nothing typed here is lost, and
+  /// nothing the id's owner wrote is undone. Called once the new id is in
+  /// use; on_remote then reports how the text differs from the one shown
+  /// (others' edits the old replica could not take), if it does.
   std::function<void(const std::string& doc, replica_id old_id, replica_id new_id)> on_replica_changed;
 };
 

@@ -67,6 +67,9 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     // While a refused replica id is being replaced: the new replica, fed by
     // the server's open answer, that takes over at the sync (rotate()).
     std::optional<document> fresh;
+    // Counter ranges [first, last] of the ops this client made under `id`
+    // (edit()): what a rotation carries over when the server refused them.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> own;
     bool synced = false;
     std::uint64_t ref = 0;  // number in binary frames (from sync; 0: none)
     bool snapshot_asked = false;  // the last open asked for a snapshot frame, none came yet
@@ -118,7 +121,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   doc_state& doc(const std::string& id) {
     auto it = docs.find(id);
     if (it == docs.end()) {
-      doc_state d{document(opts.replica, opts.document), opts.replica, std::nullopt};
+      doc_state d{document(opts.replica, opts.document), opts.replica, std::nullopt, {}};
       it = docs.emplace(id, std::move(d)).first;
     }
     return it->second;
@@ -357,42 +360,97 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     d.skip_sync = false;
     // Every earlier open was answered already (the refusal answers ops sent
     // after a sync), so the next sync answers this open; after a reconnect,
-    // the welcome opens the new replica's version likewise.
-    send_open(id);
+    // the welcome opens the new replica's version likewise. No snapshot:
+    // live ops of the document reach the new replica before one could.
+    send_open(id, false);
   }
 
-  // The server's state is in the new replica: type there what the old one
-  // shows, as the difference, and make the new replica the document's.
+  // The server's state is in the new replica: carry over what this client
+  // did under the refused id and the server never took, and make the new
+  // replica the document's. By character id, not by comparing texts: the
+  // owner of the refused id may have written under it meanwhile, and the old
+  // replica refused those ops (their ids collide with ours) while the new one
+  // has them; a text difference would erase them for everyone.
   void finish_rotation(const std::string& id, doc_state& d) {
+    document& old = d.replica;
     document& next = *d.fresh;
-    const std::string want = d.replica.text();
-    const std::string have = next.text();
-    std::size_t p = 0;
-    while (p < want.size() && p < have.size() && want[p] == have[p]) ++p;
-    while (p > 0 && p < want.size() && (static_cast<unsigned char>(want[p]) & 0xC0) == 0x80) --p;
-    while (p > 0 && p < have.size() && (static_cast<unsigned char>(have[p]) & 0xC0) == 0x80) --p;
-    std::size_t s = 0;
-    while (s < want.size() - p && s < have.size() - p && want[want.size() - 1 - s] == have[have.size() - 1 - s]) ++s;
-    while (s > 0 && (static_cast<unsigned char>(want[want.size() - s]) & 0xC0) == 0x80) --s;
-    const std::uint64_t at = count_code_points(std::string_view(want).substr(0, p));
-    const std::uint64_t gone = count_code_points(std::string_view(have).substr(p, have.size() - p - s));
-    const std::string_view typed = std::string_view(want).substr(p, want.size() - p - s);
-    // In pieces: the server takes at most 1,048,576 ids per op.
-    constexpr std::uint64_t piece = 65536;
-    for (std::uint64_t left = gone; left > 0;) {
-      const std::uint64_t n = std::min(left, piece);
-      (void)next.erase(at, n);
-      left -= n;
+    std::uint64_t acked_upto = 0;
+    {
+      std::lock_guard<std::mutex> lock(acked_mu);
+      acked_upto = acked[id];
     }
-    std::uint64_t pos = at;
-    for (std::string_view rest = typed; !rest.empty();) {
-      const std::size_t bytes = std::min(rest.size(), utf8_offset_of_code_point(rest, piece));
-      (void)next.insert(pos, rest.substr(0, bytes));
-      pos += count_code_points(rest.substr(0, bytes));
-      rest.remove_prefix(bytes);
+    // Ours and refused: made here under the refused id and never acknowledged.
+    auto refused = [&](op_id x) {
+      if (x.replica != d.id || x.counter <= acked_upto) return false;
+      for (const auto& [first, last] : d.own)
+        if (x.counter >= first && x.counter <= last) return true;
+      return false;
+    };
+    const std::uint64_t piece = std::max<std::uint64_t>(1, std::min<std::uint64_t>(65536, opts.document.max_op_ids));
+    // Our deletions of others' characters.
+    version_vector from = old.version();
+    from.set(d.id, acked_upto);
+    for (const auto& op : old.ops_since(from)) {
+      if (op.kind != op_kind::erase || !refused(op.id)) continue;
+      for (const auto& t : op.targets)
+        for (std::uint64_t c = t.counter; c < t.counter + t.length; ++c) {
+          const op_id x{t.replica, c};
+          if (refused(x)) continue;
+          if (auto at = next.position_of(x)) (void)next.erase(*at, 1);
+        }
+    }
+    // Our characters the old replica shows, run by run, after the nearest
+    // character before them that the new replica shows too.
+    const std::string shown = old.text();
+    std::optional<op_id> anchor;
+    std::string run;
+    auto flush = [&] {
+      std::uint64_t at = 0;
+      if (anchor)
+        if (auto p = next.position_of(*anchor)) at = *p + 1;
+      for (std::string_view rest = run; !rest.empty();) {
+        const std::size_t bytes = std::min(rest.size(), utf8_offset_of_code_point(rest, piece));
+        if (!next.insert(at, rest.substr(0, bytes)).ok()) break;
+        at += count_code_points(rest.substr(0, bytes));
+        rest.remove_prefix(bytes);
+      }
+      run.clear();
+    };
+    std::size_t byte = 0;
+    for (std::uint64_t pos = 0; pos < old.length() && byte < shown.size(); ++pos) {
+      const auto lead = static_cast<unsigned char>(shown[byte]);
+      const std::size_t len = lead < 0x80 ? 1 : lead >> 5 == 6 ? 2 : lead >> 4 == 14 ? 3 : 4;
+      auto x = old.id_at(pos);
+      if (x.ok() && refused(x.value())) {
+        run.append(shown, byte, len);
+      } else {
+        if (!run.empty()) flush();
+        if (x.ok() && next.position_of(x.value())) anchor = x.value();
+      }
+      byte += len;
+    }
+    if (!run.empty()) flush();
+    // The app shows the old text: tell it how the new one differs (others'
+    // edits the old replica could not take), as one replacement.
+    std::vector<text_change> changes;
+    const std::string now = next.text();
+    if (now != shown) {
+      std::size_t p = 0;
+      while (p < shown.size() && p < now.size() && shown[p] == now[p]) ++p;
+      while (p > 0 && p < shown.size() && (static_cast<unsigned char>(shown[p]) & 0xC0) == 0x80) --p;
+      std::size_t s = 0;
+      while (s < shown.size() - p && s < now.size() - p && shown[shown.size() - 1 - s] == now[now.size() - 1 - s]) ++s;
+      while (s > 0 && (static_cast<unsigned char>(shown[shown.size() - s]) & 0xC0) == 0x80) --s;
+      const std::uint64_t at = count_code_points(std::string_view(shown).substr(0, p));
+      const std::uint64_t gone = count_code_points(std::string_view(shown).substr(p, shown.size() - p - s));
+      const std::string added = now.substr(p, now.size() - p - s);
+      if (gone > 0) changes.push_back(text_change{text_change::kind::erase, at, gone, {}});
+      if (!added.empty()) changes.push_back(text_change{text_change::kind::insert, at, count_code_points(added), added});
     }
     const replica_id old_id = d.id;
     d.id = next.replica();
+    d.own.clear();
+    if (const std::uint64_t made = next.version().get(d.id)) d.own.emplace_back(1, made);
     d.replica = std::move(next);
     d.fresh.reset();
     {
@@ -401,6 +459,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       replaced[id] = d.id;
     }
     if (handlers.on_replica_changed) handlers.on_replica_changed(id, old_id, d.id);
+    if (handlers.on_remote && !changes.empty()) handlers.on_remote(id, {}, changes);
   }
   void on_message(protocol::pong_msg&) {}
   // Sent only to connections that asked for a write concern (open "regions"), which this client does not.
@@ -583,6 +642,14 @@ void client::edit(const std::string& doc, std::function<void(document&, std::vec
     if (fresh && c.welcomed) c.send_open(doc);
     std::vector<operation> ops;
     f(d.replica, ops);
+    for (const auto& op : ops) {
+      if (op.id.replica != d.id || op.length() == 0) continue;
+      const std::uint64_t last = op.id.counter + op.length() - 1;
+      if (!d.own.empty() && d.own.back().second + 1 == op.id.counter)
+        d.own.back().second = last;
+      else
+        d.own.emplace_back(op.id.counter, last);
+    }
     // Not yet synced: the sync answer's "what the server lacks" carries them.
     if (!ops.empty() && d.synced) c.send_ops(doc, d, ops);
   });

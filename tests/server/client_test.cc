@@ -452,6 +452,33 @@ TEST_F(ClientTest, ARefusedReplicaIdIsReplacedAndItsEditsCarried) {
   // And she writes on under it.
   type(mallory, "shared", 14, "!");
   ASSERT_TRUE(eventually([&] { return text_of(alice, "shared") == "mallory alice.!"; })) << text_of(alice, "shared");
+
+  // Written offline under the refused id before ever syncing, while its
+  // owner wrote on under it: the ids collide, so the old replica holds other
+  // characters under the owner's ids (and refuses or misplaces the owner's
+  // ops). Only what was typed here is carried over; the owner's text stays
+  // whole.
+  std::atomic<int> rotated{0};
+  client_handlers he;
+  he.on_replica_changed = [&](const std::string&, replica_id, replica_id) { ++rotated; };
+  client_options oe = oa;
+  oe.token = token("eve");
+  client eve(net, oe, he);
+  eve.open("shared");
+  type(eve, "shared", 0, "eve ");  // 5151:1..4, colliding with alice's "alic"
+  type(alice, "shared", 15, " more");
+  ASSERT_TRUE(eventually([&] { return text_of(alice, "shared") == "mallory alice.! more"; }));
+  eve.start();
+  ASSERT_TRUE(eventually([&] { return rotated.load() == 1; })) << "eve's refused replica id was never replaced";
+  std::string final_text;
+  EXPECT_TRUE(eventually([&] {
+    final_text = text_of(alice, "shared");
+    return text_of(eve, "shared") == final_text && final_text.size() == 24;
+  })) << "eve: " << text_of(eve, "shared") << "\nalice: " << final_text;
+  auto at = final_text.find("eve ");
+  ASSERT_NE(at, std::string::npos) << final_text;
+  EXPECT_EQ(final_text.substr(0, at) + final_text.substr(at + 4), "mallory alice.! more")
+      << "the owner's text was changed: " << final_text;
 }
 
 // A server that sends an op the replica must refuse (a bug or a hostile
