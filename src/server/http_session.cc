@@ -180,6 +180,12 @@ void http_session<Stream>::forget_peer(unsigned v, bool ka, const std::string& q
       return;
     }
   }
+  // Browsers send Origin with every POST: a web page (any site, or a
+  // rebound host name) must not make an operator's browser forget a peer.
+  if (req.find(http::field::origin) != req.end()) {
+    plain(http::status::forbidden, "forgetting a peer is not for web pages (a request with Origin)");
+    return;
+  }
   std::string node;
   if (query.rfind("node=", 0) == 0) node = query.substr(5);
   const bool valid = !node.empty() && node.size() <= 64 &&
@@ -194,13 +200,16 @@ void http_session<Stream>::forget_peer(unsigned v, bool ka, const std::string& q
     plain(http::status::not_found, "this server does not replicate");
     return;
   }
-  status st = ctx_.replication->forget(node);
+  status st = ctx_.replication->can_forget(node);
   if (!st.ok()) {
     plain(st.code() == error_code::invalid_operation ? http::status::conflict : http::status::bad_request,
           "cannot forget " + node + ": " + st.detail());
     return;
   }
+  // Storage first: if its checkpoints cannot be dropped, the node keeps
+  // dialling and reporting the peer as before.
   ctx_.store.forget_peer(node, [self = this->shared_from_this(), v, ka, node](status s) {
+    if (s.ok() || s.code() == error_code::invalid_operation) self->ctx_.replication->forget(node);
     net::post(self->stream_.get_executor(), [self, v, ka, node, s = std::move(s)] {
       if (s.ok()) {
         log(log_level::info, "forgot peer {}: the log no longer keeps entries for it", node);

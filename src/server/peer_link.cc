@@ -37,6 +37,11 @@ namespace {
 constexpr std::size_t max_in_flight = 4096;
 // Batches sent and not yet confirmed before the sender waits.
 constexpr std::size_t send_window = 8192;
+// Documents of a per-document exchange (after a gap in a feed) in progress at
+// once, on each side: a node new to a cluster of a million documents loads
+// and stores them a few at a time, not all at once.
+constexpr std::size_t max_gap_asks = 16;
+constexpr std::size_t max_gap_answers = 16;
 // Feed entries read per storage request, and per frame.
 constexpr std::size_t read_batch = 512;
 // Bytes of batches per frame (the reader accepts up to 64 MiB).
@@ -330,15 +335,29 @@ void peer_link::handle_gap(const peer::gap& g) {
   auto& st = gaps_[g.key];
   st.resume = g.resume;
   st.failed = false;
-  st.remaining += g.docs.size() + 1;  // + 1: this loop itself, so none can finish it early
+  st.remaining += 1;  // this call's own share, so no answer can finish the gap before all are queued
   for (const auto& doc : g.docs) {
     if (!protocol::valid_doc_id(doc)) {
       st.failed = true;
-      --st.remaining;
       continue;
     }
+    st.todo.push_back(doc);
+    ++st.remaining;
+  }
+  ask_gap_docs(g.key);
+  gap_doc_done(g.key, true, false);
+}
+
+void peer_link::ask_gap_docs(const std::string& key) {
+  auto it = gaps_.find(key);
+  if (it == gaps_.end()) return;
+  gap_state& st = it->second;
+  while (st.asking < max_gap_asks && !st.todo.empty()) {
+    std::string doc = std::move(st.todo.front());
+    st.todo.pop_front();
+    ++st.asking;
     auto room = ctx_.rooms.acquire(doc);
-    room->read_version([self = shared_from_this(), room, key = g.key, doc](version_vector v) mutable {
+    room->read_version([self = shared_from_this(), room, key, doc](version_vector v) mutable {
       peer::want_doc w{key, doc, {}};
       for (const auto& [r, c] : v.entries()) w.version.emplace_back(r, c);
       self->post([self, room = std::move(room), w = std::move(w)] {
@@ -347,13 +366,16 @@ void peer_link::handle_gap(const peer::gap& g) {
       });
     });
   }
-  gap_doc_done(g.key, true);
 }
 
-void peer_link::gap_doc_done(const std::string& key, bool ok) {
+void peer_link::gap_doc_done(const std::string& key, bool ok, bool doc) {
   auto it = gaps_.find(key);
   if (it == gaps_.end()) return;
   if (!ok) it->second.failed = true;
+  if (doc && it->second.asking > 0) {
+    --it->second.asking;
+    ask_gap_docs(key);
+  }
   if (--it->second.remaining > 0) return;
   const gap_state st = it->second;
   gaps_.erase(it);
@@ -368,6 +390,26 @@ void peer_link::gap_doc_done(const std::string& key, bool ok) {
 
 void peer_link::handle_want_doc(const peer::want_doc& w) {
   if (!protocol::valid_doc_id(w.doc)) return close("want_doc for a bad document id");
+  auto offered = offered_.find(w.key);
+  auto named = offered == offered_.end() ? decltype(offered->second)::iterator{} : offered->second.find(w.doc);
+  if (offered == offered_.end() || named == offered->second.end())
+    return close("want_doc for a document no gap of this link named (or asked for more often)");
+  if (--named->second == 0) offered->second.erase(named);
+  if (offered->second.empty()) offered_.erase(offered);
+  want_queue_.push_back(w);
+  answer_want_docs();
+}
+
+void peer_link::answer_want_docs() {
+  while (answering_ < max_gap_answers && !want_queue_.empty() && !closed_) {
+    peer::want_doc w = std::move(want_queue_.front());
+    want_queue_.pop_front();
+    ++answering_;
+    answer_want_doc(w);
+  }
+}
+
+void peer_link::answer_want_doc(const peer::want_doc& w) {
   version_vector v;
   for (const auto& [r, c] : w.version) v.set(r, c);
   auto room = ctx_.rooms.acquire(w.doc);
@@ -386,6 +428,8 @@ void peer_link::handle_want_doc(const peer::want_doc& w) {
       std::vector<peer::entry> out{peer::entry{key, 0, doc, self->rep_.key(), 0, batch, std::move(owners)}};
       ++self->stats_.batches_sent;
       self->send(peer::encode_entries(out), false);
+      --self->answering_;
+      self->answer_want_docs();
     });
   });
 }
@@ -456,6 +500,8 @@ void peer_link::on_feed(std::uint64_t generation, std::string key, result<feed_p
                              "version vector instead",
             self->peer_node_, key, self->cursor_[key], r.value().docs.size());
         const std::uint64_t resume = r.value().first_held - 1;
+        auto& offered = self->offered_[key];
+        for (const auto& doc : r.value().docs) ++offered[doc];
         self->send(peer::encode(peer::gap{key, resume, std::move(r.value().docs)}), true);
         self->cursor_[key] = resume;
         self->gaps_reported_.erase(key);

@@ -116,8 +116,14 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   void send_confirm();
   void handle_gap(const protocol::peer::gap& g);
   void handle_want_doc(const protocol::peer::want_doc& w);
-  /// A per-document answer for the gap in `key` is durable (or failed).
-  void gap_doc_done(const std::string& key, bool ok);
+  /// A per-document answer for the gap in `key` is durable (or failed);
+  /// `doc`: one of its documents (false: handle_gap's own share).
+  void gap_doc_done(const std::string& key, bool ok, bool doc = true);
+  /// Asks for more documents of the gap in `key`, up to max_gap_asks at once.
+  void ask_gap_docs(const std::string& key);
+  /// Answers queued want_docs, up to max_gap_answers at once.
+  void answer_want_docs();
+  void answer_want_doc(const protocol::peer::want_doc& w);
   void pump();
   void on_feed(std::uint64_t generation, std::string key, result<struct feed_page> page);
   void on_confirm(const protocol::peer::origin_vector& have);
@@ -155,12 +161,20 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   std::deque<sent> unconfirmed_;
   std::chrono::steady_clock::time_point progress_recorded_{};
   std::set<std::string> gaps_reported_;
+  // Documents named in gap messages to the peer, by key: the only ones its
+  // want_doc may ask for (a peer cannot make this node load any document it
+  // likes), with how many gaps named each and were not asked for yet.
+  std::map<std::string, std::map<std::string, std::size_t>> offered_;
+  std::deque<protocol::peer::want_doc> want_queue_;  // asked, not yet being answered
+  std::size_t answering_ = 0;                        // being read or sent
   std::chrono::steady_clock::time_point behind_since_{};  // behind with nothing in flight since (epoch: not)
   // Receiving: per-document exchanges after gaps in the peer's feed, by key.
   struct gap_state {
     std::uint64_t resume = 0;
     std::size_t remaining = 0;
     bool failed = false;
+    std::deque<std::string> todo;  // documents not asked for yet
+    std::size_t asking = 0;        // asked, answer not durable yet
   };
   std::map<std::string, gap_state> gaps_;
 };

@@ -168,27 +168,29 @@ bool replicator::attach(const std::shared_ptr<peer_link>& link, std::string& why
   return true;
 }
 
-status replicator::forget(const std::string& node) {
+status replicator::can_forget(const std::string& node) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (node == node_) return status(error_code::invalid_argument, node + " is this node");
   if (links_.count(node))
     return status(error_code::invalid_operation, "the link to " + node + " is up: it has not left");
-  for (auto it = dialers_.begin(); it != dialers_.end();) {
-    if ((*it)->node == node) {
-      (*it)->retired = true;
+  return {};
+}
+
+void replicator::forget(const std::string& node) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (node == node_ || links_.count(node)) return;  // it came back meanwhile
+  // Retired, not removed: start() and stop() walk the list without the lock.
+  for (auto& d : dialers_)
+    if (d->node == node && !d->retired) {
+      d->retired = true;
       // On the timer's own executor (timers are not thread-safe); a redial
       // already due finds `retired` and stops.
-      net::post((*it)->timer->get_executor(), [d = *it] { d->timer->cancel(); });
-      it = dialers_.erase(it);
-    } else {
-      ++it;
+      net::post(d->timer->get_executor(), [d] { d->timer->cancel(); });
     }
-  }
   peers_.erase(node);
   confirmed_.erase(node);
   peer_have_.erase(node);
   refresh_self_locked();
-  return {};
 }
 
 void replicator::recheck_tokens() {
@@ -447,7 +449,7 @@ std::string replicator::cluster_json() const {
     const peer_link* link = l == links_.end() ? nullptr : l->second.get();
     std::string url, direction = link ? (link->outbound() ? "out" : "in") : "";
     for (const auto& d : dialers_)
-      if (d->node == p) url = d->url;
+      if (d->node == p && !d->retired) url = d->url;
     out += "{\"peer\":";
     protocol::append_json_string(out, p);
     out += ",\"url\":";
@@ -482,7 +484,7 @@ std::string replicator::cluster_json() const {
   }
   // Dialled peers never reached yet have no node id: listed by URL.
   for (const auto& d : dialers_) {
-    if (!d->node.empty()) continue;
+    if (!d->node.empty() || d->retired) continue;
     if (!first) out += ',';
     first = false;
     out += "{\"peer\":\"\",\"url\":";
@@ -539,7 +541,7 @@ std::optional<std::string> replicator::degraded() const {
   }
   // Peers dialled and never reached since this node started.
   for (const auto& d : dialers_) {
-    if (!d->node.empty() || d->state == "up") continue;
+    if (!d->node.empty() || d->state == "up" || d->retired) continue;
     double down = std::chrono::duration<double>(now - d->since).count();
     if (down > max)
       why += fmt::format("{}link to {}: never reached in {:.0f} s ({})", why.empty() ? "" : "; ", d->url, down,

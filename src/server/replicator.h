@@ -60,12 +60,15 @@ class replicator {
   /// regions (this one included), as far as peers confirmed it to this
   /// node directly. 0: none yet.
   std::uint64_t durable_in(std::uint64_t regions) const;
-  /// Forgets `node`, a peer that left for good, while running: its dialler
-  /// (a --peer URL that reached it) stops and what is known of its progress
-  /// goes; the caller then drops its checkpoints from storage
-  /// (storage::forget_peer). Errors: invalid_argument for this node's own id;
-  /// invalid_operation while a link to it is up (it has not left).
-  status forget(const std::string& node);
+  /// Whether `node` may be forgotten now. Errors: invalid_argument for this
+  /// node's own id; invalid_operation while a link to it is up (it has not left).
+  status can_forget(const std::string& node) const;
+  /// Forgets `node`, a peer that left for good, while running (after storage
+  /// dropped its checkpoints, storage::forget_peer): the dialler that reached
+  /// it stops, and what is known of its progress goes. Nothing happens if a
+  /// link to it came up meanwhile. A --peer URL that never reached it since
+  /// this node started keeps being dialled (its node id is not known).
+  void forget(const std::string& node);
   /// `room` has write-concern subscribers: call its regions_advanced() when
   /// peers confirm more (until it is gone).
   void watch(std::weak_ptr<document_room> room);
@@ -104,6 +107,7 @@ class replicator {
     std::int64_t last_contact_ms = 0;
   };
   std::map<std::string, peer_record> peers_;  // by node, guarded by mu_
+  // Fixed after start(); a dialler's fields are guarded by mu_.
   std::vector<std::shared_ptr<dialer>> dialers_;
   std::unique_ptr<boost::asio::steady_timer> refresh_timer_;
   std::uint64_t self_version_ = 0;  // guarded by mu_

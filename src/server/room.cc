@@ -233,7 +233,7 @@ void document_room::do_join(std::shared_ptr<subscriber> s, version_vector client
   // A re-open replaces the document-wide concern it asked for before.
   forget_region_watches(s->session_id(), true);
   if (regions >= 2) {
-    auto& w = region_watch_[{s->session_id(), regions}];
+    auto& w = region_watch_[{s->session_id(), regions, true}];
     w.who = s;
     w.regions = regions;
     w.persistent = true;
@@ -269,7 +269,7 @@ void document_room::watch_regions() {
 }
 
 void document_room::forget_region_watches(std::uint64_t sid, bool persistent_only) {
-  for (auto it = region_watch_.lower_bound({sid, 0}); it != region_watch_.end() && it->first.first == sid;)
+  for (auto it = region_watch_.lower_bound({sid, 0, false}); it != region_watch_.end() && std::get<0>(it->first) == sid;)
     it = !persistent_only || it->second.persistent ? region_watch_.erase(it) : std::next(it);
 }
 
@@ -332,13 +332,11 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
   }
   if (regions >= 2 && !accepted.entries().empty() && ctx_.replication) {
     // Registered before the commit, so the batch is among own_batches_.
-    auto& w = region_watch_[{s->session_id(), regions}];
+    auto& w = region_watch_[{s->session_id(), regions, false}];
     w.who = s;
     w.regions = regions;
     w.until.merge(accepted);
     watch_regions();
-    // Ops known before (duplicates) may be durable in enough regions already.
-    send_replicated();
   }
   update_pending_metric();
   if (doc_.pending_ops() == 0)
@@ -350,6 +348,9 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
     // durable, unless this connection was told so before (buffered ops are
     // acknowledged once a later batch makes them durable).
     send_acks();
+    // A write concern for ops stored before (a resend after a reconnect)
+    // may be met already.
+    if (regions >= 2) send_replicated();
     return;
   }
   ctx_.stats.ops_applied += applied.size();
@@ -599,7 +600,9 @@ void document_room::commit_retried(status st, version_vector v, std::uint64_t ol
 }
 
 void document_room::own_batch_durable(std::uint64_t olsn, const version_vector& v) {
-  if (region_watch_.empty()) return;
+  // Without watchers only the last is kept: a write concern asked later for
+  // ops already stored (a resend after a reconnect) is answered from it.
+  if (region_watch_.empty()) own_batches_.clear();
   own_batches_.emplace_back(olsn, v);
   // While regions stay cut off, the oldest go: their writers get no
   // "replicated" for them (bounded memory beats a late answer).
@@ -621,7 +624,7 @@ void document_room::regions_advanced() {
 
 void document_room::send_replicated() {
   if (region_watch_.empty() || !ctx_.replication) {
-    own_batches_.clear();
+    while (own_batches_.size() > 1) own_batches_.pop_front();
     return;
   }
   std::uint64_t keep_from = UINT64_MAX;  // the oldest olsn some subscriber still waits for
@@ -641,7 +644,7 @@ void document_room::send_replicated() {
     }
     if (v) {
       // Only what this connection wrote and was told is durable here.
-      auto ack = ack_waiters_.find(it->first.first);
+      auto ack = ack_waiters_.find(std::get<0>(it->first));
       version_vector mine;
       bool news = false;
       if (ack != ack_waiters_.end())

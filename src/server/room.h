@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <tuple>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -244,7 +245,9 @@ class document_room : public std::enable_shared_from_this<document_room>, public
     bool persistent = false;
     version_vector until;
   };
-  std::map<std::pair<std::uint64_t, std::uint64_t>, region_watch> region_watch_;
+  // Key: (session, regions, persistent): a write's concern never shares an
+  // entry with the open's, so a re-open cannot drop it.
+  std::map<std::tuple<std::uint64_t, std::uint64_t, bool>, region_watch> region_watch_;
   /// Drops the watches of session `sid` (only those from open: `persistent_only`).
   void forget_region_watches(std::uint64_t sid, bool persistent_only);
   std::deque<std::pair<std::uint64_t, version_vector>> own_batches_;

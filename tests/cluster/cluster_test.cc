@@ -7,10 +7,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include <boost/asio/ssl.hpp>
@@ -21,9 +23,11 @@
 
 #include "fault_proxy.h"
 #include "auth/auth.h"
+#include "protocol/peer_messages.h"
 #include "server/server.h"
 #include "test_client.h"
 #include "weft/document.h"
+#include "weft/encoding.h"
 #include "weft/protocol.h"
 
 namespace weft::test {
@@ -535,6 +539,8 @@ TEST_F(ClusterTest, ForgettingADepartedPeerLetsTheLogCompact) {
   EXPECT_EQ(forget(0, "c").first, 409) << forget(0, "c").second;
   EXPECT_EQ(forget(0, "nobody").first, 404);
   EXPECT_EQ(forget(0, "no/such").first, 400);
+  EXPECT_EQ(http_request(port(0), "POST", "/api/cluster/forget?node=b", {{"Origin", "http://example.com"}}).first, 403)
+      << "a web page made the node forget a peer";
   auto [st, body] = forget(0, "b");
   EXPECT_EQ(st, 200) << body;
   EXPECT_LT(rows("kept"), 10) << "forgetting b left " << rows("kept") << " of " << held << " entries";
@@ -628,8 +634,25 @@ TEST_F(ClusterTest, AWriteConcernSaysWhenOpsAreDurableInKRegions) {
   EXPECT_EQ(replicated_upto(single, 3, r, 20s), r);
   // Those writes were answered: a later write without a concern gets no
   // "replicated" (nor an early one for "p" alone).
-  write("s", 0);
+  const auto last = write("s", 0);
   EXPECT_EQ(replicated(single, 0, 1500ms), 0u) << "a replicated message for a write that did not ask";
+  // Ops stored before, sent again with a concern (a resend after a
+  // reconnect): answered from what is durable already.
+  const std::vector<operation> mine = single.replica("wc").ops_since(version_vector{});
+  single.send(protocol::encode_ops("wc", mine, 3));
+  EXPECT_EQ(replicated_upto(single, 3, last, 10s), last) << "a concern for ops held already was never answered";
+  // The same on a document where nobody asked for a concern when the ops
+  // were stored.
+  test_client late(port(0));
+  late.hello();
+  late.open("wc-late");
+  const operation z = late.replica("wc-late").insert(0, "z").value();
+  late.send(protocol::encode_ops("wc-late", std::vector<operation>{z}, 0));
+  ASSERT_TRUE(late.wait_acked("wc-late"));
+  ASSERT_TRUE(eventually([&] { return text(1, "wc-late") == "z" && text(2, "wc-late") == "z"; }));
+  std::this_thread::sleep_for(300ms);  // the peers' confirmations reach a
+  late.send(protocol::encode_ops("wc-late", std::vector<operation>{z}, 2));
+  EXPECT_EQ(replicated_upto(late, 2, z.id.counter, 10s), z.id.counter) << "a concern for ops stored before it";
 }
 
 TEST_F(ClusterTest, WithAuthOnALinkNeedsAPeerToken) {
@@ -762,6 +785,120 @@ TEST_F(ClusterTest, PeerLinksCountAgainstTheConnectionLimitPerAddress) {
   EXPECT_EQ(http_get(port(0), "/healthz").first, 429);
   links.clear();  // the links close: their places are free again
   EXPECT_TRUE(eventually([&] { return http_get(port(0), "/healthz").first == 200; }));
+}
+
+// A hand-written peer on /peer (auth off): says hello as node `node`;
+// take() runs its reads and returns the control messages of one type the
+// node sent so far.
+class raw_peer {
+ public:
+  raw_peer(std::uint16_t port, const std::string& node, const std::string& key) {
+    namespace net = boost::asio;
+    ws_.next_layer().connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    ws_.handshake("127.0.0.1", "/peer");
+    send(protocol::peer::encode(protocol::peer::hello{node, key, "", protocol::peer::link_version}));
+    read_next();
+  }
+  ~raw_peer() {
+    boost::beast::error_code ec;
+    ws_.next_layer().socket().close(ec);
+    io_.restart();
+    io_.poll();
+  }
+  void send(const std::string& text) {
+    ws_.text(true);
+    ws_.write(boost::asio::buffer(text));
+  }
+  void send_binary(const std::string& bytes) {
+    ws_.binary(true);
+    ws_.write(boost::asio::buffer(bytes));
+  }
+  template <class T>
+  std::vector<T> take() {
+    pump();
+    std::vector<T> out;
+    for (auto it = got_.begin(); it != got_.end();) {
+      if (auto* t = std::get_if<T>(&*it)) {
+        out.push_back(*t);
+        it = got_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return out;
+  }
+  bool closed() {
+    pump();
+    return closed_;
+  }
+
+ private:
+  void pump() {
+    io_.restart();
+    io_.run_for(std::chrono::milliseconds(50));
+  }
+  void read_next() {
+    ws_.async_read(buf_, [this](boost::beast::error_code ec, std::size_t) {
+      if (ec) {
+        closed_ = true;
+        return;
+      }
+      if (ws_.got_text()) {
+        auto m = protocol::peer::decode(boost::beast::buffers_to_string(buf_.data()));
+        if (m.ok()) got_.push_back(std::move(m.value()));
+      }
+      buf_.consume(buf_.size());
+      read_next();
+    });
+  }
+  boost::asio::io_context io_;
+  boost::beast::websocket::stream<boost::beast::tcp_stream, false> ws_{io_};
+  boost::beast::flat_buffer buf_;
+  std::deque<protocol::peer::message> got_;
+  bool closed_ = false;
+};
+
+// The per-document exchange cannot be turned against a node: a peer may ask
+// (want_doc) only for documents a gap of this link named, and a node that is
+// sent a gap asks for its documents a few at a time, not all at once.
+TEST_F(ClusterTest, APerDocumentExchangeIsBoundedAndOnlyForDocumentsAGapNamed) {
+  start_cluster(1);
+  {
+    raw_peer x(port(0), "x", "x~01");
+    ASSERT_TRUE(eventually([&] { return !x.take<protocol::peer::welcome>().empty(); }, 5s));
+    x.send(protocol::peer::encode(protocol::peer::want_doc{"a~00", "secret", {}}));
+    ASSERT_TRUE(eventually([&] { return x.closed(); }, 5s)) << "the link stayed up";
+    auto errors = x.take<protocol::peer::link_error>();
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_NE(errors[0].message.find("no gap"), std::string::npos) << errors[0].message;
+  }
+  raw_peer y(port(0), "y", "y~02");
+  ASSERT_TRUE(eventually([&] { return !y.take<protocol::peer::welcome>().empty(); }, 5s));
+  protocol::peer::gap g{"y~02", 5, {}};
+  for (int i = 0; i < 100; ++i) g.docs.push_back("gapdoc" + std::to_string(i));
+  y.send(protocol::peer::encode(g));
+  std::vector<protocol::peer::want_doc> asked;
+  ASSERT_TRUE(eventually([&] {
+    for (auto& w : y.take<protocol::peer::want_doc>()) asked.push_back(std::move(w));
+    return asked.size() >= 16;
+  }, 10s)) << asked.size();
+  std::this_thread::sleep_for(500ms);
+  for (auto& w : y.take<protocol::peer::want_doc>()) asked.push_back(std::move(w));
+  EXPECT_EQ(asked.size(), 16u) << "asked for more documents at once than the bound";
+  // Each answer lets one more ask go out; all 100 are asked for in the end.
+  std::set<std::string> docs;
+  for (int round = 0; round < 200 && docs.size() < 100; ++round) {
+    for (auto& w : y.take<protocol::peer::want_doc>()) asked.push_back(std::move(w));
+    while (!asked.empty()) {
+      auto w = std::move(asked.back());
+      asked.pop_back();
+      docs.insert(w.doc);
+      y.send_binary(protocol::peer::encode_entries({protocol::peer::entry{w.key, 0, w.doc, "y~02", 0, encode_ops({}), {}}}));
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(docs.size(), 100u);
+  EXPECT_FALSE(y.closed());
 }
 
 // ---- links over TLS ---------------------------------------------------------------------
