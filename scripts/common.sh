@@ -22,11 +22,13 @@ weft_ensure_node() {
   fi
 }
 
-# Builds web_client/dist (npm ci only when node_modules is missing).
+# Builds web_client/dist (npm ci only when node_modules lacks what the
+# lockfile brings: the workspace packages, or a tool added since).
 weft_build_web_client() {
   weft_ensure_node
   export NODE_PATH=/usr/share/nodejs   # Debian's emscripten needs its acorn
-  (cd web_client && { [ -e node_modules/@weft/core ] || npm ci --no-audit --no-fund; } && ./build.sh >/dev/null)
+  (cd web_client && { { [ -e node_modules/@weft/core ] && [ -e node_modules/typescript ]; } ||
+    npm ci --no-audit --no-fund; } && ./build.sh >/dev/null)
 }
 
 weft_install_packages() {
