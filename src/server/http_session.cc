@@ -92,6 +92,10 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
   void shutdown();
   /// Verifies an Authorization header's token; counts refusals.
   result<token_claims> verify_bearer(std::string_view token);
+  /// The verified claims of the request's bearer token (`what`: how the
+  /// answer names the token it wants); nullopt after answering 401.
+  std::optional<token_claims> bearer_claims(const http::request<http::string_body>& req, unsigned v, bool ka,
+                                            std::string_view what);
   /// POST /api/cluster/forget?node=NAME: forgets a peer that left for good
   /// (replicator::forget, then its checkpoints in storage), as --forget-peer
   /// does at startup.
@@ -156,18 +160,9 @@ void http_session<Stream>::forget_peer(unsigned v, bool ka, const std::string& q
   // holds); without, only a process on this machine (the trust model of
   // running without tokens).
   if (ctx_.auth) {
-    std::string_view token = bearer_token(req);
-    if (token.empty()) {
-      ++ctx_.stats.auth_failures;
-      respond(unauthorized(v, ka, "send Authorization: Bearer PEER-TOKEN"));
-      return;
-    }
-    auto claims = verify_bearer(token);
-    if (!claims.ok()) {
-      respond(unauthorized(v, ka, claims.error().detail()));
-      return;
-    }
-    if (!claims.value().peer) {
+    auto claims = bearer_claims(req, v, ka, "PEER-TOKEN");
+    if (!claims) return;
+    if (!claims->peer) {
       ++ctx_.stats.auth_failures;
       plain(http::status::forbidden, "forgetting a peer takes a peer token (weft-token --peer)");
       return;
@@ -223,6 +218,23 @@ void http_session<Stream>::forget_peer(unsigned v, bool ka, const std::string& q
       }
     });
   });
+}
+
+template <class Stream>
+std::optional<token_claims> http_session<Stream>::bearer_claims(const http::request<http::string_body>& req,
+                                                               unsigned v, bool ka, std::string_view what) {
+  std::string_view token = bearer_token(req);
+  if (token.empty()) {
+    ++ctx_.stats.auth_failures;
+    respond(unauthorized(v, ka, "send Authorization: Bearer " + std::string(what)));
+    return std::nullopt;
+  }
+  auto claims = verify_bearer(token);
+  if (!claims.ok()) {
+    respond(unauthorized(v, ka, claims.error().detail()));
+    return std::nullopt;
+  }
+  return std::move(claims.value());
 }
 
 template <class Stream>
@@ -385,18 +397,9 @@ void http_session<Stream>::handle(http::request<http::string_body> req) {
       return;
     }
     if (ctx_.auth) {
-      std::string_view token = bearer_token(req);
-      if (token.empty()) {
-        ++ctx_.stats.auth_failures;
-        respond(unauthorized(v, ka, "send Authorization: Bearer TOKEN"));
-        return;
-      }
-      auto claims = verify_bearer(token);
-      if (!claims.ok()) {
-        respond(unauthorized(v, ka, claims.error().detail()));
-        return;
-      }
-      if (claims.value().rights_for(id) == access::none) {
+      auto claims = bearer_claims(req, v, ka, "TOKEN");
+      if (!claims) return;
+      if (claims->rights_for(id) == access::none) {
         respond(make(http::status::forbidden, v, ka, "your token gives no access to this document\n", "text/plain"));
         return;
       }
