@@ -40,6 +40,10 @@ std::string metrics::render() const {
   counter("weft_idle_timeouts_total", "Connections closed for staying silent through a ping.", idle_timeouts.load());
   counter("weft_replicated_ops_applied_total", "Operations from other nodes applied here.",
           replicated_ops_applied.load());
+  counter("weft_concurrent_ops_merged_total",
+          "Operations from other nodes concurrent with an edit made here to the same document (the conflict rate): "
+          "their origin had not confirmed holding this node's latest batch of the document when it committed them.",
+          concurrent_ops_merged.load());
   counter("weft_replicated_duplicate_ops_total",
           "Operations from other nodes that were known here already (dropped by op id).",
           replicated_duplicate_ops.load());

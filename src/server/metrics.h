@@ -29,6 +29,7 @@ class metrics {
   std::atomic<std::uint64_t> idle_timeouts{0};     // connections closed for not answering a ping
   std::atomic<std::uint64_t> replicated_ops_applied{0};   // ops from other nodes applied here
   std::atomic<std::uint64_t> replicated_duplicate_ops{0}; // ops from other nodes held already
+  std::atomic<std::uint64_t> concurrent_ops_merged{0};    // ops from other nodes concurrent with an edit made here
   std::atomic<std::uint64_t> internal_errors{0};   // exceptions caught at a handler's edge (bugs)
   std::atomic<std::uint64_t> id_conflicts{0};      // ops reusing held ids with other content (refused)
   std::atomic<std::uint64_t> forbidden_replica_ops{0};  // ops under a replica id the sender does not own (refused)

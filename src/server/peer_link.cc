@@ -283,7 +283,7 @@ void peer_link::handle_entries(std::string_view frame) {
     }
     ++in_flight_;
     auto room = ctx_.rooms.acquire(e.doc);
-    batch_origin origin{e.key, e.olsn, std::move(e.path)};
+    batch_origin origin{e.key, e.olsn, std::move(e.path), e.ts_ms};
     room->replicate(
         std::move(origin), std::move(e.batch),
         [self = shared_from_this(), room, key = e.key, olsn = e.olsn](status st) mutable {

@@ -190,6 +190,7 @@ void replicator::forget(const std::string& node) {
   peers_.erase(node);
   confirmed_.erase(node);
   peer_have_.erase(node);
+  confirm_marks_.erase(node);
   refresh_self_locked();
 }
 
@@ -330,6 +331,9 @@ void replicator::peer_confirmed(const std::string& peer, const protocol::peer::o
     auto& c = confirmed_[peer];
     if (olsn <= c) return;
     c = olsn;
+    auto& marks = confirm_marks_[peer];
+    marks.push_back(confirm_mark{unix_ms(), olsn});
+    if (marks.size() > 4096) marks.pop_front();
     for (auto it = watchers_.begin(); it != watchers_.end();) {
       if (auto r = it->lock()) {
         wake.push_back(std::move(r));
@@ -353,6 +357,18 @@ std::uint64_t replicator::behind_locked(const std::string& peer) const {
     if (n > h) behind += n - h;
   }
   return behind;
+}
+
+bool replicator::had_confirmed(const std::string& peer, std::uint64_t olsn, std::int64_t at_ms) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto m = confirm_marks_.find(peer);
+  if (m == confirm_marks_.end()) return false;
+  auto it = std::lower_bound(m->second.begin(), m->second.end(), olsn,
+                             [](const confirm_mark& x, std::uint64_t o) { return x.olsn < o; });
+  if (it == m->second.end()) return false;
+  std::int64_t rtt_ms = 0;
+  if (auto l = links_.find(peer); l != links_.end()) rtt_ms = static_cast<std::int64_t>(l->second->stats().rtt_us.load() / 1000);
+  return it->at_ms - rtt_ms <= at_ms;
 }
 
 std::uint64_t replicator::durable_in(std::uint64_t regions) const {

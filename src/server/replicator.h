@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,6 +57,13 @@ class replicator {
   /// lag figures of a peer whose link is down; progress on this node's own
   /// key wakes the rooms with write-concern subscribers.
   void peer_confirmed(const std::string& peer, const protocol::peer::origin_vector& have);
+  /// Whether peer node `peer` had confirmed holding this node's own batch
+  /// `olsn` by `at_ms` (Unix ms: when the peer committed a batch of its own),
+  /// as far as this node heard: the confirmation's arrival here, less a
+  /// round trip, is at or before `at_ms`. False when it never confirmed it.
+  /// Judges whether the peer's batch was concurrent with that one (clocks
+  /// of the nodes assumed in sync to well within a round trip).
+  bool had_confirmed(const std::string& peer, std::uint64_t olsn, std::int64_t at_ms) const;
   /// The highest olsn of this node's origin durable in at least `regions`
   /// regions (this one included), as far as peers confirmed it to this
   /// node directly. 0: none yet.
@@ -113,6 +121,13 @@ class replicator {
   std::uint64_t self_version_ = 0;  // guarded by mu_
   std::map<std::string, std::uint64_t> confirmed_;       // peer -> own olsn it holds, guarded by mu_
   std::map<std::string, protocol::peer::origin_vector> peer_have_;  // peer -> all it confirmed, guarded by mu_
+  // Per peer, when (Unix ms, here) it confirmed which olsn of this node's own
+  // origin: ascending in both, the last 4096 advances. Guarded by mu_.
+  struct confirm_mark {
+    std::int64_t at_ms;
+    std::uint64_t olsn;
+  };
+  std::map<std::string, std::deque<confirm_mark>> confirm_marks_;
   /// Batches held here that a down peer has not confirmed (locked).
   std::uint64_t behind_locked(const std::string& peer) const;
   std::vector<std::weak_ptr<document_room>> watchers_;   // guarded by mu_

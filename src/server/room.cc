@@ -461,6 +461,16 @@ void document_room::do_replicate(batch_origin origin, std::string batch, std::fu
   }
   ctx_.stats.replicated_ops_applied += applied.size();
   ctx_.stats.replicated_duplicate_ops += duplicates;
+  // The conflict rate: ops made in another region concurrently with this
+  // node's latest edit of the document (since it was loaded here), i.e. their
+  // origin had not confirmed holding that edit when it committed them.
+  // Judged for batches straight from their origin (its confirmations are the
+  // ones this node hears): in a ring or a star, the neighbours' edits.
+  if (!applied.empty() && origin.olsn != 0 && !own_batches_.empty() && ctx_.replication &&
+      origin.path == origin.key &&
+      !ctx_.replication->had_confirmed(origin.key.substr(0, origin.key.find('~')), own_batches_.back().first,
+                                       origin.ts_ms))
+    ctx_.stats.concurrent_ops_merged += applied.size();
   update_pending_metric();
   if (!applied.empty()) {
     ctx_.stats.ops_applied += applied.size();

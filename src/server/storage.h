@@ -53,6 +53,7 @@ struct batch_origin {
   std::string key;          ///< origin incarnation, "node~hex"
   std::uint64_t olsn = 0;   ///< its sequence number at the origin (>= 1)
   std::string path;         ///< origin keys of the nodes it passed through, comma-separated, origin first
+  std::int64_t ts_ms = 0;   ///< when the sender committed it (Unix ms); not stored, judges concurrency
 };
 
 /// One entry of the changes feed.

@@ -579,6 +579,30 @@ TEST_F(ClusterTest, ForgettingADepartedPeerLetsTheLogCompact) {
   EXPECT_NE(self.error().detail().find("that is this node"), std::string::npos) << self.error().detail();
 }
 
+// The conflict rate: edits made in two regions at once (a partition, here)
+// are counted on each side when the other's arrive; edits made one after
+// the other, each region having seen the last, are not.
+TEST_F(ClusterTest, ConcurrentEditsFromOtherRegionsAreCounted) {
+  start_cluster(2, "all", "", /*proxied=*/true);
+  ASSERT_TRUE(all_links_up(1));
+  const std::string conflicts = "weft_concurrent_ops_merged_total";
+  for (int round = 0; round < 3; ++round) {
+    type_markers(round % 2, "turns", 3, "t" + std::to_string(round));
+    ASSERT_TRUE(converged("turns"));
+    std::this_thread::sleep_for(300ms);  // the other's confirmation arrives
+  }
+  EXPECT_EQ(metric(0, conflicts), 0);
+  EXPECT_EQ(metric(1, conflicts), 0);
+  proxies_[{0, 1}]->cut();
+  ASSERT_TRUE(eventually([&] { return links_up(0) == 0 && links_up(1) == 0; }));
+  type_markers(0, "turns", 4, "x");
+  type_markers(1, "turns", 5, "y");
+  proxies_[{0, 1}]->heal();
+  ASSERT_TRUE(converged("turns"));
+  EXPECT_TRUE(eventually([&] { return metric(0, conflicts) >= 5 && metric(1, conflicts) >= 4; }))
+      << "a counted " << metric(0, conflicts) << ", b " << metric(1, conflicts);
+}
+
 TEST_F(ClusterTest, AWriteConcernSaysWhenOpsAreDurableInKRegions) {
   start_cluster(3, "all", "", /*proxied=*/true);
   ASSERT_TRUE(all_links_up(2));
