@@ -418,8 +418,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     };
     std::size_t byte = 0;
     for (std::uint64_t pos = 0; pos < old.length() && byte < shown.size(); ++pos) {
-      const auto lead = static_cast<unsigned char>(shown[byte]);
-      const std::size_t len = lead < 0x80 ? 1 : lead >> 5 == 6 ? 2 : lead >> 4 == 14 ? 3 : 4;
+      const std::size_t len = utf8_offset_of_code_point(std::string_view(shown).substr(byte), 1);
       auto x = old.id_at(pos);
       if (x.ok() && refused(x.value())) {
         run.append(shown, byte, len);

@@ -54,7 +54,6 @@ std::uint64_t steady_us() {
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
           .count());
 }
-std::string node_of(const std::string& key) { return key.substr(0, key.find('~')); }
 bool path_holds(const std::string& path, const std::string& key) {
   std::size_t pos = 0;
   while (pos <= path.size()) {
@@ -390,10 +389,11 @@ void peer_link::gap_doc_done(const std::string& key, bool ok, bool doc) {
 
 void peer_link::handle_want_doc(const peer::want_doc& w) {
   if (!protocol::valid_doc_id(w.doc)) return close("want_doc for a bad document id");
+  const char* unoffered = "want_doc for a document no gap of this link named (or asked for more often)";
   auto offered = offered_.find(w.key);
-  auto named = offered == offered_.end() ? decltype(offered->second)::iterator{} : offered->second.find(w.doc);
-  if (offered == offered_.end() || named == offered->second.end())
-    return close("want_doc for a document no gap of this link named (or asked for more often)");
+  if (offered == offered_.end()) return close(unoffered);
+  auto named = offered->second.find(w.doc);
+  if (named == offered->second.end()) return close(unoffered);
   if (--named->second == 0) offered->second.erase(named);
   if (offered->second.empty()) offered_.erase(offered);
   want_queue_.push_back(w);

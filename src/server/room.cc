@@ -468,8 +468,7 @@ void document_room::do_replicate(batch_origin origin, std::string batch, std::fu
   // ones this node hears): in a ring or a star, the neighbours' edits.
   if (!applied.empty() && origin.olsn != 0 && !own_batches_.empty() && ctx_.replication &&
       origin.path == origin.key &&
-      !ctx_.replication->had_confirmed(origin.key.substr(0, origin.key.find('~')), own_batches_.back().first,
-                                       origin.ts_ms))
+      !ctx_.replication->had_confirmed(node_of(origin.key), own_batches_.back().first, origin.ts_ms))
     ctx_.stats.concurrent_ops_merged += applied.size();
   update_pending_metric();
   if (!applied.empty()) {
@@ -619,15 +618,6 @@ void document_room::own_batch_durable(std::uint64_t olsn, const version_vector& 
   if (own_batches_.size() > 65536) own_batches_.pop_front();
 }
 
-namespace {
-// True when `a` holds every id `b` holds.
-bool covers(const version_vector& a, const version_vector& b) {
-  for (const auto& [r, c] : b.entries())
-    if (a.get(r) < c) return false;
-  return true;
-}
-}  // namespace
-
 void document_room::regions_advanced() {
   on_strand([this] { send_replicated(); });
 }
@@ -668,7 +658,7 @@ void document_room::send_replicated() {
         it->second.told.merge(mine);
       }
     }
-    if (!it->second.persistent && covers(it->second.told, it->second.until)) {
+    if (!it->second.persistent && it->second.told.includes(it->second.until)) {
       it = region_watch_.erase(it);  // every write that asked was answered
       continue;
     }
@@ -914,15 +904,15 @@ std::string document_room::claims_of(const std::vector<operation>& ops) const {
 
 std::string document_room::claims_to_store(const std::vector<operation>& ops, bool all) {
   if (owners_.empty()) return {};
+  if (all) {
+    for (const auto& op : ops)
+      if (auto it = owners_.find(op.id.replica); it != owners_.end()) it->second.stored = true;
+    return claims_of(ops);
+  }
   owner_claims out;
-  std::vector<replica_id> seen;
   for (const auto& op : ops) {
     auto it = owners_.find(op.id.replica);
-    if (it == owners_.end() || (it->second.stored && !all)) continue;
-    if (all) {
-      if (std::find(seen.begin(), seen.end(), op.id.replica) != seen.end()) continue;
-      seen.push_back(op.id.replica);
-    }
+    if (it == owners_.end() || it->second.stored) continue;
     it->second.stored = true;
     out.emplace_back(op.id.replica, it->second.owner);
   }

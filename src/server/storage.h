@@ -48,6 +48,9 @@ struct stored_document {
   owner_claims owners;               // who owns which replica (replica_owners.h)
 };
 
+/// The node id of an origin key ("node~hex": the node and its incarnation).
+inline std::string node_of(const std::string& key) { return key.substr(0, key.find('~')); }
+
 /// Where a replicated batch comes from (storage::append_replicated).
 struct batch_origin {
   std::string key;          ///< origin incarnation, "node~hex"
