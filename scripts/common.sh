@@ -22,13 +22,14 @@ weft_ensure_node() {
   fi
 }
 
-# Builds web_client/dist (npm ci only when node_modules lacks what the
-# lockfile brings: the workspace packages, or a tool added since).
+# Builds web_client/dist (npm ci only when node_modules is missing or older
+# than the lockfile: npm writes node_modules/.package-lock.json at each
+# install, so a lockfile changed since, by a pull or a new tool, reinstalls).
 weft_build_web_client() {
   weft_ensure_node
   export NODE_PATH=/usr/share/nodejs   # Debian's emscripten needs its acorn
-  (cd web_client && { { [ -e node_modules/@weft/core ] && [ -e node_modules/typescript ]; } ||
-    npm ci --no-audit --no-fund; } && ./build.sh >/dev/null)
+  (cd web_client && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; } &&
+    ./build.sh >/dev/null)
 }
 
 weft_install_packages() {

@@ -367,7 +367,8 @@ bool replicator::had_confirmed(const std::string& peer, std::uint64_t olsn, std:
                              [](const confirm_mark& x, std::uint64_t o) { return x.olsn < o; });
   if (it == m->second.end()) return false;
   std::int64_t rtt_ms = 0;
-  if (auto l = links_.find(peer); l != links_.end()) rtt_ms = static_cast<std::int64_t>(l->second->stats().rtt_us.load() / 1000);
+  if (auto l = links_.find(peer); l != links_.end())
+    rtt_ms = static_cast<std::int64_t>(l->second->stats().rtt_us.load() / 1000);
   return it->at_ms - rtt_ms <= at_ms;
 }
 
