@@ -39,6 +39,13 @@ struct document_options {
   /// replica allocate or loop without bound. ops_since() never makes ops
   /// larger than 65,536 ids. Default: 1,048,576.
   std::uint64_t max_op_ids = 1u << 20;
+  /// Most ids (characters and deletions, all replicas together) a snapshot
+  /// may hold for decode_snapshot() to load it; larger ones fail with
+  /// limit_exceeded before anything is allocated for them. A snapshot stays
+  /// small however many ids it holds (a deleted paste is a few bytes), while
+  /// the loaded replica's id index costs 4 bytes per id, so this is what
+  /// keeps a forged snapshot from claiming gigabytes. Default: 268,435,456.
+  std::uint64_t max_snapshot_ids = 1u << 28;
 };
 
 /// What apply() did with an operation.
@@ -137,14 +144,17 @@ class document {
 
   // ---- persistence ---------------------------------------------------------
 
-  /// Encodes the whole replica (text, tombstones with their text, ids, and
-  /// the history sync needs) in the versioned binary snapshot format of
-  /// docs/encoding.md. Pending (buffered) operations are not included.
+  /// Encodes the whole replica (visible text, tombstones without their text,
+  /// ids, origins, and the history sync needs) in the versioned, compressed
+  /// binary snapshot format of docs/encoding.md. Pending (buffered)
+  /// operations are not included. Deterministic: the same replica state
+  /// always gives the same bytes.
   std::string encode_snapshot() const;
 
-  /// Decodes a snapshot into a replica that will make local edits as
-  /// `replica`. Errors: corrupt_data, truncated_data, unsupported_version —
-  /// never undefined behaviour, whatever the bytes.
+  /// Decodes a snapshot (any format version so far) into a replica that
+  /// will make local edits as `replica`. Errors: corrupt_data,
+  /// truncated_data, unsupported_version, limit_exceeded (more ids than
+  /// options.max_snapshot_ids) — never undefined behaviour, whatever the bytes.
   static result<document> decode_snapshot(std::string_view bytes, replica_id replica,
                                           document_options options = {});
 

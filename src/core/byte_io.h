@@ -47,6 +47,8 @@ class byte_reader {
     return static_cast<std::uint8_t>(in_[pos_++]);
   }
   std::uint64_t varint() {
+    // Most values are small: one byte, one branch.
+    if (pos_ < in_.size() && static_cast<std::uint8_t>(in_[pos_]) < 0x80) return static_cast<std::uint8_t>(in_[pos_++]);
     std::uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
       if (pos_ >= in_.size()) return fail();

@@ -141,17 +141,21 @@ bool content_tree::all_characters(ref first, std::uint32_t n) const {
   if (first.replica >= index_.size() || first.counter == 0) return false;
   const auto& ix = index_[first.replica];
   if (static_cast<std::uint64_t>(first.counter) + n - 1 > ix.size()) return false;
-  for (std::uint32_t i = 0; i < n; ++i)
-    if (ix[first.counter - 1 + i] == no_block) return false;
-  return true;
+  // No early exit: the loop vectorises (snapshot decoding checks every id).
+  bool gap = false;
+  for (const std::uint32_t *e = ix.data() + (first.counter - 1), *end = e + n; e != end; ++e) gap |= *e == no_block;
+  return !gap;
 }
 
 bool content_tree::ids_free(ref first, std::uint32_t n) const {
   if (first.replica >= index_.size()) return true;
   const auto& ix = index_[first.replica];
-  for (std::uint64_t c = first.counter; c < std::uint64_t{first.counter} + n && c - 1 < ix.size(); ++c)
-    if (c >= 1 && ix[c - 1] != no_block) return false;
-  return true;
+  // Ids 1..ix.size() are indexed; counter 0 and ids past the end are free.
+  const std::uint64_t lo = std::max<std::uint64_t>(first.counter, 1);
+  const std::uint64_t hi = std::min<std::uint64_t>(std::uint64_t{first.counter} + n, std::uint64_t{ix.size()} + 1);
+  bool used = false;
+  for (std::uint64_t c = lo; c < hi; ++c) used |= ix[c - 1] != no_block;
+  return !used;
 }
 
 void content_tree::pad_index(std::uint32_t replica, std::uint32_t n) {
@@ -435,18 +439,55 @@ void content_tree::erase_visible(std::uint64_t p, std::uint64_t n, std::vector<s
   }
 }
 
-void content_tree::append_raw(run r, std::string_view text) {
-  auto last = static_cast<std::uint32_t>(blocks_.size() - 1);
-  cursor dest = make_room(cursor{last, blk(last).count, 0});
-  block& bl = blk(dest.block);
-  r.text_offset = static_cast<std::uint32_t>(arena_.size());
-  r.text_bytes = static_cast<std::uint32_t>(text.size());
-  arena_.append(text);
-  bl.runs[bl.count++] = r;
-  if (!r.deleted) add_visible(dest.block, r.length);
-  total_ += r.length;
-  ensure_replica(r.replica);
-  index_set(r.replica, r.counter, r.length, bl.id);
+bool content_tree::load(std::vector<run>& runs, std::string text, const std::vector<std::uint64_t>& ids) {
+  constexpr std::uint32_t fill = block_capacity * 3 / 4;
+  arena_ = std::move(text);
+  const bool ascii = count_cp(arena_) == arena_.size();
+  const std::string_view all(arena_);
+  if (index_.size() < ids.size()) index_.resize(ids.size());
+  for (std::size_t r = 0; r < ids.size(); ++r) index_[r].assign(ids[r], no_block);
+  by_id_.clear();
+  blocks_.clear();
+  vis_.clear();
+  visible_ = total_ = 0;
+  cache_order_ = 0;
+  cache_visible_ = 0;
+  std::size_t at = 0;
+  block* bl = nullptr;
+  for (run& r : runs) {
+    if (!bl || bl->count == fill) {
+      by_id_.push_back(std::make_unique<block>());
+      bl = by_id_.back().get();
+      bl->id = bl->order = static_cast<std::uint32_t>(blocks_.size());
+      blocks_.push_back(bl);
+      vis_.push_back(0);
+    }
+    r.text_offset = static_cast<std::uint32_t>(at);
+    r.text_bytes = 0;
+    if (!r.deleted) {
+      const std::size_t bytes = ascii ? r.length : byte_offset(all.substr(at), r.length);
+      r.text_bytes = static_cast<std::uint32_t>(bytes);
+      at += bytes;
+      vis_.back() += r.length;
+      visible_ += r.length;
+    }
+    total_ += r.length;
+    auto& ix = index_[r.replica];
+    if (std::uint64_t{r.counter} - 1 + r.length > ix.size()) return false;
+    // Check, then fill: two loops that vectorise, not one that cannot.
+    std::uint32_t* const from = ix.data() + (r.counter - 1);
+    bool taken = false;
+    for (const std::uint32_t* e = from; e != from + r.length; ++e) taken |= *e != no_block;
+    if (taken) return false;
+    std::fill_n(from, r.length, bl->id);
+    bl->runs[bl->count++] = r;
+  }
+  if (blocks_.empty()) {
+    by_id_.push_back(std::make_unique<block>());
+    blocks_.push_back(by_id_.back().get());
+    vis_.push_back(0);
+  }
+  return true;
 }
 
 std::string content_tree::text() const {
@@ -466,19 +507,37 @@ std::size_t content_tree::memory_usage() const noexcept {
 }
 
 bool content_tree::origins_in_order() const {
+  // Where `id` is relative to run `s` of block `b`: -1 before it, +1 after
+  // it, 0 when it is no character or inside the run. The block comes from
+  // the index; inside the run's own block only the slots on the side the
+  // origin should be on are scanned, nearest first, and origins are near.
+  auto side = [&](ref id, std::uint32_t b, std::uint32_t s, int want) -> int {
+    if (id.replica >= index_.size() || id.counter == 0 || id.counter > index_[id.replica].size()) return 0;
+    const std::uint32_t bid = index_[id.replica][id.counter - 1];
+    if (bid == no_block) return 0;
+    const block& bl = *by_id_[bid];
+    if (bl.order != b) return bl.order < b ? -1 : 1;
+    if (want < 0) {
+      for (std::uint32_t k = s; k-- > 0;)
+        if (bl.runs[k].contains(id)) return -1;
+    } else {
+      for (std::uint32_t k = s + 1; k < bl.count; ++k)
+        if (bl.runs[k].contains(id)) return 1;
+    }
+    return 0;
+  };
+  ref before{};  // the last character of the run before, none at the start
   for (std::uint32_t b = 0; b < blocks_.size(); ++b) {
     const block& bl = *blocks_[b];
     for (std::uint32_t s = 0; s < bl.count; ++s) {
       const run& r = bl.runs[s];
-      pos_key first{static_cast<std::int64_t>(b), s, 0}, last{static_cast<std::int64_t>(b), s, r.length - 1};
-      if (!r.left.none()) {
-        cursor c = locate(r.left);
-        if (c.at_end() || !(key_of(c) < first)) return false;
-      }
-      if (!r.right.none()) {
-        cursor c = locate(r.right);
-        if (c.at_end() || !(last < key_of(c))) return false;
-      }
+      const run* next = s + 1 < bl.count ? &bl.runs[s + 1]
+                        : b + 1 < blocks_.size() ? &blocks_[b + 1]->runs[0]
+                                                 : nullptr;
+      // An origin next to the run is in order by position: no lookup.
+      if (!r.left.none() && r.left != before && side(r.left, b, s, -1) != -1) return false;
+      if (!r.right.none() && !(next && r.right == next->id_at(0)) && side(r.right, b, s, 1) != 1) return false;
+      before = r.id_at(r.length - 1);
     }
   }
   return true;

@@ -109,9 +109,15 @@ class content_tree {
       for (std::uint32_t s = 0; s < b->count; ++s)
         f(b->runs[s], std::string_view(arena_).substr(b->runs[s].text_offset, b->runs[s].text_bytes));
   }
-  /// Appends a run at the end of the sequence, with no integration (snapshot
-  /// decoding). The caller guarantees ids are fresh.
-  void append_raw(run r, std::string_view text);
+  /// Replaces the content of a tree that holds nothing yet with `runs`, in
+  /// document order (snapshot decoding). Their text comes from `text`, the
+  /// visible runs' text concatenated; deleted runs get none. Blocks are
+  /// filled to 3/4 so that the first edits rarely split one. The id index of
+  /// local replica r gets `ids[r]` entries. Returns false when a run lies
+  /// beyond ids[r] or two runs claim one id; the tree is then unusable.
+  /// REQUIRES: `text` is valid UTF-8 with exactly the visible runs' code
+  /// points; ids.size() covers every run's replica.
+  bool load(std::vector<run>& runs, std::string text, const std::vector<std::uint64_t>& ids);
   /// Text of `bytes` bytes starting at arena offset `off`.
   std::string_view arena_text(std::uint32_t off, std::uint32_t bytes) const {
     return std::string_view(arena_).substr(off, bytes);

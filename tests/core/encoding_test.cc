@@ -76,6 +76,26 @@ TEST(Snapshot, RejectsEveryBitFlip) {
   }
 }
 
+// A snapshot stays small however many ids it holds, so the decoder checks
+// the id count against the caller's limit before allocating the id index
+// (the fuzz target found a few bytes that made it allocate 16 GB).
+TEST(Snapshot, RefusesMoreIdsThanTheLimitBeforeAllocating) {
+  document a(4);
+  must_insert(a, 0, std::string(1000, 'x'));
+  must_erase(a, 0, 1000);
+  const std::string bytes = a.encode_snapshot();
+  ASSERT_LT(bytes.size(), 100u);
+  document_options options;
+  options.max_snapshot_ids = 1999;
+  auto refused = document::decode_snapshot(bytes, 4, options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), error_code::limit_exceeded) << refused.error().to_string();
+  options.max_snapshot_ids = 2000;
+  auto loaded = document::decode_snapshot(bytes, 4, options);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().to_string();
+  EXPECT_EQ(loaded.value().version().get(4), 2000u);
+}
+
 TEST(Snapshot, RejectsWrongVersionAndKind) {
   std::string bytes = sample().encode_snapshot();
   std::string v = bytes;

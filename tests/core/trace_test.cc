@@ -36,13 +36,21 @@ void check_sequential(const std::string& path) {
   ASSERT_EQ(remote.text(), t.end_content);
   ASSERT_EQ(remote.check_invariants(), "");
   // Snapshot round trip, and sync from the restored replica.
-  auto restored = document::decode_snapshot(local.encode_snapshot(), 1);
+  const std::string snapshot = local.encode_snapshot();
+  auto restored = document::decode_snapshot(snapshot, 1);
   ASSERT_TRUE(restored.ok()) << restored.error().to_string();
   ASSERT_EQ(restored.value().text(), t.end_content);
+  ASSERT_EQ(restored.value().check_invariants(), "");
+  ASSERT_EQ(restored.value().encode_snapshot(), snapshot);
   document synced(3);
   for (const auto& op : restored.value().ops_since(version_vector{})) must_apply(synced, op);
   ASSERT_EQ(synced.text(), t.end_content);
   ASSERT_EQ(synced.version(), local.version());
+  // The restored replica edits on where the original would.
+  document edited = local;
+  const std::uint64_t middle = edited.length() / 2;
+  ASSERT_EQ(must_insert(restored.value(), middle, "¶").id, must_insert(edited, middle, "¶").id);
+  ASSERT_EQ(restored.value().text(), edited.text());
 }
 
 void check_concurrent(const std::string& path) {
@@ -57,6 +65,12 @@ void check_concurrent(const std::string& path) {
     for (const auto& op : ops) must_apply(merged, op);
   ASSERT_EQ(merged.pending_ops(), 0u);
   ASSERT_EQ(merged.text(), t.end_content);
+  // A snapshot of several replicas' runs round-trips.
+  auto restored = document::decode_snapshot(merged.encode_snapshot(), 78);
+  ASSERT_TRUE(restored.ok()) << restored.error().to_string();
+  ASSERT_EQ(restored.value().text(), t.end_content);
+  ASSERT_EQ(restored.value().version(), merged.version());
+  ASSERT_EQ(restored.value().check_invariants(), "");
   // And every agent's replica, brought up to date by version-vector sync.
   for (auto& rep : r.value().replicas) {
     for (const auto& op : merged.ops_since(rep.version())) must_apply(rep, op);
@@ -69,6 +83,16 @@ void check_concurrent(const std::string& path) {
 TEST(Traces, TinySequential) { check_sequential(own_trace("tiny-sequential.json.gz")); }
 TEST(Traces, TinyConcurrent) { check_concurrent(own_trace("tiny-concurrent.json.gz")); }
 TEST(Traces, AutomergePaper) { check_sequential(shared_trace("automerge-paper.json.gz")); }
+
+// The snapshot format's size on the standard trace (issue #15: within
+// Automerge's 129 kB, which keeps the whole history too). Deterministic: the
+// same trace always encodes to the same bytes.
+TEST(Traces, AutomergePaperSnapshotIsCompact) {
+  traces::trace t = load(shared_trace("automerge-paper.json.gz"));
+  document local(1);
+  ASSERT_TRUE(traces::replay_local(t, local).ok());
+  EXPECT_LE(local.encode_snapshot().size(), 130000u);
+}
 TEST(Traces, SephBlog1) { check_sequential(shared_trace("seph-blog1.json.gz")); }
 TEST(Traces, Clownschool) { check_concurrent(shared_trace("clownschool.json.gz")); }
 

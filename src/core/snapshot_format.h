@@ -1,0 +1,50 @@
+// Internal: the snapshot format's readers (docs/encoding.md, "Snapshot").
+// Each format version is parsed into snapshot_parts; one assembler checks
+// the parts and builds the replica, so every version is held to the same
+// rules.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/op_log.h"
+#include "core/run.h"
+#include "weft/document.h"
+
+namespace weft::detail {
+
+/// A snapshot as read, before any check that needs more than one field.
+/// Replicas are indices into `replicas`; parsers guarantee that every index
+/// they store is below replicas.size() and every counter is in
+/// [1, max_counter], and nothing else.
+struct snapshot_parts {
+  std::vector<replica_id> replicas;    // local index -> replica id
+  std::vector<std::uint64_t> highest;  // local index -> version-vector entry
+  std::vector<run> runs;               // document order; text_offset/bytes unset
+  std::string text;                    // the visible runs' text, in order
+  std::vector<log_entry> entries;      // history, application order
+  std::vector<target_span> targets;    // erase targets, entries refer to them
+};
+
+inline constexpr char snapshot_magic[4] = {'W', 'E', 'F', 'T'};
+inline constexpr std::uint8_t snapshot_kind = 'S';
+
+// Run flag bits, both versions.
+inline constexpr std::uint8_t f_deleted = 1 << 0;
+inline constexpr std::uint8_t f_same_replica = 1 << 1;  // replica as the previous run's
+inline constexpr std::uint8_t f_left_shift = 2;          // 2 bits: left origin mode
+inline constexpr std::uint8_t f_right_shift = 4;         // 2 bits: right origin mode
+// Origin modes.
+inline constexpr std::uint8_t o_none = 0;
+inline constexpr std::uint8_t o_adjacent = 1;  // left: last char of the previous run; right: first char of the next run
+inline constexpr std::uint8_t o_own = 2;       // same replica as the run: counter delta only
+inline constexpr std::uint8_t o_other = 3;     // replica index + counter
+
+/// Parses a version-1 body (after the 6-byte header, before the CRC).
+/// On failure returns a corrupt_data or truncated_data status.
+status parse_snapshot_v1(std::string_view body, snapshot_parts* out);
+/// Parses a version-2 (columnar) body.
+status parse_snapshot_v2(std::string_view body, snapshot_parts* out);
+
+}  // namespace weft::detail
