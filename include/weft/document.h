@@ -43,9 +43,11 @@ struct document_options {
   /// may hold for decode_snapshot() to load it; larger ones fail with
   /// limit_exceeded before anything is allocated for them. A snapshot stays
   /// small however many ids it holds (a deleted paste is a few bytes), while
-  /// the loaded replica's id index costs 4 bytes per id, so this is what
-  /// keeps a forged snapshot from claiming gigabytes. Default: 268,435,456.
-  std::uint64_t max_snapshot_ids = 1u << 28;
+  /// decoding costs memory per id (4 bytes of id index, and up to about 100
+  /// more while decoding a snapshot of one-character runs), so this is what
+  /// keeps a forged snapshot from claiming gigabytes. The default,
+  /// 67,108,864, is 250 times the automerge-paper trace's history.
+  std::uint64_t max_snapshot_ids = 1u << 26;
 };
 
 /// What apply() did with an operation.

@@ -115,11 +115,24 @@ cursor content_tree::locate_visible(std::uint64_t p) {
   cache_order_ = b;
   cache_visible_ = before;
   const block& bl = blk(b);
-  std::uint64_t rel = p - before;
-  for (std::uint32_t s = 0; s < bl.count; ++s) {
+  const std::uint64_t in_block = p - before;
+  std::uint64_t rel = in_block;
+  std::uint32_t s = 0;
+  // Start at the run found last time when nothing moved since (typing).
+  if (slot_stamp_ == stamp_ && slot_block_ == b && in_block >= slot_before_) {
+    s = slot_;
+    rel -= slot_before_;
+  }
+  for (; s < bl.count; ++s) {
     const run& r = bl.runs[s];
     if (r.deleted) continue;
-    if (rel < r.length) return cursor{b, s, static_cast<std::uint32_t>(rel)};
+    if (rel < r.length) {
+      slot_stamp_ = stamp_;
+      slot_block_ = b;
+      slot_ = s;
+      slot_before_ = in_block - rel;
+      return cursor{b, s, static_cast<std::uint32_t>(rel)};
+    }
     rel -= r.length;
   }
   return cursor{};  // unreachable when p < visible()
@@ -132,8 +145,20 @@ cursor content_tree::locate(ref id) const {
   std::uint32_t bid = ix[id.counter - 1];
   if (bid == no_block) return cursor{};
   const block& bl = *by_id_[bid];
-  for (std::uint32_t s = 0; s < bl.count; ++s)
-    if (bl.runs[s].contains(id)) return cursor{bl.order, s, id.counter - bl.runs[s].counter};
+  // Lookups cluster (an insert's left origin is usually the character typed
+  // just before): try the slot found last time and the one after it before
+  // scanning the block.
+  if (hint_block_ == bid) {
+    for (std::uint32_t s = hint_slot_; s < hint_slot_ + 2 && s < bl.count; ++s)
+      if (bl.runs[s].contains(id)) return cursor{bl.order, s, id.counter - bl.runs[s].counter};
+  }
+  for (std::uint32_t s = 0; s < bl.count; ++s) {
+    if (bl.runs[s].contains(id)) {
+      hint_block_ = bid;
+      hint_slot_ = s;
+      return cursor{bl.order, s, id.counter - bl.runs[s].counter};
+    }
+  }
   return cursor{};
 }
 
@@ -205,6 +230,7 @@ void content_tree::recount(std::uint32_t order) {
 }
 
 void content_tree::split_block(std::uint32_t order) {
+  ++stamp_;
   block& old = blk(order);
   auto fresh = std::make_unique<block>();
   block* nb = fresh.get();
@@ -241,6 +267,7 @@ cursor content_tree::make_room(cursor c) {
 }
 
 cursor content_tree::split_run(cursor c) {
+  ++stamp_;
   c = make_room(c);
   block& bl = blk(c.block);
   run& r = bl.runs[c.slot];
@@ -269,6 +296,8 @@ cursor content_tree::insert_at(cursor dest, run nr, std::string_view text) {
   } else if (dest.offset > 0) {
     dest = split_run(dest);
   }
+  const bool slot_cached = slot_stamp_ == stamp_;  // (a split above has voided it)
+  ++stamp_;
   // Merge with the run just before when this continues it (the typing fast path).
   {
     std::uint32_t pb = dest.block, ps = dest.slot;
@@ -294,6 +323,12 @@ cursor content_tree::insert_at(cursor dest, run nr, std::string_view text) {
         if (!nr.deleted) add_visible(pb, nr.length);
         total_ += nr.length;
         index_set(nr.replica, nr.counter, nr.length, blk(pb).id);
+        // Only run ps-1 grew: locate_visible's slot stays right, shifted
+        // when it lies after that run in its block.
+        if (slot_cached && slot_block_ == pb) {
+          if (slot_ > ps - 1 && !nr.deleted) slot_before_ += nr.length;
+          slot_stamp_ = stamp_;
+        }
         return cursor{pb, ps - 1, old_len};
       }
     }
@@ -389,6 +424,7 @@ bool content_tree::integrate(run nr, std::string_view text, std::uint64_t* visib
 }
 
 void content_tree::erase_in_run(cursor c, std::uint32_t n) {
+  ++stamp_;
   if (c.offset > 0) c = split_run(c);
   if (n < at(c).length) {
     // The split may move the run to a new block; the left part sits just before the right.
@@ -405,6 +441,7 @@ void content_tree::erase_in_run(cursor c, std::uint32_t n) {
 }
 
 bool content_tree::merge_with_next(std::uint32_t order, std::uint32_t slot) {
+  ++stamp_;
   block& bl = blk(order);
   run& a = bl.runs[slot];
   const run& b = bl.runs[slot + 1];
@@ -439,7 +476,8 @@ void content_tree::erase_visible(std::uint64_t p, std::uint64_t n, std::vector<s
   }
 }
 
-bool content_tree::load(std::vector<run>& runs, std::string text, const std::vector<std::uint64_t>& ids) {
+void content_tree::load(std::vector<run>& runs, std::string text, const std::vector<std::uint64_t>& ids) {
+  ++stamp_;
   constexpr std::uint32_t fill = block_capacity * 3 / 4;
   arena_ = std::move(text);
   const bool ascii = count_cp(arena_) == arena_.size();
@@ -472,14 +510,7 @@ bool content_tree::load(std::vector<run>& runs, std::string text, const std::vec
       visible_ += r.length;
     }
     total_ += r.length;
-    auto& ix = index_[r.replica];
-    if (std::uint64_t{r.counter} - 1 + r.length > ix.size()) return false;
-    // Check, then fill: two loops that vectorise, not one that cannot.
-    std::uint32_t* const from = ix.data() + (r.counter - 1);
-    bool taken = false;
-    for (const std::uint32_t* e = from; e != from + r.length; ++e) taken |= *e != no_block;
-    if (taken) return false;
-    std::fill_n(from, r.length, bl->id);
+    std::fill_n(index_[r.replica].data() + (r.counter - 1), r.length, bl->id);
     bl->runs[bl->count++] = r;
   }
   if (blocks_.empty()) {
@@ -487,7 +518,6 @@ bool content_tree::load(std::vector<run>& runs, std::string text, const std::vec
     blocks_.push_back(by_id_.back().get());
     vis_.push_back(0);
   }
-  return true;
 }
 
 std::string content_tree::text() const {

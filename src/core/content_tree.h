@@ -33,7 +33,7 @@ struct cursor {
 
 class content_tree {
  public:
-  static constexpr std::uint32_t block_capacity = 64;
+  static constexpr std::uint32_t block_capacity = 32;
   static constexpr std::uint32_t no_block = 0xFFFFFFFFu;
 
   struct block {
@@ -113,11 +113,11 @@ class content_tree {
   /// document order (snapshot decoding). Their text comes from `text`, the
   /// visible runs' text concatenated; deleted runs get none. Blocks are
   /// filled to 3/4 so that the first edits rarely split one. The id index of
-  /// local replica r gets `ids[r]` entries. Returns false when a run lies
-  /// beyond ids[r] or two runs claim one id; the tree is then unusable.
-  /// REQUIRES: `text` is valid UTF-8 with exactly the visible runs' code
-  /// points; ids.size() covers every run's replica.
-  bool load(std::vector<run>& runs, std::string text, const std::vector<std::uint64_t>& ids);
+  /// local replica r gets `ids[r]` entries.
+  /// REQUIRES (the snapshot decoder checks it): `text` is valid UTF-8 with
+  /// exactly the visible runs' code points; runs claim disjoint ids, each
+  /// within 1..ids[replica]; ids.size() covers every run's replica.
+  void load(std::vector<run>& runs, std::string text, const std::vector<std::uint64_t>& ids);
   /// Text of `bytes` bytes starting at arena offset `off`.
   std::string_view arena_text(std::uint32_t off, std::uint32_t bytes) const {
     return std::string_view(arena_).substr(off, bytes);
@@ -170,6 +170,19 @@ class content_tree {
   // Cached cursor: visible characters before block cache_order_.
   std::uint32_t cache_order_ = 0;
   std::uint64_t cache_visible_ = 0;
+  // Where locate_visible() last found a character: block order, slot, and
+  // the visible characters before that slot in the block. Valid while
+  // slot_stamp_ == stamp_; every change of the runs bumps stamp_, and the
+  // typing path (a run growing at its end) keeps the slot valid by hand.
+  std::uint64_t stamp_ = 0;
+  std::uint64_t slot_stamp_ = ~std::uint64_t{0};
+  std::uint32_t slot_block_ = 0;
+  std::uint32_t slot_ = 0;
+  std::uint64_t slot_before_ = 0;
+  // Where locate() last found a run (block id, slot): only a hint, checked
+  // before use, so edits never need to update it.
+  mutable std::uint32_t hint_block_ = no_block;
+  mutable std::uint32_t hint_slot_ = 0;
 };
 
 template <class F>

@@ -30,17 +30,20 @@ sequence_state::sequence_state(const sequence_state& o)
       pending_(o.pending_) {}
 
 std::uint32_t sequence_state::intern(replica_id g) {
+  if (last_local_ < globals_.size() && globals_[last_local_] == g) return last_local_;
   auto [it, fresh] = locals_.try_emplace(g, static_cast<std::uint32_t>(globals_.size()));
   if (fresh) {
     globals_.push_back(g);
     tree_.ensure_replica(it->second);
   }
-  return it->second;
+  return last_local_ = it->second;
 }
 
 std::uint32_t sequence_state::local_of(replica_id g) const {
+  if (last_local_ < globals_.size() && globals_[last_local_] == g) return last_local_;
   auto it = locals_.find(g);
-  return it == locals_.end() ? detail::no_replica : it->second;
+  if (it == locals_.end()) return detail::no_replica;
+  return last_local_ = it->second;
 }
 
 ref sequence_state::to_ref(op_id id) const {
@@ -213,7 +216,8 @@ result<operation> document::erase(std::uint64_t position, std::uint64_t count) {
   std::uint64_t counter = s.vv_.get(s.self_) + 1;
   if (counter + count - 1 > max_counter) return status(error_code::limit_exceeded, "replica counters exhausted");
   std::uint32_t r = s.intern(s.self_);
-  std::vector<detail::content_tree::span_ref> spans;
+  std::vector<detail::content_tree::span_ref>& spans = s.scratch_spans_;
+  spans.clear();
   s.tree_.erase_visible(position, count, &spans);
   s.tree_.note_non_characters(r, static_cast<std::uint32_t>(count));
   s.vv_.set(s.self_, counter + count - 1);
@@ -247,9 +251,9 @@ std::optional<op_id> missing_dependency(const operation& op, const version_vecto
   return std::nullopt;
 }
 
-// Applies an op whose dependencies are all known and whose first id is next.
-status apply_ready(sequence_state& s, const operation& op, std::vector<text_change>* changes) {
-  std::uint64_t len = op.length();
+// Applies an op whose dependencies are all known and whose first id is
+// next. `len` is op.length() (counted once per op by the caller).
+status apply_ready(sequence_state& s, const operation& op, std::uint64_t len, std::vector<text_change>* changes) {
   if (op.kind != op_kind::erase) {
     const bool tomb = op.kind == op_kind::tombstone;
     detail::run nr{};
@@ -379,12 +383,16 @@ result<step> submit(sequence_state& s, const operation& in, std::vector<text_cha
     return step::duplicate;
   }
   std::optional<operation> trimmed;
-  if (in.id.counter <= known) trimmed = trim_front(in, known - in.id.counter + 1);
+  std::uint64_t op_len = len;
+  if (in.id.counter <= known) {
+    trimmed = trim_front(in, known - in.id.counter + 1);
+    op_len = len - (known - in.id.counter + 1);
+  }
   const operation& op = trimmed ? *trimmed : in;
   if (auto dep = missing_dependency(op, s.vv_)) {
     if (fresh) {
       if (s.pending_.contains(op)) return step::buffered;
-      if (s.pending_.size() >= s.options_.max_pending_ops || s.pending_.ids() + op.length() > s.options_.max_pending_ids)
+      if (s.pending_.size() >= s.options_.max_pending_ops || s.pending_.ids() + op_len > s.options_.max_pending_ids)
         return status(error_code::pending_buffer_full,
                       cat({"causal buffer holds ", std::to_string(s.pending_.size()), " ops waiting for dependencies"}));
     }
@@ -392,7 +400,7 @@ result<step> submit(sequence_state& s, const operation& in, std::vector<text_cha
     mark_known_prefix();
     return step::buffered;
   }
-  status st = apply_ready(s, op, changes);
+  status st = apply_ready(s, op, op_len, changes);
   if (!st.ok()) return st;
   mark_known_prefix();
   if (applied) applied->push_back(op);
@@ -414,6 +422,7 @@ result<apply_outcome> document::apply(const operation& op, std::vector<text_chan
     return out;
   }
   out.ops_applied = 1;
+  if (s.pending_.size() == 0) return out;  // the usual case: nothing waits
   // Wake everything that waited on a replica that advanced, transitively.
   std::vector<replica_id> advanced{op.id.replica};
   std::vector<operation> ready;

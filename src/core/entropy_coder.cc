@@ -240,7 +240,8 @@ class bit_reader {
     nbits_ -= n;
     return true;
   }
-  // Every byte used and the last one's padding zero: one encoding per column.
+  // Every byte used and the last one's padding zero (what the encoder
+  // writes; a decoder that allowed slack would accept trailing garbage).
   bool finished() const { return pos_ == n_ && nbits_ < 8 && bits_ == 0; }
 
  private:
@@ -391,8 +392,9 @@ bool decode_lz(byte_reader& in, std::uint64_t size, std::string* column) {
   auto* out = reinterpret_cast<std::uint8_t*>(column->data());
   std::size_t at = 0;
   while (at < size) {
-    // A symbol and its extra bits: at most 12 + 14 bits.
-    if (br.available() < 32) br.refill();
+    // A length symbol and its extra bits take at most 12 + 7 bits, a
+    // distance's 12 + 21: refills keep 40 at hand while input lasts.
+    if (br.available() < 40) br.refill();
     const int s = br.symbol(tl);
     if (s < 0) return false;
     if (s < static_cast<int>(literal_symbols)) {
@@ -403,11 +405,12 @@ bool decode_lz(byte_reader& in, std::uint64_t size, std::string* column) {
     std::uint32_t extra = 0;
     if (!br.take(bucket_extra_bits(lb), &extra)) return false;
     const std::size_t len = from_bucket(lb, extra) + 3;
-    if (br.available() < 32) br.refill();
+    if (br.available() < 40) br.refill();
     const int ds = br.symbol(td);
     if (ds < 0 || !br.take(bucket_extra_bits(static_cast<std::uint32_t>(ds)), &extra)) return false;
     const std::size_t d = from_bucket(static_cast<std::uint32_t>(ds), extra);
-    if (d > at || len > size - at) return false;
+    // Only what the encoder makes: the format's limits, not the buckets'.
+    if (len > max_match || d > window || d > at || len > size - at) return false;
     if (d >= len) {
       std::memcpy(out + at, out + at - d, len);
     } else {

@@ -1,13 +1,12 @@
 // Internal: byte columns of the snapshot format, entropy-coded.
 //
 // A column is a byte string whose bytes are alike (run flags, run lengths,
-// UTF-8 text, ...). It is stored raw, or with a canonical Huffman code over
-// its bytes (code lengths at most 12 bits), whichever is smaller
+// UTF-8 text, ...). It is stored raw, with a canonical Huffman code over its
+// bytes (code lengths at most 12 bits), or as LZ77 matches and literals
+// under Huffman codes (deflate's scheme, simplified), whichever is smallest
 // (docs/encoding.md, "Columns"). Hand-written rather than zlib because the
-// core builds for WebAssembly without any library, and because a byte-wise
-// Huffman decoder with one table lookup per byte is fast enough for the
-// snapshot's decode budget while deflate's LZ stage would not pay for itself
-// on columns this short.
+// core builds for WebAssembly without any library; decoding is one table
+// lookup per symbol.
 #pragma once
 
 #include <string>

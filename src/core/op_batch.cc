@@ -1,6 +1,7 @@
 // The op-batch format (docs/encoding.md): operations for storage and sync.
 #include <algorithm>
 #include <unordered_map>
+#include <vector>
 
 #include "core/byte_io.h"
 #include "weft/encoding.h"
@@ -23,49 +24,85 @@ status corrupt(const std::string& what) { return status(error_code::corrupt_data
 
 }  // namespace
 
-std::string encode_ops_compact(std::span<const operation> ops) {
-  // Replica ids are written once, in a table; ops refer to them by index.
-  std::vector<replica_id> table;
-  std::unordered_map<replica_id, std::uint64_t> index;
-  auto idx = [&](replica_id r) {
-    auto [it, fresh] = index.try_emplace(r, table.size());
-    if (fresh) table.push_back(r);
+namespace {
+
+// The replica ids of a batch in first-use order; ops refer to them by index.
+// A batch names few replicas (a keystroke's: one or two), so a linear scan
+// beats a hash map, which is built only once the table grows past a few.
+class replica_table {
+ public:
+  std::uint64_t index(replica_id r) {
+    if (map_.empty()) {
+      for (std::size_t i = 0; i < ids_.size(); ++i)
+        if (ids_[i] == r) return i;
+      if (ids_.size() < linear_limit) {
+        ids_.push_back(r);
+        return ids_.size() - 1;
+      }
+      for (std::size_t i = 0; i < ids_.size(); ++i) map_.emplace(ids_[i], i);
+    }
+    auto [it, fresh] = map_.try_emplace(r, ids_.size());
+    if (fresh) ids_.push_back(r);
     return it->second;
-  };
-  detail::byte_writer body;
-  body.varint(ops.size());
+  }
+  const std::vector<replica_id>& ids() const noexcept { return ids_; }
+
+ private:
+  static constexpr std::size_t linear_limit = 16;
+  std::vector<replica_id> ids_;
+  std::unordered_map<replica_id, std::uint64_t> map_;
+};
+
+}  // namespace
+
+std::string encode_ops_compact(std::span<const operation> ops) {
+  // The table comes first, so a first pass fills it in the order the ops
+  // name replicas; the second writes everything into one buffer.
+  replica_table table;
+  std::size_t text = 0;
+  for (const operation& op : ops) {
+    table.index(op.id.replica);
+    if (op.kind != op_kind::erase) {
+      if (op.origin_left) table.index(op.origin_left->replica);
+      if (op.origin_right) table.index(op.origin_right->replica);
+      text += op.text.size();
+    } else {
+      for (const auto& t : op.targets) table.index(t.replica);
+    }
+  }
+  detail::byte_writer w;
+  w.str().reserve(16 + table.ids().size() * 8 + ops.size() * 12 + text);
+  w.varint(table.ids().size());
+  for (replica_id r : table.ids()) w.varint(r);
+  w.varint(ops.size());
   for (const operation& op : ops) {
     std::uint8_t flags = static_cast<std::uint8_t>((op.kind == op_kind::erase ? b_erase : 0) |
                                                    (op.kind == op_kind::tombstone ? b_tombstone : 0) |
                                                    (op.origin_left ? b_left : 0) | (op.origin_right ? b_right : 0));
-    body.u8(flags);
-    body.varint(idx(op.id.replica));
-    body.varint(op.id.counter);
+    w.u8(flags);
+    w.varint(table.index(op.id.replica));
+    w.varint(op.id.counter);
     if (op.kind != op_kind::erase) {
       for (const auto& o : {op.origin_left, op.origin_right}) {
         if (!o) continue;
-        body.varint(idx(o->replica));
-        body.zigzag(static_cast<std::int64_t>(o->counter) - static_cast<std::int64_t>(op.id.counter));
+        w.varint(table.index(o->replica));
+        w.zigzag(static_cast<std::int64_t>(o->counter) - static_cast<std::int64_t>(op.id.counter));
       }
       if (op.kind == op_kind::tombstone) {
-        body.varint(op.count);
+        w.varint(op.count);
       } else {
-        body.varint(op.text.size());
-        body.bytes(op.text);
+        w.varint(op.text.size());
+        w.bytes(op.text);
       }
     } else {
-      body.varint(op.targets.size());
+      w.varint(op.targets.size());
       for (const auto& t : op.targets) {
-        body.varint(idx(t.replica));
-        body.zigzag(static_cast<std::int64_t>(t.counter) - static_cast<std::int64_t>(op.id.counter));
-        body.varint(t.length);
+        w.varint(table.index(t.replica));
+        w.zigzag(static_cast<std::int64_t>(t.counter) - static_cast<std::int64_t>(op.id.counter));
+        w.varint(t.length);
       }
     }
   }
-  detail::byte_writer w;
-  w.varint(table.size());
-  for (replica_id r : table) w.varint(r);
-  w.bytes(body.str());
   return std::move(w.str());
 }
 

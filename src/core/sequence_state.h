@@ -31,10 +31,17 @@ class sequence_state {
   document_options options_;
   std::vector<replica_id> globals_;
   std::unordered_map<replica_id, std::uint32_t> locals_;
+  // The last replica looked up: an op, its origins and the next op mostly
+  // name one replica, so most lookups skip the hash. Valid whenever
+  // globals_[last_local_] == the id asked for (no invalidation needed).
+  mutable std::uint32_t last_local_ = 0;
   version_vector vv_;
   detail::content_tree tree_;
   detail::op_log log_;
   detail::causal_buffer pending_;
+  // Reused by each local erase (no allocation per keystroke); holds nothing
+  // between calls.
+  std::vector<detail::content_tree::span_ref> scratch_spans_;
 };
 
 }  // namespace weft

@@ -46,6 +46,28 @@ std::uint8_t origin_mode(detail::ref o, detail::ref adjacent, const detail::run&
   return o.replica == r.replica ? o_own : o_other;
 }
 
+}  // namespace
+
+namespace detail {
+
+status check_ids(const std::vector<std::uint64_t>& highest, std::uint64_t max_ids) {
+  std::uint64_t ids = 0;
+  for (std::uint64_t h : highest) {
+    if (h > max_counter) return status(error_code::corrupt_data, "snapshot: version out of range");
+    ids += h;
+  }
+  if (ids > max_ids)
+    return status(error_code::limit_exceeded,
+                  "snapshot: " + std::to_string(ids) + " ids; the limit is " + std::to_string(max_ids));
+  return {};
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::check_ids;
+
 // A column read to its end and never past it: every value it holds was
 // used, and no value was made up from a failed read (which yields zeros).
 bool used_up(const detail::byte_reader& r) { return r.ok() && r.at_end(); }
@@ -56,65 +78,80 @@ std::int64_t delta(std::uint64_t value, std::uint64_t base) {
   return static_cast<std::int64_t>(value) - static_cast<std::int64_t>(base);
 }
 
-// Checks the parts against each other and builds the replica's state from them.
+// Checks the parts against each other and builds the replica's state from
+// them. Every check is linear in the ids and runs, so a forged snapshot
+// costs at most what a real one of its size would.
 status assemble(detail::snapshot_parts&& p, sequence_state& s) {
   const std::size_t nrep = p.replicas.size();
+  status st = check_ids(p.highest, s.options_.max_snapshot_ids);
+  if (!st.ok()) return st;
   // The table is rebuilt in the snapshot's order; our own id may already be interned.
   s.locals_.clear();
   s.globals_.clear();
   for (std::size_t i = 0; i < nrep; ++i) {
     const replica_id g = p.replicas[i];
-    if (g > max_replica_id || p.highest[i] > max_counter) return corrupt("replica id or version out of range");
+    if (g > max_replica_id) return corrupt("replica id out of range");
     if (s.locals_.count(g)) return corrupt("replica listed twice");
     s.intern(g);
     if (p.highest[i] > 0) s.vv_.set(g, p.highest[i]);
   }
   s.intern(s.self_);
-  // Before anything is allocated per id: the history covers each replica's
-  // version exactly, its inserts are exactly the runs' characters, and the
-  // ids are within the caller's limit.
-  std::vector<std::uint64_t> chars(nrep, 0), inserted(nrep, 0), covered(nrep, 0);
-  std::uint64_t visible = 0, ids = 0;
+  // A replica applies its ops in counter order, so its history entries tile
+  // 1..version: each starts where the one before ended.
+  std::vector<std::uint64_t> next(nrep, 1);
+  for (const detail::log_entry& e : p.entries) {
+    if (e.counter != next[e.replica]) return corrupt("history entries of a replica are not consecutive");
+    next[e.replica] += e.length;
+  }
+  for (std::size_t i = 0; i < nrep; ++i)
+    if (next[i] != p.highest[i] + 1) return corrupt("history does not cover the version vector");
+  // What each id is, from the runs: no character (0, an erase's own id),
+  // deleted (1) or visible (2); erase targets get `targeted` added.
+  constexpr std::uint8_t is_deleted = 1, is_visible = 2;
+  std::vector<std::vector<std::uint8_t>> what(nrep);
+  for (std::size_t i = 0; i < nrep; ++i) what[i].assign(p.highest[i], 0);
+  std::uint64_t visible = 0;
   for (const detail::run& r : p.runs) {
     if (std::uint64_t{r.counter} + r.length - 1 > p.highest[r.replica]) return corrupt("run ids out of range");
+    std::uint8_t* const from = what[r.replica].data() + (r.counter - 1);
+    bool taken = false;
+    for (const std::uint8_t* k = from; k != from + r.length; ++k) taken |= *k != 0;
+    if (taken) return corrupt("two runs claim the same ids");
+    std::fill_n(from, r.length, r.deleted ? is_deleted : is_visible);
     if (!r.deleted) visible += r.length;
-    chars[r.replica] += r.length;
   }
+  // History: inserts name characters, erases name none and delete
+  // characters that are deleted.
   for (const detail::log_entry& e : p.entries) {
-    if (std::uint64_t{e.counter} + e.length - 1 > p.highest[e.replica]) return corrupt("history ids out of range");
-    covered[e.replica] += e.length;
-    if (!e.is_erase) inserted[e.replica] += e.length;
-  }
-  for (std::size_t i = 0; i < nrep; ++i) {
-    if (covered[i] != p.highest[i]) return corrupt("history does not cover the version vector");
-    if (inserted[i] != chars[i]) return corrupt("history inserts other characters than the runs hold");
-    ids += p.highest[i];
-  }
-  if (ids > s.options_.max_snapshot_ids)
-    return status(error_code::limit_exceeded, "snapshot: " + std::to_string(ids) + " ids; the limit is " +
-                                                  std::to_string(s.options_.max_snapshot_ids));
-  if (!is_valid_utf8(p.text) || detail::count_cp(p.text) != visible) return corrupt("text does not match the runs");
-  // Deleted text is not kept: peers get tombstones.
-  if (!s.tree_.load(p.runs, std::move(p.text), p.highest)) return corrupt("two runs claim the same ids");
-  if (!s.tree_.origins_in_order()) return corrupt("an origin is not a character or is on the wrong side of its run");
-  // History.
-  for (const detail::log_entry& e : p.entries) {
-    const detail::ref first{e.replica, e.counter};
+    const std::uint8_t* ids = what[e.replica].data() + (e.counter - 1);
+    bool bad = false;
     if (!e.is_erase) {
-      if (!s.tree_.all_characters(first, e.length)) return corrupt("insert history names non-characters");
+      for (const std::uint8_t* k = ids; k != ids + e.length; ++k) bad |= *k == 0;
+      if (bad) return corrupt("insert history names non-characters");
       continue;
     }
-    if (!s.tree_.ids_free(first, e.length)) return corrupt("erase history names characters");
+    for (const std::uint8_t* k = ids; k != ids + e.length; ++k) bad |= *k != 0;
+    if (bad) return corrupt("erase history names characters");
     std::uint64_t sum = 0;
     for (std::uint32_t k = e.targets_begin; k < e.targets_begin + e.targets_count; ++k) {
       const detail::target_span& t = p.targets[k];
-      const std::int64_t lo = t.reverse ? std::int64_t{t.counter} - t.length + 1 : t.counter;
-      if (lo < 1 || !s.tree_.all_characters(detail::ref{t.replica, static_cast<std::uint32_t>(lo)}, t.length))
-        return corrupt("erase target is not a character");
+      // Checked before the span is walked: the spans' lengths add up to the
+      // entry's, so walking them costs no more than the ids do.
       sum += t.length;
+      if (sum > e.length) return corrupt("erase targets do not match its length");
+      const std::int64_t lo = t.reverse ? std::int64_t{t.counter} - t.length + 1 : t.counter;
+      if (lo < 1 || static_cast<std::uint64_t>(lo) + t.length - 1 > p.highest[t.replica])
+        return corrupt("erase target is not a character");
+      const std::uint8_t* span = what[t.replica].data() + (lo - 1);
+      for (const std::uint8_t* c = span; c != span + t.length; ++c) bad |= *c != is_deleted;
+      if (bad) return corrupt("erase target is not a deleted character");
     }
     if (sum != e.length) return corrupt("erase targets do not match its length");
   }
+  if (!is_valid_utf8(p.text) || detail::count_cp(p.text) != visible) return corrupt("text does not match the runs");
+  // Deleted text is not kept: peers get tombstones.
+  s.tree_.load(p.runs, std::move(p.text), p.highest);
+  if (!s.tree_.origins_in_order()) return corrupt("an origin is not a character or is on the wrong side of its run");
   for (const detail::target_span& t : p.targets) s.log_.push_raw_target(t);
   for (const detail::log_entry& e : p.entries) s.log_.append_raw(e);
   // Runs, index, counts and text were built from checked parts, so the
@@ -127,10 +164,24 @@ status assemble(detail::snapshot_parts&& p, sequence_state& s) {
 std::string document::encode_snapshot() const {
   const sequence_state& s = *s_;
   detail::byte_writer cw[column_count];
-  // Runs in document order. Collect first so each run can look at its neighbours.
-  std::vector<const detail::run*> runs;
+  // Runs in document order, collected first so each can look at its
+  // neighbours. Neighbours that continue each other are written as one run:
+  // where the tree splits runs depends on its blocks, and the bytes must
+  // depend on the document alone.
+  std::vector<detail::run> runs;
   runs.reserve(s.tree_.total() / 2 + 1);
-  s.tree_.for_each_run([&](const detail::run& r, std::string_view) { runs.push_back(&r); });
+  s.tree_.for_each_run([&](const detail::run& r, std::string_view text) {
+    if (!r.deleted) cw[c_text].bytes(text);
+    if (!runs.empty()) {
+      detail::run& last = runs.back();
+      if (last.replica == r.replica && last.counter + last.length == r.counter && last.deleted == r.deleted &&
+          last.right == r.right && r.left == detail::ref{last.replica, last.counter + last.length - 1}) {
+        last.length += r.length;
+        return;
+      }
+    }
+    runs.push_back(r);
+  });
   std::vector<std::uint32_t> next_counter(s.globals_.size(), 1);
   detail::ref prev_last{};
   std::uint32_t prev_replica = detail::no_replica;
@@ -140,8 +191,8 @@ std::string document::encode_snapshot() const {
     cw[c_run_origin].zigzag(delta(o.counter, r.counter));
   };
   for (std::size_t i = 0; i < runs.size(); ++i) {
-    const detail::run& r = *runs[i];
-    const detail::ref next_first = i + 1 < runs.size() ? runs[i + 1]->id_at(0) : detail::ref{};
+    const detail::run& r = runs[i];
+    const detail::ref next_first = i + 1 < runs.size() ? runs[i + 1].id_at(0) : detail::ref{};
     const std::uint8_t lm = origin_mode(r.left, prev_last, r);
     const std::uint8_t rm = origin_mode(r.right, next_first, r);
     cw[c_run_flags].u8(static_cast<std::uint8_t>((r.deleted ? detail::f_deleted : 0) |
@@ -152,7 +203,6 @@ std::string document::encode_snapshot() const {
     cw[c_run_length].varint(r.length);
     put_origin(r.left, lm, r);
     put_origin(r.right, rm, r);
-    if (!r.deleted) cw[c_text].bytes(s.tree_.arena_text(r.text_offset, r.text_bytes));
     next_counter[r.replica] = r.counter + r.length;
     prev_replica = r.replica;
     prev_last = r.id_at(r.length - 1);
@@ -193,7 +243,7 @@ std::string document::encode_snapshot() const {
 
 namespace detail {
 
-status parse_snapshot_v2(std::string_view body, snapshot_parts* out) {
+status parse_snapshot_v2(std::string_view body, std::uint64_t max_ids, snapshot_parts* out) {
   snapshot_parts& p = *out;
   byte_reader rd(body);
   const std::uint64_t nrep = rd.varint();
@@ -206,9 +256,23 @@ status parse_snapshot_v2(std::string_view body, snapshot_parts* out) {
   }
   const std::uint64_t nruns = rd.varint(), nentries = rd.varint(), ntargets = rd.varint();
   if (!rd.ok()) return status(error_code::truncated_data, "snapshot: header ends early");
+  // Nothing is allocated before the counts are bounded by the ids (each run
+  // and entry holds one at least, each target span deletes one at least),
+  // and the ids by the caller's limit: columns compress, so their bytes
+  // bound nothing.
+  if (status st = check_ids(p.highest, max_ids); !st.ok()) return st;
+  std::uint64_t ids = 0;
+  for (std::uint64_t h : p.highest) ids += h;
+  if (nruns > ids || nentries > ids || ntargets > ids) return corrupt("counts beyond the ids");
+  constexpr std::uint64_t varint_max = 10;
+  const std::uint64_t cap[column_count] = {nruns,          nruns * varint_max,    nruns * varint_max,
+                                           nruns * varint_max, nruns * 4 * varint_max, ids * 4,
+                                           nentries * varint_max, nentries * varint_max, nentries * varint_max,
+                                           nentries * varint_max, ntargets * varint_max, ntargets * varint_max,
+                                           ntargets * varint_max};
   std::string col[column_count];
   for (std::size_t c = 0; c < column_count; ++c) {
-    if (!get_column(rd, &col[c], SIZE_MAX)) {
+    if (!get_column(rd, &col[c], cap[c])) {
       if (!rd.ok()) return status(error_code::truncated_data, "snapshot: a column ends early");
       return corrupt("a column does not decode");
     }
@@ -327,8 +391,8 @@ result<document> document::decode_snapshot(std::string_view bytes, replica_id re
   detail::byte_reader tail(bytes.substr(bytes.size() - 4));
   if (detail::crc32(body) != tail.fixed32()) return corrupt("checksum mismatch (corrupt or truncated)");
   detail::snapshot_parts parts;
-  status st = version == 1 ? detail::parse_snapshot_v1(body.substr(6), &parts)
-                           : detail::parse_snapshot_v2(body.substr(6), &parts);
+  status st = version == 1 ? detail::parse_snapshot_v1(body.substr(6), options.max_snapshot_ids, &parts)
+                           : detail::parse_snapshot_v2(body.substr(6), options.max_snapshot_ids, &parts);
   if (!st.ok()) return st;
   auto state = std::make_unique<sequence_state>(replica, options);
   st = assemble(std::move(parts), *state);

@@ -41,10 +41,16 @@ inline constexpr std::uint8_t o_adjacent = 1;  // left: last char of the previou
 inline constexpr std::uint8_t o_own = 2;       // same replica as the run: counter delta only
 inline constexpr std::uint8_t o_other = 3;     // replica index + counter
 
+/// limit_exceeded when the version vector holds more than `max_ids` ids in
+/// all; corrupt_data when an entry passes max_counter.
+status check_ids(const std::vector<std::uint64_t>& highest, std::uint64_t max_ids);
+
 /// Parses a version-1 body (after the 6-byte header, before the CRC).
-/// On failure returns a corrupt_data or truncated_data status.
-status parse_snapshot_v1(std::string_view body, snapshot_parts* out);
-/// Parses a version-2 (columnar) body.
-status parse_snapshot_v2(std::string_view body, snapshot_parts* out);
+/// On failure returns a corrupt_data, truncated_data or limit_exceeded
+/// status (more than `max_ids` ids, checked before anything is allocated
+/// for them).
+status parse_snapshot_v1(std::string_view body, std::uint64_t max_ids, snapshot_parts* out);
+/// Parses a version-2 (columnar) body; errors as parse_snapshot_v1.
+status parse_snapshot_v2(std::string_view body, std::uint64_t max_ids, snapshot_parts* out);
 
 }  // namespace weft::detail

@@ -13,7 +13,7 @@ status corrupt(const char* what) { return status(error_code::corrupt_data, std::
 status truncated(const char* what) { return status(error_code::truncated_data, std::string("snapshot: ") + what); }
 }  // namespace
 
-status parse_snapshot_v1(std::string_view body, snapshot_parts* out) {
+status parse_snapshot_v1(std::string_view body, std::uint64_t max_ids, snapshot_parts* out) {
   snapshot_parts& p = *out;
   byte_reader rd(body);
   const std::uint64_t nrep = rd.varint();
@@ -24,6 +24,8 @@ status parse_snapshot_v1(std::string_view body, snapshot_parts* out) {
     p.replicas[i] = rd.varint();
     p.highest[i] = rd.varint();
   }
+  if (!rd.ok()) return truncated("replica table ends early");
+  if (status st = check_ids(p.highest, max_ids); !st.ok()) return st;
   const std::uint64_t nruns = rd.varint();
   if (!rd.ok() || nruns > rd.remaining()) return corrupt("run count out of range");
   p.runs.resize(nruns);

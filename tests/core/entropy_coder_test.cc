@@ -138,6 +138,39 @@ TEST(EntropyCoder, RefusesSizesItsCodingCannotJustify) {
   EXPECT_FALSE(get_column(r, &out, 9999));
 }
 
+// The farthest match the format allows (2^22 bytes back) with the longest
+// distance code (12 bits) needs 33 bits after its length: the decoder must
+// have them at every bit alignment. Hand-made streams: P + 2^22 literal
+// "a"s (code 0, one bit), then a 4-byte match (length code 1, one bit) at
+// distance 2^22 (bucket 43: code 0 of 12 bits, 21 zero extra bits), then
+// 128 more "a"s, so that the reader is not at the stream's end.
+TEST(EntropyCoder, TheFarthestMatchDecodesAtEveryAlignment) {
+  constexpr std::size_t far = std::size_t{1} << 22, tail = 128;
+  for (std::size_t prefix = 0; prefix < 64; ++prefix) {
+    byte_writer w;
+    w.varint(prefix + far + 4 + tail);
+    w.u8(2);
+    w.varint(257);  // literal/length code lengths: 'a' and symbol 256 one bit each
+    for (int sym = 0; sym < 257; sym += 2) {
+      auto len = [](int k) { return k == 'a' || k == 256 ? 1 : 0; };
+      w.u8(static_cast<std::uint8_t>(len(sym) | (sym + 1 < 257 ? len(sym + 1) << 4 : 0)));
+    }
+    w.varint(44);  // distance code lengths: symbol 43 twelve bits
+    for (int sym = 0; sym < 44; sym += 2) w.u8(sym + 1 == 43 ? 12 << 4 : 0);
+    const std::size_t bits = prefix + far + 1 + 12 + 21 + tail;
+    std::string stream((bits + 7) / 8, '\0');
+    const std::size_t one = prefix + far;
+    stream[one / 8] = static_cast<char>(1 << (one % 8));
+    w.varint(stream.size());
+    w.bytes(stream);
+    byte_reader r(w.str());
+    std::string out;
+    ASSERT_TRUE(get_column(r, &out, SIZE_MAX)) << "prefix " << prefix;
+    ASSERT_EQ(out.size(), prefix + far + 4 + tail);
+    ASSERT_EQ(out.find_first_not_of('a'), std::string::npos);
+  }
+}
+
 TEST(EntropyCoder, Crc32IsZlibs) {
   EXPECT_EQ(crc32("123456789"), 0xCBF43926u);  // the standard check value
   EXPECT_EQ(crc32(""), 0u);
