@@ -44,7 +44,12 @@ const perOp = [];
   d.dispose();
 }
 
-const local = [], toJson = [], remote = [], enc = [], dec = [];
+// What the editor does instead (binary frames, as @weft/provider): after
+// each transaction (a keystroke) the outgoing ops become one binary ops
+// frame, and a receiving page applies each frame as the server relays it,
+// change events on. The frames are made by the timed loop below.
+const frames = [];
+const local = [], toJson = [], remote = [], enc = [], dec = [], localFramed = [], remoteFramed = [];
 let snapshot, memory = 0;
 for (let run = 0; run < runs; run++) {
   const doc = new weft.Document(1);
@@ -66,6 +71,29 @@ for (let run = 0; run < runs; run++) {
   t0 = performance.now();
   for (const op of perOp) r.applyOps(op);
   remote.push(performance.now() - t0);
+  // The editor's path: edit, then encode the keystroke's frame to send.
+  const typist = new weft.Document(4);
+  frames.length = 0;
+  t0 = performance.now();
+  for (const txn of trace.txns) {
+    for (const [pos, del, ins] of txn.patches) {
+      if (del > 0) typist.erase(pos, del);
+      if (ins.length > 0) typist.insert(pos, ins);
+    }
+    const frame = typist.takeOutgoingFrame(1, 1 << 20);
+    if (frame) frames.push(frame);
+  }
+  localFramed.push(performance.now() - t0);
+  const page = new weft.Document(5);
+  t0 = performance.now();
+  for (const frame of frames) page.applyFrame(frame, { ref: 1, changes: true });
+  remoteFramed.push(performance.now() - t0);
+  if (page.text() !== trace.endContent) {
+    console.error('error: remote apply of frames does not reproduce endContent');
+    process.exit(1);
+  }
+  typist.dispose();
+  page.dispose();
   if (r.text() !== trace.endContent) {
     console.error('error: remote apply does not reproduce endContent');
     process.exit(1);
@@ -87,6 +115,9 @@ for (let run = 0; run < runs; run++) {
 print('local_replay_ms', median(local), 'ms');
 print('outbox_to_json_ms', median(toJson), 'ms');
 print('remote_apply_ms', median(remote), 'ms');
+print('local_edit_and_frame_ms', median(localFramed), 'ms');
+print('remote_apply_frames_ms', median(remoteFramed), 'ms');
+print('frames', frames.length, 'count');
 print('snapshot_bytes', snapshot.length, 'bytes');
 print('snapshot_encode_ms', median(enc), 'ms');
 print('snapshot_decode_ms', median(dec), 'ms');

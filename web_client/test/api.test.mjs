@@ -133,3 +133,42 @@ test('a disposed Document throws instead of touching freed memory', async () => 
   assert.throws(() => d.applyFrame(new Uint8Array([2, 1, 0]), { ref: 1 }), /disposed/);
   assert.throws(() => d.takeOutgoingFrame(1, 100), /disposed/);
 });
+
+// Changes cross from wasm in a binary form (bindings.cc changes_binary,
+// weft.js readAnswer): every kind of text, positions past one varint byte,
+// erases, and the JSON answer of a refused op with its changes.
+test('change events read from the binary answer match the edits, whatever the text', async () => {
+  const weft = await loadWeft();
+  const a = new weft.Document(1), b = new weft.Document(2), c = new weft.Document(3);
+  const long = 'x'.repeat(300);  // positions above 127 and 16383 take two and three varint bytes
+  a.insert(0, long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long + long);
+  b.applyOps(a.takeOutgoing());
+  const cases = [
+    [() => a.insert(5, 'q'), [{ insert: 'q', pos: 5 }]],
+    [() => a.insert(200, 'é'), [{ insert: 'é', pos: 200 }]],
+    [() => a.insert(16500, '😀 ünï'), [{ insert: '😀 ünï', pos: 16500 }]],
+    [() => a.insert(0, 'hello'), [{ insert: 'hello', pos: 0 }]],
+    [() => a.erase(16000, 3), [{ erase: 3, pos: 16000 }]],
+  ];
+  for (const [edit, want] of cases) {
+    edit();
+    const ref = 9;
+    const frame = a.takeOutgoingFrame(ref, 1 << 20);
+    const json = a.opsSince(c.version());
+    assert.deepEqual(b.applyFrame(frame, { ref }), { type: 'ops', changes: want });
+    assert.deepEqual(c.applyOps(json).slice(-want.length), want);
+  }
+  assert.equal(b.text(), a.text());
+  // Without change events: an empty list, nothing else.
+  a.insert(1, 'z');
+  assert.deepEqual(b.applyOps(a.takeOutgoing(), { changes: false }), []);
+  // A refused op comes back as an Error that carries the changes of the rest.
+  a.insert(0, 'ok');
+  const ops = JSON.parse(a.takeOutgoing());
+  const forged = { ...ops[0], text: 'XY' };  // its ids again, with other text: an id conflict
+  assert.throws(() => b.applyOps(JSON.stringify([ops[0], forged])), (e) => {
+    assert.deepEqual(e.changes, [{ insert: 'ok', pos: 0 }]);
+    return true;
+  });
+  for (const d of [a, b, c]) d.dispose();
+});

@@ -43,6 +43,33 @@ std::string changes_json(const std::vector<text_change>& changes) {
   return out;
 }
 
+// The changes as the JavaScript side reads them fastest (weft.js,
+// readAnswer): byte 1 (never the first byte of JSON), then per change a kind
+// byte (0 insert, 1 erase), varint position, and for an insert varint byte
+// length and the UTF-8 text, for an erase varint length. Parsing JSON text
+// cost more than applying the ops did.
+void append_varint(std::string& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+void changes_binary(const std::vector<text_change>& changes, std::string* out) {
+  out->assign(1, '\x01');
+  for (const auto& c : changes) {
+    const bool insert = c.type == text_change::kind::insert;
+    out->push_back(insert ? '\0' : '\x01');
+    append_varint(*out, c.position);
+    if (insert) {
+      append_varint(*out, c.text.size());
+      out->append(c.text);
+    } else {
+      append_varint(*out, c.length);
+    }
+  }
+}
+
 std::string error_json(const status& s) {
   std::string out = "{\"error\":";
   append_json_string(out, s.to_string());
@@ -128,20 +155,21 @@ class wasm_document {
   /// the answer is {"error":..., "changes":[...]} with every change made, so
   /// a view never misses one. Unreadable JSON: {"error":...}, nothing applied.
   std::string apply_ops(const std::string& ops_json) {
-    apply_json(ops_json, true);
+    apply_json(ops_json, true, false);
     return result_;
   }
-  /// apply_ops() without embind's string copies: the answer goes to result_.
-  /// Without `want_changes` no change is collected or encoded (result_ is
-  /// "[]" or the error), which saves the core the visible position of each.
-  void apply_json(std::string_view ops_json, bool want_changes) {
+  /// apply_ops() without embind's string copies: the answer goes to result_,
+  /// its changes in the binary form of changes_binary() when `binary`.
+  /// Without `want_changes` no change is collected or encoded (no changes
+  /// are reported), which saves the core the visible position of each.
+  void apply_json(std::string_view ops_json, bool want_changes, bool binary = true) {
     ops_.clear();
     status st = read_ops(ops_json, &ops_);
     if (!st.ok()) {
       result_ = error_json(st);
       return;
     }
-    apply_all(want_changes);
+    apply_all(want_changes, binary);
   }
   /// Reads a binary frame of the protocol (docs/protocol.md, "Binary
   /// frames") from the server, for the document the server numbers `ref`.
@@ -170,7 +198,7 @@ class wasm_document {
       return;
     }
     ops_ = std::move(std::get<protocol::binary_ops>(msg).ops);
-    apply_all(want_changes);
+    apply_all(want_changes, true);
   }
   /// A snapshot frame (the answer to an open that asked for one) replaces
   /// the document, but only an empty one: a replica that has ops of its own
@@ -191,7 +219,7 @@ class wasm_document {
     changes_.clear();
     if (want_changes && doc_.length() > 0)
       changes_.push_back(text_change{text_change::kind::insert, 0, doc_.length(), doc_.text()});
-    result_ = changes_json(changes_);
+    changes_binary(changes_, &result_);
   }
   /// The ops made locally since the last take, as one binary ops frame for
   /// document `ref` (then in result_): 1. When there are none: 0. When they
@@ -209,7 +237,7 @@ class wasm_document {
 
  private:
   /// Applies ops_ and writes the answer of apply_json() to result_.
-  void apply_all(bool want_changes) {
+  void apply_all(bool want_changes, bool binary) {
     changes_.clear();
     std::optional<status> first_error;
     for (const auto& op : ops_) {
@@ -217,7 +245,10 @@ class wasm_document {
       if (!r.ok() && !first_error) first_error = r.error();
     }
     if (!first_error) {
-      result_ = changes_json(changes_);
+      if (binary)
+        changes_binary(changes_, &result_);
+      else
+        result_ = changes_json(changes_);
       return;
     }
     result_ = error_json(*first_error);

@@ -66,10 +66,39 @@ export async function loadWeft(options = {}) {
     core.HEAPU8.set(bytes, ptr);
     return ptr;
   };
-  // The answer of the last call on handle `h`, as text.
-  const resultText = (h) => {
+  // The answer of an apply on handle `h`: the changes, read from the binary
+  // form bindings.cc writes (first byte 1), or the parsed JSON of an error,
+  // an ack or a refused snapshot (first byte '{').
+  const readAnswer = (h) => {
     const at = core._weft_result_ptr(h), len = core._weft_result_len(h);
-    return len === 2 ? '[]' : decoder.decode(core.HEAPU8.subarray(at, at + len));
+    const heap = core.HEAPU8;
+    if (len === 0 || heap[at] !== 1) return JSON.parse(decoder.decode(heap.subarray(at, at + len)));
+    const out = [];
+    const end = at + len;
+    let p = at + 1;
+    const varint = () => {
+      let v = 0, scale = 1, b;
+      do {
+        b = heap[p++];
+        v += (b & 0x7f) * scale;
+        scale *= 128;
+      } while (b & 0x80);
+      return v;
+    };
+    while (p < end) {
+      const insert = heap[p++] === 0;
+      const pos = varint();
+      if (insert) {
+        const n = varint();
+        // A keystroke: one ASCII byte, no decoder call.
+        const text = n === 1 && heap[p] < 0x80 ? String.fromCharCode(heap[p]) : decoder.decode(heap.subarray(p, p + n));
+        p += n;
+        out.push({ insert: text, pos });
+      } else {
+        out.push({ erase: varint(), pos });
+      }
+    }
+    return out;
   };
   // An apply answer (see bindings.cc): the changes, or a thrown Error.
   // With `applied` (ids asked for), the ids go on the error too.
@@ -160,7 +189,7 @@ export async function loadWeft(options = {}) {
       const [ptr, n] = toWasm(json);
       core._weft_apply_json(this._live, ptr, n, changes ? 1 : 0);
       const applied = ids ? () => appliedBetween(before, this.version()) : null;
-      const out = changesOrThrow(JSON.parse(resultText(this._h)), applied);
+      const out = changesOrThrow(readAnswer(this._h), applied);
       return ids ? { changes: out, applied: applied() } : out;
     }
     /**
@@ -176,7 +205,7 @@ export async function loadWeft(options = {}) {
     applyFrame(bytes, { ref, changes = true, ids = false }) {
       const before = ids ? this.version() : null;
       core._weft_apply_frame(this._live, bytesToWasm(bytes), bytes.length, ref, changes ? 1 : 0);
-      const out = JSON.parse(resultText(this._h));
+      const out = readAnswer(this._h);
       if (out && !Array.isArray(out) && 'ack' in out) return { type: 'ack', version: out.ack };
       const applied = ids ? () => appliedBetween(before, this.version()) : null;
       const result = { type: 'ops', changes: changesOrThrow(out, applied) };
