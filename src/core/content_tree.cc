@@ -99,12 +99,24 @@ std::uint64_t content_tree::visible_before_block(std::uint32_t order) {
 
 std::uint64_t content_tree::visible_pos(cursor c) {
   if (c.at_end()) return visible_;
-  std::uint64_t pos = visible_before_block(c.block);
+  const std::uint64_t pos = visible_before_block(c.block);
   const block& bl = blk(c.block);
-  for (std::uint32_t s = 0; s < c.slot; ++s)
-    if (!bl.runs[s].deleted) pos += bl.runs[s].length;
-  if (!bl.runs[c.slot].deleted) pos += c.offset;
-  return pos;
+  // The count before a slot is what locate_visible() caches: start from it
+  // when it lies before `c`, and leave it at `c` for the next call (a remote
+  // typist's next character lands in the same run).
+  std::uint32_t s = 0;
+  std::uint64_t in_block = 0;
+  if (slot_stamp_ == stamp_ && slot_block_ == c.block && slot_ <= c.slot) {
+    s = slot_;
+    in_block = slot_before_;
+  }
+  for (; s < c.slot; ++s)
+    if (!bl.runs[s].deleted) in_block += bl.runs[s].length;
+  slot_stamp_ = stamp_;
+  slot_block_ = c.block;
+  slot_ = c.slot;
+  slot_before_ = in_block;
+  return pos + in_block + (bl.runs[c.slot].deleted ? 0 : c.offset);
 }
 
 cursor content_tree::locate_visible(std::uint64_t p) {
