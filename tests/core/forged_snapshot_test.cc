@@ -12,19 +12,34 @@
 #include "core/entropy_coder.h"
 #include "test_util.h"
 
-// The largest single allocation while `tracking` is on (operator new is
-// replaced for this test binary; the replacement only records sizes).
+// The largest single allocation while `tracking` is on: the unaligned forms
+// of operator new and delete are replaced for this test binary, all of them
+// (a library that allocates with one form and frees with another must meet
+// the same allocator), and the replacement only records sizes.
 namespace {
 bool tracking = false;
 std::size_t largest_allocation = 0;
+void* tracked_malloc(std::size_t n) noexcept {
+  if (tracking && n > largest_allocation) largest_allocation = n;
+  return std::malloc(n ? n : 1);
+}
 }  // namespace
 void* operator new(std::size_t n) {
-  if (tracking && n > largest_allocation) largest_allocation = n;
-  if (void* p = std::malloc(n ? n : 1)) return p;
+  if (void* p = tracked_malloc(n)) return p;
   throw std::bad_alloc();
 }
+void* operator new[](std::size_t n) {
+  if (void* p = tracked_malloc(n)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return tracked_malloc(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return tracked_malloc(n); }
 void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace weft::test {
 namespace {
