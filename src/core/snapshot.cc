@@ -246,21 +246,13 @@ namespace detail {
 status parse_snapshot_v2(std::string_view body, std::uint64_t max_ids, snapshot_parts* out) {
   snapshot_parts& p = *out;
   byte_reader rd(body);
-  const std::uint64_t nrep = rd.varint();
-  if (!rd.ok() || nrep > rd.remaining()) return corrupt("replica count out of range");
-  p.replicas.resize(nrep);
-  p.highest.resize(nrep);
-  for (std::uint64_t i = 0; i < nrep && rd.ok(); ++i) {
-    p.replicas[i] = rd.varint();
-    p.highest[i] = rd.varint();
-  }
-  const std::uint64_t nruns = rd.varint(), nentries = rd.varint(), ntargets = rd.varint();
-  if (!rd.ok()) return status(error_code::truncated_data, "snapshot: header ends early");
   // Nothing is allocated before the counts are bounded by the ids (each run
   // and entry holds one at least, each target span deletes one at least),
   // and the ids by the caller's limit: columns compress, so their bytes
   // bound nothing.
-  if (status st = check_ids(p.highest, max_ids); !st.ok()) return st;
+  if (status st = read_replica_table(rd, max_ids, &p); !st.ok()) return st;
+  const std::uint64_t nruns = rd.varint(), nentries = rd.varint(), ntargets = rd.varint();
+  if (!rd.ok()) return status(error_code::truncated_data, "snapshot: header ends early");
   std::uint64_t ids = 0;
   for (std::uint64_t h : p.highest) ids += h;
   if (nruns > ids || nentries > ids || ntargets > ids) return corrupt("counts beyond the ids");
@@ -284,94 +276,17 @@ status parse_snapshot_v2(std::string_view body, std::uint64_t max_ids, snapshot_
     return corrupt("counts do not match the columns");
   byte_reader flags(col[c_run_flags]), reps(col[c_run_replica]), counters(col[c_run_counter]),
       lengths(col[c_run_length]), origins(col[c_run_origin]);
-  p.runs.resize(nruns);
-  std::vector<std::uint32_t> next_counter(nrep, 1);
-  std::uint32_t prev_replica = no_replica;
-  auto read_origin = [&](const run& r, std::uint8_t mode, ref* o) {
-    std::uint64_t rep = r.replica;
-    if (mode == o_other) rep = origins.varint();
-    const std::int64_t c = origins.offset(static_cast<std::int64_t>(r.counter));
-    if (rep >= nrep || c < 1 || c > static_cast<std::int64_t>(max_counter)) return false;
-    *o = ref{static_cast<std::uint32_t>(rep), static_cast<std::uint32_t>(c)};
-    return true;
-  };
-  // Marks a right origin to resolve once the next run is read.
-  constexpr ref pending_right{no_replica, 1};
-  for (std::uint64_t i = 0; i < nruns; ++i) {
-    run& r = p.runs[i];
-    const std::uint8_t f = flags.u8();
-    if (f & 0xC0) return corrupt("unknown run flags");
-    if (f & f_same_replica) {
-      if (prev_replica == no_replica) return corrupt("first run refers to a previous replica");
-      r.replica = prev_replica;
-    } else {
-      const std::uint64_t rep = reps.varint();
-      if (rep >= nrep) return corrupt("run replica out of range");
-      r.replica = static_cast<std::uint32_t>(rep);
-    }
-    const std::int64_t c = counters.offset(static_cast<std::int64_t>(next_counter[r.replica]));
-    const std::uint64_t len = lengths.varint();
-    if (c < 1 || len == 0 || static_cast<std::uint64_t>(c) + len - 1 > max_counter) return corrupt("run ids out of range");
-    r.counter = static_cast<std::uint32_t>(c);
-    r.length = static_cast<std::uint32_t>(len);
-    r.deleted = f & f_deleted;
-    const std::uint8_t lm = (f >> f_left_shift) & 3, rm = (f >> f_right_shift) & 3;
-    r.left = ref{};
-    r.right = ref{};
-    if (lm == o_adjacent) {
-      if (i == 0) return corrupt("first run has an adjacent left origin");
-      r.left = p.runs[i - 1].id_at(p.runs[i - 1].length - 1);
-    } else if (lm >= o_own && !read_origin(r, lm, &r.left)) {
-      return corrupt("left origin out of range");
-    }
-    if (rm == o_adjacent)
-      r.right = pending_right;
-    else if (rm >= o_own && !read_origin(r, rm, &r.right))
-      return corrupt("right origin out of range");
-    next_counter[r.replica] = r.counter + r.length;
-    prev_replica = r.replica;
-  }
-  for (std::uint64_t i = 0; i < nruns; ++i) {
-    if (p.runs[i].right != pending_right) continue;
-    if (i + 1 >= nruns) return corrupt("last run has an adjacent right origin");
-    p.runs[i].right = p.runs[i + 1].id_at(0);
-  }
+  if (status st = read_runs({flags, reps, counters, lengths, origins}, nruns, &p); !st.ok()) return st;
   if (!used_up(reps) || !used_up(counters) || !used_up(lengths) || !used_up(origins))
     return corrupt("run columns do not match the runs");
   p.text = std::move(col[c_text]);
   byte_reader heads(col[c_entry_head]), ecounters(col[c_entry_counter]), elengths(col[c_entry_length]),
       tcounts(col[c_target_count]), treps(col[c_target_replica]), tcounters(col[c_target_counter]),
       tlengths(col[c_target_length]);
-  std::fill(next_counter.begin(), next_counter.end(), 1);
-  p.entries.resize(nentries);
   p.targets.reserve(ntargets);
-  for (std::uint64_t i = 0; i < nentries; ++i) {
-    const std::uint64_t head = heads.varint();
-    const std::uint64_t rep = head >> 1;
-    if (rep >= nrep) return corrupt("history replica out of range");
-    const std::int64_t c = ecounters.offset(static_cast<std::int64_t>(next_counter[rep]));
-    const std::uint64_t len = elengths.varint();
-    if (c < 1 || len == 0 || static_cast<std::uint64_t>(c) + len - 1 > max_counter) return corrupt("history ids out of range");
-    log_entry e{static_cast<std::uint32_t>(rep), static_cast<std::uint32_t>(c), static_cast<std::uint32_t>(len),
-                static_cast<std::uint32_t>(head & 1), static_cast<std::uint32_t>(p.targets.size()), 0};
-    next_counter[rep] = e.counter + e.length;
-    if (e.is_erase) {
-      const std::uint64_t nt = tcounts.varint();
-      if (nt == 0 || nt > ntargets - p.targets.size()) return corrupt("erase target count out of range");
-      for (std::uint64_t k = 0; k < nt; ++k) {
-        const std::uint64_t trep = treps.varint();
-        const std::int64_t tc = tcounters.offset(static_cast<std::int64_t>(e.counter));
-        const std::uint64_t lr = tlengths.varint();
-        const std::uint64_t tl = lr >> 1;
-        if (trep >= nrep || tl == 0 || tl > max_counter || tc < 1 || tc > static_cast<std::int64_t>(max_counter))
-          return corrupt("erase target out of range");
-        p.targets.push_back(target_span{static_cast<std::uint32_t>(trep), static_cast<std::uint32_t>(tc),
-                                        static_cast<std::uint32_t>(tl), static_cast<std::uint32_t>(lr & 1)});
-      }
-      e.targets_count = static_cast<std::uint32_t>(nt);
-    }
-    p.entries[i] = e;
-  }
+  if (status st = read_history({heads, ecounters, elengths, tcounts, treps, tcounters, tlengths}, nentries, ntargets, &p);
+      !st.ok())
+    return st;
   if (p.targets.size() != ntargets || !used_up(heads) || !used_up(ecounters) || !used_up(elengths) ||
       !used_up(tcounts) || !used_up(treps) || !used_up(tcounters) || !used_up(tlengths))
     return corrupt("history columns do not match the history");

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/byte_io.h"
 #include "core/op_log.h"
 #include "core/run.h"
 #include "weft/document.h"
@@ -40,6 +41,39 @@ inline constexpr std::uint8_t o_none = 0;
 inline constexpr std::uint8_t o_adjacent = 1;  // left: last char of the previous run; right: first char of the next run
 inline constexpr std::uint8_t o_own = 2;       // same replica as the run: counter delta only
 inline constexpr std::uint8_t o_other = 3;     // replica index + counter
+
+/// Reads the replica table (count, then id and version-vector entry per
+/// replica) into out->replicas and out->highest, and checks the ids against
+/// `max_ids` (check_ids). Errors: corrupt_data, truncated_data, limit_exceeded.
+status read_replica_table(byte_reader& in, std::uint64_t max_ids, snapshot_parts* out);
+
+/// Where each field of the runs is read from: one reader for all of them
+/// (version 1: rows) or one per column (version 2). Readers are used in the
+/// order the fields appear in a row.
+struct run_readers {
+  byte_reader& flags;
+  byte_reader& replica;
+  byte_reader& counter;
+  byte_reader& length;
+  byte_reader& origins;
+};
+/// Reads `count` runs into out->runs (out->replicas must be set; adjacent
+/// origins resolved). Errors: corrupt_data, truncated_data (a reader ran out).
+status read_runs(const run_readers& in, std::uint64_t count, snapshot_parts* out);
+
+/// The same for the history's fields.
+struct history_readers {
+  byte_reader& head;
+  byte_reader& counter;
+  byte_reader& length;
+  byte_reader& target_count;
+  byte_reader& target_replica;
+  byte_reader& target_counter;
+  byte_reader& target_length;
+};
+/// Reads `count` history entries and their target spans (at most
+/// `max_targets` in all) into out->entries and out->targets.
+status read_history(const history_readers& in, std::uint64_t count, std::uint64_t max_targets, snapshot_parts* out);
 
 /// limit_exceeded when the version vector holds more than `max_ids` ids in
 /// all; corrupt_data when an entry passes max_counter.
