@@ -331,8 +331,9 @@ EMSCRIPTEN_KEEPALIVE double weft_insert_utf8(weft::wasm::wasm_document* d, doubl
                                              std::size_t n) {
   return d->insert_utf8(pos, std::string_view(text, n));
 }
-/// Applies `n` bytes of JSON ops at `json`; the answer (changes, "[]" when
-/// `want_changes` is 0, or error JSON) is at weft_result_ptr(d) / weft_result_len(d).
+/// Applies `n` bytes of JSON ops at `json`; the answer (the changes in the
+/// binary form of changes_binary(), none when `want_changes` is 0, or error
+/// JSON) is at weft_result_ptr(d) / weft_result_len(d).
 EMSCRIPTEN_KEEPALIVE void weft_apply_json(weft::wasm::wasm_document* d, const char* json, std::size_t n,
                                           int want_changes) {
   d->apply_json(std::string_view(json, n), want_changes != 0);
