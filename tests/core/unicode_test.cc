@@ -1,7 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <random>
+#include <string>
+
 #include "test_util.h"
 #include "weft/unicode.h"
+#include "core/utf8.h"
 
 namespace weft::test {
 namespace {
@@ -36,6 +40,35 @@ TEST(Unicode, DocumentCountsCodePoints) {
   EXPECT_EQ(d.text(), "😀é😀");
   must_erase(d, 0, 1);
   EXPECT_EQ(d.text(), "é😀");
+}
+
+}  // namespace
+}  // namespace weft::test
+
+namespace weft::test {
+namespace {
+
+// count_cp counts eight bytes at a time: every length, alignment and mix of
+// one- to four-byte characters must give what a byte-by-byte count gives.
+TEST(Unicode, CountingCodePointsMatchesAByteByByteCount) {
+  const char* pieces[] = {"a", "é", "日", "😀", " ", "ß"};
+  std::mt19937 rng(5);
+  for (int round = 0; round < 300; ++round) {
+    std::string s;
+    std::uint64_t want = 0;
+    const int n = static_cast<int>(rng() % 40);
+    for (int k = 0; k < n; ++k) {
+      s += pieces[rng() % std::size(pieces)];
+      ++want;
+    }
+    for (std::size_t skip = 0; skip <= s.size(); ++skip) {
+      std::string_view v = std::string_view(s).substr(skip);
+      std::uint64_t naive = 0;
+      for (char c : v) naive += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+      ASSERT_EQ(detail::count_cp(v), naive) << "round " << round << " skip " << skip;
+    }
+    ASSERT_EQ(detail::count_cp(s), want);
+  }
 }
 
 }  // namespace
