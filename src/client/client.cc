@@ -550,13 +550,13 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     send(protocol::encode_presence(id, state));
   }
 
-  void lost() {
-    ++generation;  // ignore everything the old connection still reports
-    if (ws) {
-      beast::error_code ec;
-      beast::get_lowest_layer(*ws).socket().close(ec);
-    }
-    ws.reset();
+  // Forgets the connection's state: what it still reports is ignored, its
+  // unsent messages are dropped (the sync of the next connection resends
+  // what matters) and documents wait for their next sync. A write in flight
+  // when the connection went would otherwise leave `writing` set forever,
+  // and the next connection would never send its hello.
+  void forget_connection() {
+    ++generation;
     queue.clear();
     writing = false;
     welcomed = false;
@@ -564,6 +564,15 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
       d.synced = false;
       d.ref = 0;
     }
+  }
+
+  void lost() {
+    forget_connection();
+    if (ws) {
+      beast::error_code ec;
+      beast::get_lowest_layer(*ws).socket().close(ec);
+    }
+    ws.reset();
     if (!running) return;
     set_state(connection_state::offline);
     if (!opts.reconnect) return;
@@ -619,8 +628,7 @@ void client::stop() {
     c.running = false;
     c.timer.cancel();
     c.resolver.cancel();
-    ++c.generation;  // what the connection still reports is ignored from now on
-    c.welcomed = false;
+    c.forget_connection();
     if (c.ws && c.ws->is_open()) c.ws->async_close(websocket::close_code::normal, [self = c.shared_from_this()](beast::error_code) {});
     c.set_state(connection_state::stopped);
   });
