@@ -47,28 +47,6 @@ std::uint8_t origin_mode(detail::ref o, detail::ref adjacent, const detail::run&
   return o.replica == r.replica ? o_own : o_other;
 }
 
-}  // namespace
-
-namespace detail {
-
-status check_ids(const std::vector<std::uint64_t>& highest, std::uint64_t max_ids) {
-  std::uint64_t ids = 0;
-  for (std::uint64_t h : highest) {
-    if (h > max_counter) return status(error_code::corrupt_data, "snapshot: version out of range");
-    ids += h;
-  }
-  if (ids > max_ids)
-    return status(error_code::limit_exceeded,
-                  "snapshot: " + std::to_string(ids) + " ids; the limit is " + std::to_string(max_ids));
-  return {};
-}
-
-}  // namespace detail
-
-namespace {
-
-using detail::check_ids;
-
 // A column read to its end and never past it: every value it holds was
 // used, and no value was made up from a failed read (which yields zeros).
 bool used_up(const detail::byte_reader& r) { return r.ok() && r.at_end(); }
@@ -108,10 +86,10 @@ bool no_byte_is_zero(const std::uint8_t* p, std::size_t n) {
 // Checks the parts against each other and builds the replica's state from
 // them. Every check is linear in the ids and runs, so a forged snapshot
 // costs at most what a real one of its size would.
+// The parsers have checked the version vector against the id limit
+// (read_replica_table).
 status assemble(detail::snapshot_parts&& p, sequence_state& s) {
   const std::size_t nrep = p.replicas.size();
-  status st = check_ids(p.highest, s.options_.max_snapshot_ids);
-  if (!st.ok()) return st;
   // The table is rebuilt in the snapshot's order; our own id may already be interned.
   s.locals_.clear();
   s.globals_.clear();
@@ -190,7 +168,6 @@ std::string document::encode_snapshot() const {
   // where the tree splits runs depends on its blocks, and the bytes must
   // depend on the document alone.
   std::vector<detail::run> runs;
-  runs.reserve(s.tree_.total() / 2 + 1);
   s.tree_.for_each_run([&](const detail::run& r, std::string_view text) {
     if (!r.deleted) cw[c_text].bytes(text);
     if (!runs.empty()) {

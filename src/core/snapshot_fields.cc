@@ -17,6 +17,18 @@ bool all_ok(std::initializer_list<const byte_reader*> readers) {
 }
 }  // namespace
 
+status check_ids(const std::vector<std::uint64_t>& highest, std::uint64_t max_ids) {
+  std::uint64_t ids = 0;
+  for (std::uint64_t h : highest) {
+    if (h > max_counter) return status(error_code::corrupt_data, "snapshot: version out of range");
+    ids += h;
+  }
+  if (ids > max_ids)
+    return status(error_code::limit_exceeded,
+                  "snapshot: " + std::to_string(ids) + " ids; the limit is " + std::to_string(max_ids));
+  return {};
+}
+
 status read_replica_table(byte_reader& in, std::uint64_t max_ids, snapshot_parts* out) {
   const std::uint64_t nrep = in.varint();
   if (!in.ok() || nrep > in.remaining()) return corrupt("replica count out of range");

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/byte_io.h"
 #include "protocol/op_json_reader.h"
 #include "protocol/json_writer.h"
 #include "weft/document.h"
@@ -48,26 +49,22 @@ std::string changes_json(const std::vector<text_change>& changes) {
 // byte (0 insert, 1 erase), varint position, and for an insert varint byte
 // length and the UTF-8 text, for an erase varint length. Parsing JSON text
 // cost more than applying the ops did.
-void append_varint(std::string& out, std::uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
 void changes_binary(const std::vector<text_change>& changes, std::string* out) {
-  out->assign(1, '\x01');
+  detail::byte_writer w;
+  w.str().swap(*out);  // write into the answer's buffer: no allocation per apply
+  w.str().assign(1, '\x01');
   for (const auto& c : changes) {
     const bool insert = c.type == text_change::kind::insert;
-    out->push_back(insert ? '\0' : '\x01');
-    append_varint(*out, c.position);
+    w.u8(insert ? 0 : 1);
+    w.varint(c.position);
     if (insert) {
-      append_varint(*out, c.text.size());
-      out->append(c.text);
+      w.varint(c.text.size());
+      w.bytes(c.text);
     } else {
-      append_varint(*out, c.length);
+      w.varint(c.length);
     }
   }
+  out->swap(w.str());
 }
 
 std::string error_json(const status& s) {
