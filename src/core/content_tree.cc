@@ -178,7 +178,7 @@ bool content_tree::all_characters(ref first, std::uint32_t n) const {
   if (first.replica >= index_.size() || first.counter == 0) return false;
   const auto& ix = index_[first.replica];
   if (static_cast<std::uint64_t>(first.counter) + n - 1 > ix.size()) return false;
-  // No early exit: the loop vectorises (snapshot decoding checks every id).
+  // No early exit: the loop vectorises.
   bool gap = false;
   for (const std::uint32_t *e = ix.data() + (first.counter - 1), *end = e + n; e != end; ++e) gap |= *e == no_block;
   return !gap;
