@@ -20,6 +20,7 @@ using detail::o_adjacent;
 using detail::o_none;
 using detail::o_other;
 using detail::o_own;
+using detail::snapshot_corrupt;
 
 constexpr std::uint8_t current_version = 2;
 
@@ -51,7 +52,6 @@ std::uint8_t origin_mode(detail::ref o, detail::ref adjacent, const detail::run&
 // used, and no value was made up from a failed read (which yields zeros).
 bool used_up(const detail::byte_reader& r) { return r.ok() && r.at_end(); }
 
-status corrupt(const char* what) { return status(error_code::corrupt_data, std::string("snapshot: ") + what); }
 
 std::int64_t delta(std::uint64_t value, std::uint64_t base) {
   return static_cast<std::int64_t>(value) - static_cast<std::int64_t>(base);
@@ -95,8 +95,8 @@ status assemble(detail::snapshot_parts&& p, sequence_state& s) {
   s.globals_.clear();
   for (std::size_t i = 0; i < nrep; ++i) {
     const replica_id g = p.replicas[i];
-    if (g > max_replica_id) return corrupt("replica id out of range");
-    if (s.locals_.count(g)) return corrupt("replica listed twice");
+    if (g > max_replica_id) return snapshot_corrupt("replica id out of range");
+    if (s.locals_.count(g)) return snapshot_corrupt("replica listed twice");
     s.intern(g);
     if (p.highest[i] > 0) s.vv_.set(g, p.highest[i]);
   }
@@ -105,11 +105,11 @@ status assemble(detail::snapshot_parts&& p, sequence_state& s) {
   // 1..version: each starts where the one before ended.
   std::vector<std::uint64_t> next(nrep, 1);
   for (const detail::log_entry& e : p.entries) {
-    if (e.counter != next[e.replica]) return corrupt("history entries of a replica are not consecutive");
+    if (e.counter != next[e.replica]) return snapshot_corrupt("history entries of a replica are not consecutive");
     next[e.replica] += e.length;
   }
   for (std::size_t i = 0; i < nrep; ++i)
-    if (next[i] != p.highest[i] + 1) return corrupt("history does not cover the version vector");
+    if (next[i] != p.highest[i] + 1) return snapshot_corrupt("history does not cover the version vector");
   // What each id is, from the runs: no character (0, an erase's own id),
   // deleted (1) or visible (2); erase targets get `targeted` added.
   constexpr std::uint8_t is_deleted = 1, is_visible = 2;
@@ -117,9 +117,9 @@ status assemble(detail::snapshot_parts&& p, sequence_state& s) {
   for (std::size_t i = 0; i < nrep; ++i) what[i].assign(p.highest[i], 0);
   std::uint64_t visible = 0;
   for (const detail::run& r : p.runs) {
-    if (std::uint64_t{r.counter} + r.length - 1 > p.highest[r.replica]) return corrupt("run ids out of range");
+    if (std::uint64_t{r.counter} + r.length - 1 > p.highest[r.replica]) return snapshot_corrupt("run ids out of range");
     std::uint8_t* const from = what[r.replica].data() + (r.counter - 1);
-    if (!all_bytes_are(from, r.length, 0)) return corrupt("two runs claim the same ids");
+    if (!all_bytes_are(from, r.length, 0)) return snapshot_corrupt("two runs claim the same ids");
     std::fill_n(from, r.length, r.deleted ? is_deleted : is_visible);
     if (!r.deleted) visible += r.length;
   }
@@ -128,29 +128,29 @@ status assemble(detail::snapshot_parts&& p, sequence_state& s) {
   for (const detail::log_entry& e : p.entries) {
     const std::uint8_t* ids = what[e.replica].data() + (e.counter - 1);
     if (!e.is_erase) {
-      if (!no_byte_is_zero(ids, e.length)) return corrupt("insert history names non-characters");
+      if (!no_byte_is_zero(ids, e.length)) return snapshot_corrupt("insert history names non-characters");
       continue;
     }
-    if (!all_bytes_are(ids, e.length, 0)) return corrupt("erase history names characters");
+    if (!all_bytes_are(ids, e.length, 0)) return snapshot_corrupt("erase history names characters");
     std::uint64_t sum = 0;
     for (std::uint32_t k = e.targets_begin; k < e.targets_begin + e.targets_count; ++k) {
       const detail::target_span& t = p.targets[k];
       // Checked before the span is walked: the spans' lengths add up to the
       // entry's, so walking them costs no more than the ids do.
       sum += t.length;
-      if (sum > e.length) return corrupt("erase targets do not match its length");
+      if (sum > e.length) return snapshot_corrupt("erase targets do not match its length");
       const std::int64_t lo = t.reverse ? std::int64_t{t.counter} - t.length + 1 : t.counter;
       if (lo < 1 || static_cast<std::uint64_t>(lo) + t.length - 1 > p.highest[t.replica])
-        return corrupt("erase target is not a character");
+        return snapshot_corrupt("erase target is not a character");
       if (!all_bytes_are(what[t.replica].data() + (lo - 1), t.length, is_deleted))
-        return corrupt("erase target is not a deleted character");
+        return snapshot_corrupt("erase target is not a deleted character");
     }
-    if (sum != e.length) return corrupt("erase targets do not match its length");
+    if (sum != e.length) return snapshot_corrupt("erase targets do not match its length");
   }
-  if (!is_valid_utf8(p.text) || detail::count_cp(p.text) != visible) return corrupt("text does not match the runs");
+  if (!is_valid_utf8(p.text) || detail::count_cp(p.text) != visible) return snapshot_corrupt("text does not match the runs");
   // Deleted text is not kept: peers get tombstones.
   s.tree_.load(p.runs, std::move(p.text), p.highest);
-  if (!s.tree_.origins_in_order()) return corrupt("an origin is not a character or is on the wrong side of its run");
+  if (!s.tree_.origins_in_order()) return snapshot_corrupt("an origin is not a character or is on the wrong side of its run");
   for (const detail::target_span& t : p.targets) s.log_.push_raw_target(t);
   for (const detail::log_entry& e : p.entries) s.log_.append_raw(e);
   // Runs, index, counts and text were built from checked parts, so the
@@ -250,10 +250,10 @@ status parse_snapshot_v2(std::string_view body, std::uint64_t max_ids, snapshot_
   // bound nothing.
   if (status st = read_replica_table(rd, max_ids, &p); !st.ok()) return st;
   const std::uint64_t nruns = rd.varint(), nentries = rd.varint(), ntargets = rd.varint();
-  if (!rd.ok()) return status(error_code::truncated_data, "snapshot: header ends early");
+  if (!rd.ok()) return detail::snapshot_truncated("header ends early");
   std::uint64_t ids = 0;
   for (std::uint64_t h : p.highest) ids += h;
-  if (nruns > ids || nentries > ids || ntargets > ids) return corrupt("counts beyond the ids");
+  if (nruns > ids || nentries > ids || ntargets > ids) return snapshot_corrupt("counts beyond the ids");
   constexpr std::uint64_t varint_max = 10;
   const std::uint64_t cap[column_count] = {nruns,          nruns * varint_max,    nruns * varint_max,
                                            nruns * varint_max, nruns * 4 * varint_max, ids * 4,
@@ -263,20 +263,20 @@ status parse_snapshot_v2(std::string_view body, std::uint64_t max_ids, snapshot_
   std::string col[column_count];
   for (std::size_t c = 0; c < column_count; ++c) {
     if (!get_column(rd, &col[c], cap[c])) {
-      if (!rd.ok()) return status(error_code::truncated_data, "snapshot: a column ends early");
-      return corrupt("a column does not decode");
+      if (!rd.ok()) return detail::snapshot_truncated("a column ends early");
+      return snapshot_corrupt("a column does not decode");
     }
   }
-  if (!rd.at_end()) return corrupt("trailing bytes");
+  if (!rd.at_end()) return snapshot_corrupt("trailing bytes");
   // Every run takes a flag byte, every entry a head, every span a replica:
   // counts beyond those are lies, and allocating for them is refused.
   if (nruns != col[c_run_flags].size() || nentries != col[c_entry_head].size() || ntargets > col[c_target_replica].size())
-    return corrupt("counts do not match the columns");
+    return snapshot_corrupt("counts do not match the columns");
   byte_reader flags(col[c_run_flags]), reps(col[c_run_replica]), counters(col[c_run_counter]),
       lengths(col[c_run_length]), origins(col[c_run_origin]);
   if (status st = read_runs({flags, reps, counters, lengths, origins}, nruns, &p); !st.ok()) return st;
   if (!used_up(reps) || !used_up(counters) || !used_up(lengths) || !used_up(origins))
-    return corrupt("run columns do not match the runs");
+    return snapshot_corrupt("run columns do not match the runs");
   p.text = std::move(col[c_text]);
   byte_reader heads(col[c_entry_head]), ecounters(col[c_entry_counter]), elengths(col[c_entry_length]),
       tcounts(col[c_target_count]), treps(col[c_target_replica]), tcounters(col[c_target_counter]),
@@ -287,22 +287,22 @@ status parse_snapshot_v2(std::string_view body, std::uint64_t max_ids, snapshot_
     return st;
   if (p.targets.size() != ntargets || !used_up(heads) || !used_up(ecounters) || !used_up(elengths) ||
       !used_up(tcounts) || !used_up(treps) || !used_up(tcounters) || !used_up(tlengths))
-    return corrupt("history columns do not match the history");
+    return snapshot_corrupt("history columns do not match the history");
   return {};
 }
 
 }  // namespace detail
 
 result<document> document::decode_snapshot(std::string_view bytes, replica_id replica, document_options options) {
-  if (bytes.size() < 10) return status(error_code::truncated_data, "snapshot: shorter than its header");
-  if (bytes.substr(0, 4) != std::string_view(detail::snapshot_magic, 4)) return corrupt("bad magic (not a weft snapshot)");
+  if (bytes.size() < 10) return detail::snapshot_truncated("shorter than its header");
+  if (bytes.substr(0, 4) != std::string_view(detail::snapshot_magic, 4)) return snapshot_corrupt("bad magic (not a weft snapshot)");
   const auto version = static_cast<std::uint8_t>(bytes[4]);
   if (version < 1 || version > current_version)
     return status(error_code::unsupported_version, "snapshot: format version " + std::to_string(version));
-  if (static_cast<std::uint8_t>(bytes[5]) != detail::snapshot_kind) return corrupt("not a snapshot (wrong kind byte)");
+  if (static_cast<std::uint8_t>(bytes[5]) != detail::snapshot_kind) return snapshot_corrupt("not a snapshot (wrong kind byte)");
   std::string_view body = bytes.substr(0, bytes.size() - 4);
   detail::byte_reader tail(bytes.substr(bytes.size() - 4));
-  if (detail::crc32(body) != tail.fixed32()) return corrupt("checksum mismatch (corrupt or truncated)");
+  if (detail::crc32(body) != tail.fixed32()) return snapshot_corrupt("checksum mismatch (corrupt or truncated)");
   detail::snapshot_parts parts;
   status st = version == 1 ? detail::parse_snapshot_v1(body.substr(6), options.max_snapshot_ids, &parts)
                            : detail::parse_snapshot_v2(body.substr(6), options.max_snapshot_ids, &parts);

@@ -28,6 +28,15 @@ struct snapshot_parts {
   std::vector<target_span> targets;    // erase targets, entries refer to them
 };
 
+/// The errors every snapshot reader returns, naming what is wrong: bytes
+/// that cannot be a snapshot, and bytes that end early.
+inline status snapshot_corrupt(const char* what) {
+  return status(error_code::corrupt_data, std::string("snapshot: ") + what);
+}
+inline status snapshot_truncated(const char* what) {
+  return status(error_code::truncated_data, std::string("snapshot: ") + what);
+}
+
 inline constexpr char snapshot_magic[4] = {'W', 'E', 'F', 'T'};
 inline constexpr std::uint8_t snapshot_kind = 'S';
 

@@ -8,26 +8,21 @@
 
 namespace weft::detail {
 
-namespace {
-status corrupt(const char* what) { return status(error_code::corrupt_data, std::string("snapshot: ") + what); }
-status truncated(const char* what) { return status(error_code::truncated_data, std::string("snapshot: ") + what); }
-}  // namespace
-
 status parse_snapshot_v1(std::string_view body, std::uint64_t max_ids, snapshot_parts* out) {
   snapshot_parts& p = *out;
   byte_reader rd(body);
   if (status st = read_replica_table(rd, max_ids, &p); !st.ok()) return st;
   const std::uint64_t nruns = rd.varint();
-  if (!rd.ok() || nruns > rd.remaining()) return corrupt("run count out of range");
+  if (!rd.ok() || nruns > rd.remaining()) return snapshot_corrupt("run count out of range");
   // Rows: every field from the one reader, in row order.
   if (status st = read_runs({rd, rd, rd, rd, rd}, nruns, &p); !st.ok()) return st;
   const std::uint64_t text_bytes = rd.varint();
   p.text.assign(rd.bytes(text_bytes));
-  if (!rd.ok()) return truncated("text ends early");
+  if (!rd.ok()) return snapshot_truncated("text ends early");
   const std::uint64_t nentries = rd.varint();
-  if (!rd.ok() || nentries > rd.remaining()) return corrupt("history length out of range");
+  if (!rd.ok() || nentries > rd.remaining()) return snapshot_corrupt("history length out of range");
   if (status st = read_history({rd, rd, rd, rd, rd, rd, rd}, nentries, body.size(), &p); !st.ok()) return st;
-  if (!rd.at_end()) return corrupt("trailing bytes");
+  if (!rd.at_end()) return snapshot_corrupt("trailing bytes");
   return {};
 }
 
