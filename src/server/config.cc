@@ -85,6 +85,7 @@ std::string usage() {
       "                            the others carry them only while a preferred route is down\n"
       "  --hub NODE                the hub of --topology star\n"
       "  --max-replication-lag-s N /healthz says degraded past this lag (default 60)\n"
+      "  --peer-write-timeout-s N  close a link whose peer has not read a frame for N s (default 30)\n"
       "  --help                    this text\n",
       d.bind, d.port, d.data_dir, d.max_message_bytes, d.max_docs_per_connection, d.max_send_queue,
       d.max_snapshot_frame_bytes, d.max_pending_ops, d.idle_unload_ms, d.presence_ttl_ms, d.snapshot_every_ops, d.ws_idle_timeout_ms,
@@ -180,6 +181,7 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
        }},
       {"--hub", [&](std::string_view v) { c.hub = std::string(v); return !v.empty(); }},
       {"--max-replication-lag-s", [&](std::string_view v) { return parse_number(v, c.max_replication_lag_s) && c.max_replication_lag_s > 0; }},
+      {"--peer-write-timeout-s", [&](std::string_view v) { return parse_number(v, c.peer_write_timeout_s) && c.peer_write_timeout_s > 0; }},
   };
   // Flags without a value.
   std::map<std::string, std::function<void()>, std::less<>> switches = {

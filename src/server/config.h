@@ -62,6 +62,7 @@ struct server_config {
   std::string topology = "all";              ///< --topology: all, ring or star (which links carry batches)
   std::string hub;                           ///< --hub NODE: the hub of a star
   unsigned max_replication_lag_s = 60;       ///< --max-replication-lag-s: past it /healthz says degraded
+  unsigned peer_write_timeout_s = 30;        ///< --peer-write-timeout-s: a link whose peer reads nothing this long closes
 
   // ---- lifecycle ---------------------------------------------------------------------
   unsigned idle_unload_ms = 30000;        ///< --idle-unload-ms: unload a document this long after its last subscriber left

@@ -53,6 +53,38 @@ std::string_view mime_type(std::string_view path) {
   return "application/octet-stream";
 }
 
+/// The value of `name` in a query string ("a=1&b=x%2Fy"), percent-decoded
+/// ('+' stays itself); "" when absent, nullopt when its escapes are broken.
+std::optional<std::string> query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) != name) continue;
+    std::string_view raw = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    std::string out;
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] != '%') {
+        out += raw[i];
+        continue;
+      }
+      auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      };
+      if (i + 2 >= raw.size()) return std::nullopt;
+      int hi = hex(raw[i + 1]), lo = hex(raw[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    }
+    return out;
+  }
+  return std::string();
+}
+
 std::string_view bearer_token(const http::request<http::string_body>& req) {
   auto it = req.find(http::field::authorization);
   if (it == req.end()) return {};
@@ -181,21 +213,26 @@ void http_session<Stream>::forget_peer(unsigned v, bool ka, const std::string& q
     plain(http::status::forbidden, "forgetting a peer is not for web pages (a request with Origin)");
     return;
   }
-  std::string node;
-  if (query.rfind("node=", 0) == 0) node = query.substr(5);
+  const std::string node = query_param(query, "node").value_or("");
   const bool valid = !node.empty() && node.size() <= 64 &&
                      std::all_of(node.begin(), node.end(), [](char c) {
                        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
                      });
   if (!valid) {
-    plain(http::status::bad_request, "say which node: POST /api/cluster/forget?node=NAME (letters, digits, - _ .)");
+    plain(http::status::bad_request,
+          "say which node: POST /api/cluster/forget?node=NAME (letters, digits, - _ .)[&url=PEER-URL]");
+    return;
+  }
+  auto url = query_param(query, "url");
+  if (!url) {
+    plain(http::status::bad_request, "url= is not percent-encoded text");
     return;
   }
   if (!ctx_.replication) {
     plain(http::status::not_found, "this server does not replicate");
     return;
   }
-  status st = ctx_.replication->can_forget(node);
+  status st = ctx_.replication->can_forget(node, *url);
   if (!st.ok()) {
     plain(st.code() == error_code::invalid_operation ? http::status::conflict : http::status::bad_request,
           "cannot forget " + node + ": " + st.detail());
@@ -203,13 +240,20 @@ void http_session<Stream>::forget_peer(unsigned v, bool ka, const std::string& q
   }
   // Storage first: if its checkpoints cannot be dropped, the node keeps
   // dialling and reporting the peer as before.
-  ctx_.store.forget_peer(node, [self = this->shared_from_this(), v, ka, node](status s) {
-    if (s.ok() || s.code() == error_code::invalid_operation) self->ctx_.replication->forget(node);
-    net::post(self->stream_.get_executor(), [self, v, ka, node, s = std::move(s)] {
+  ctx_.store.forget_peer(node, [self = this->shared_from_this(), v, ka, node, url = *url](status s) {
+    bool stopped = false;
+    if (s.ok() || s.code() == error_code::invalid_operation) stopped = self->ctx_.replication->forget(node, url);
+    net::post(self->stream_.get_executor(), [self, v, ka, node, url, stopped, s = std::move(s)] {
+      const std::string dialling = stopped ? "; no longer dialled" : "";
       if (s.ok()) {
-        log(log_level::info, "forgot peer {}: the log no longer keeps entries for it", node);
+        log(log_level::info, "forgot peer {}: the log no longer keeps entries for it{}", node, dialling);
         self->respond(make(http::status::ok, v, ka,
-                           "forgot " + node + ": its checkpoints are gone and the log compacted\n", "text/plain"));
+                           "forgot " + node + ": its checkpoints are gone and the log compacted" + dialling + "\n",
+                           "text/plain"));
+      } else if (s.code() == error_code::invalid_operation && stopped) {
+        log(log_level::info, "forgot peer {}: nothing was recorded for it; no longer dialled", node);
+        self->respond(make(http::status::ok, v, ka, "nothing was recorded for " + node + "; no longer dialled\n",
+                           "text/plain"));
       } else if (s.code() == error_code::invalid_operation) {
         self->respond(make(http::status::not_found, v, ka, "nothing is recorded for " + node + "\n", "text/plain"));
       } else {

@@ -48,6 +48,16 @@ constexpr std::size_t read_batch = 512;
 constexpr std::size_t frame_budget = 4u << 20;
 // Silence after which a link is taken for dead (probes go every second).
 constexpr auto dead_after = std::chrono::seconds(10);
+// Bytes waiting to be written past which no more feed entries or document
+// answers are queued (they wait in storage instead), and past which the peer
+// is taken for one that does not read and the link closes: control messages
+// alone (probes, confirmations) still queue up behind a peer that sends but
+// never reads. Replication resumes from the checkpoints on the next link.
+constexpr std::size_t pause_sending_bytes = 16u << 20;
+constexpr std::size_t max_outbox_bytes = 256u << 20;
+// (A frame not written --peer-write-timeout-s after its write began: the peer
+// stopped reading. A frame of at most a few MiB goes in well under the
+// default 30 s on any link that replicates at all.)
 
 std::uint64_t steady_us() {
   return static_cast<std::uint64_t>(
@@ -79,13 +89,25 @@ std::vector<std::string> peer_link::subscribed() const {
 void peer_link::send(std::string frame, bool text) {
   if (closed_) return;
   stats_.bytes_sent += frame.size();
+  outbox_bytes_ += frame.size();
   outbox_.emplace_back(std::move(frame), text);
   stats_.queue = outbox_.size();
-  if (!writing_) {
-    writing_ = true;
-    write_message(outbox_.front().first, outbox_.front().second);
+  stats_.queue_bytes = outbox_bytes_;
+  if (outbox_bytes_ > max_outbox_bytes) {
+    close_transport("does not read");
+    closed(std::to_string(outbox_bytes_) + " bytes wait to be written: the peer does not read");
+    return;
   }
+  if (!writing_) start_write();
 }
+
+void peer_link::start_write() {
+  writing_ = true;
+  write_began_ = std::chrono::steady_clock::now();
+  write_message(outbox_.front().first, outbox_.front().second);
+}
+
+bool peer_link::may_queue_more() const { return outbox_bytes_ < pause_sending_bytes; }
 
 void peer_link::on_write(boost::system::error_code ec) {
   writing_ = false;
@@ -93,11 +115,20 @@ void peer_link::on_write(boost::system::error_code ec) {
     closed("write failed: " + ec.message());
     return;
   }
-  if (!outbox_.empty()) outbox_.pop_front();
+  if (!outbox_.empty()) {
+    outbox_bytes_ -= outbox_.front().first.size();
+    outbox_.pop_front();
+  }
   stats_.queue = outbox_.size();
-  if (closed_ || outbox_.empty()) return;
-  writing_ = true;
-  write_message(outbox_.front().first, outbox_.front().second);
+  stats_.queue_bytes = outbox_bytes_;
+  if (closed_) return;
+  if (sending_paused_ && outbox_bytes_ < pause_sending_bytes / 2) {
+    // Written down far enough: feed entries and document answers go on.
+    sending_paused_ = false;
+    pump();
+    answer_want_docs();
+  }
+  if (!closed_ && !outbox_.empty() && !writing_) start_write();
 }
 
 void peer_link::send_hello() {
@@ -401,6 +432,10 @@ void peer_link::handle_want_doc(const peer::want_doc& w) {
 }
 
 void peer_link::answer_want_docs() {
+  if (!may_queue_more()) {
+    sending_paused_ = true;
+    return;
+  }
   while (answering_ < max_gap_answers && !want_queue_.empty() && !closed_) {
     peer::want_doc w = std::move(want_queue_.front());
     want_queue_.pop_front();
@@ -449,6 +484,10 @@ void peer_link::feed_advanced() {
 void peer_link::pump() {
   if (!started_ || closed_ || feed_reading_ || origins_.empty()) return;
   if (unconfirmed_.size() >= send_window) return;
+  if (!may_queue_more()) {
+    sending_paused_ = true;  // on_write() resumes
+    return;
+  }
   // The next key (round robin) of a subscribed origin with entries to send.
   auto have = ctx_.store.have();
   const std::string* next = nullptr;
@@ -520,12 +559,16 @@ void peer_link::on_feed(std::uint64_t generation, std::string key, result<feed_p
     bytes = 0;
   };
   for (auto& e : page.value().entries) {
+    // Frames stay far below the peer's read limit (a batch is at most about
+    // one client message, --max-message-bytes).
+    if (bytes + e.batch.size() > frame_budget) {
+      flush();
+      // The rest of the page waits in storage while the peer reads slowly.
+      if (!may_queue_more()) break;
+    }
     cursor_[key] = e.olsn;
     if (path_holds(e.path, peer_key_)) continue;  // never back to a node it passed
     unconfirmed_.push_back(sent{key, e.olsn, e.ts_ms});
-    // Frames stay far below the peer's read limit (a batch is at most about
-    // one client message, --max-message-bytes).
-    if (bytes + e.batch.size() > frame_budget) flush();
     bytes += e.batch.size() + e.doc.size() + e.path.size() + e.owners.size() + 32;
     out.push_back(peer::entry{std::move(e.key), e.olsn, std::move(e.doc), std::move(e.path), e.ts_ms,
                               std::move(e.batch), std::move(e.owners)});
@@ -589,6 +632,13 @@ void peer_link::tick() {
   if (std::chrono::steady_clock::now() - last_heard_ > dead_after) {
     close_transport("silent");
     closed("nothing heard for " + std::to_string(dead_after.count()) + " s");
+    return;
+  }
+  const auto stall_limit = std::chrono::seconds(ctx_.config.peer_write_timeout_s);
+  if (writing_ && std::chrono::steady_clock::now() - write_began_ > stall_limit) {
+    close_transport("does not read");
+    closed("a frame waits to be written for more than " + std::to_string(stall_limit.count()) +
+           " s: the peer does not read");
     return;
   }
   send(peer::encode(peer::probe{steady_us(), false}), true);

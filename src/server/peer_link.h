@@ -75,6 +75,7 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
     std::atomic<std::uint64_t> lag_ms{0};         // age of the oldest batch the peer has not confirmed
     std::atomic<std::uint64_t> lag_batches{0};    // batches the peer has not confirmed
     std::atomic<std::uint64_t> queue{0};          // frames waiting to be written
+    std::atomic<std::uint64_t> queue_bytes{0};    // their bytes
     std::atomic<std::int64_t> last_contact_ms{0}; // Unix ms
   };
   const counters& stats() const noexcept { return stats_; }
@@ -97,8 +98,13 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   void on_write(boost::system::error_code ec);
   /// Outbound: the hello to send first.
   void send_hello();
-  /// Queues a frame (text: JSON control; else binary entries).
+  /// Queues a frame (text: JSON control; else binary entries). Closes the
+  /// link when more than max_outbox_bytes wait: the peer does not read.
   void send(std::string frame, bool text);
+  void start_write();
+  /// False while enough waits to be written that feed entries and document
+  /// answers should wait in storage (on_write() resumes them).
+  bool may_queue_more() const;
   void closed(const std::string& why);
 
   server_context& ctx_;
@@ -138,6 +144,9 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   // Strand only:
   bool handshaken_ = false, started_ = false, closed_ = false, writing_ = false, reading_paused_ = false;
   std::deque<std::pair<std::string, bool>> outbox_;
+  std::size_t outbox_bytes_ = 0;
+  bool sending_paused_ = false;  // pump() or answer_want_docs() held back by the outbox's size
+  std::chrono::steady_clock::time_point write_began_;  // of the frame being written
   std::chrono::steady_clock::time_point last_heard_;
   // Receiving.
   std::size_t in_flight_ = 0;

@@ -168,30 +168,41 @@ bool replicator::attach(const std::shared_ptr<peer_link>& link, std::string& why
   return true;
 }
 
-status replicator::can_forget(const std::string& node) const {
+status replicator::can_forget(const std::string& node, const std::string& url) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (node == node_) return status(error_code::invalid_argument, node + " is this node");
+  if (!url.empty()) {
+    auto d = std::find_if(dialers_.begin(), dialers_.end(), [&](const auto& d) { return d->url == url && !d->retired; });
+    if (d == dialers_.end()) return status(error_code::invalid_argument, url + " is no --peer URL this node dials");
+    if (!(*d)->node.empty() && (*d)->node != node)
+      return status(error_code::invalid_argument, url + " reached node " + (*d)->node + ", not " + node);
+  }
   if (links_.count(node))
     return status(error_code::invalid_operation, "the link to " + node + " is up: it has not left");
   return {};
 }
 
-void replicator::forget(const std::string& node) {
+bool replicator::forget(const std::string& node, const std::string& url) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (node == node_ || links_.count(node)) return;  // it came back meanwhile
+  if (node == node_ || links_.count(node)) return false;  // it came back meanwhile
+  bool stopped = false;
   // Retired, not removed: start() and stop() walk the list without the lock.
-  for (auto& d : dialers_)
-    if (d->node == node && !d->retired) {
+  for (auto& d : dialers_) {
+    const bool named = d->node == node || (!url.empty() && d->url == url && d->node.empty());
+    if (named && !d->retired) {
       d->retired = true;
+      stopped = true;
       // On the timer's own executor (timers are not thread-safe); a redial
       // already due finds `retired` and stops.
       net::post(d->timer->get_executor(), [d] { d->timer->cancel(); });
     }
+  }
   peers_.erase(node);
   confirmed_.erase(node);
   peer_have_.erase(node);
   confirm_marks_.erase(node);
   refresh_self_locked();
+  return stopped;
 }
 
 void replicator::recheck_tokens() {
@@ -428,6 +439,8 @@ std::string replicator::metrics_text() const {
          [](peer_t, rec_t, link_t l) { return l ? l->stats().rtt_us.load() / 1e6 : 0.0; });
   family("weft_replication_queue_frames", "gauge", "Frames waiting to be written on the link.",
          [](peer_t, rec_t, link_t l) { return l ? l->stats().queue.load() : 0; });
+  family("weft_replication_queue_bytes", "gauge", "Bytes waiting to be written on the link.",
+         [](peer_t, rec_t, link_t l) { return l ? l->stats().queue_bytes.load() : 0; });
   family("weft_replication_bytes_sent_total", "counter", "Bytes sent on the current link.",
          [](peer_t, rec_t, link_t l) { return l ? l->stats().bytes_sent.load() : 0; });
   family("weft_replication_bytes_received_total", "counter", "Bytes received on the current link.",
@@ -476,10 +489,10 @@ std::string replicator::cluster_json() const {
       const auto& s = link->stats();
       out += fmt::format(
           ",\"last_contact_ms\":{},\"rtt_ms\":{:.3f},\"lag_s\":{:.3f},\"lag_batches\":{},\"queue\":{},"
-          "\"bytes_sent\":{},\"bytes_received\":{},\"batches_sent\":{},\"batches_received\":{},\"duplicates\":{},"
+          "\"queue_bytes\":{},\"bytes_sent\":{},\"bytes_received\":{},\"batches_sent\":{},\"batches_received\":{},\"duplicates\":{},"
           "\"errors\":{}",
           s.last_contact_ms.load(), s.rtt_us.load() / 1000.0, s.lag_ms.load() / 1000.0, s.lag_batches.load(),
-          s.queue.load(), s.bytes_sent.load(), s.bytes_received.load(), s.batches_sent.load(),
+          s.queue.load(), s.queue_bytes.load(), s.bytes_sent.load(), s.bytes_received.load(), s.batches_sent.load(),
           s.batches_received.load(), s.duplicates.load(), s.errors.load());
       out += ",\"receives\":[";
       auto subs = link->subscribed();

@@ -68,15 +68,18 @@ class replicator {
   /// regions (this one included), as far as peers confirmed it to this
   /// node directly. 0: none yet.
   std::uint64_t durable_in(std::uint64_t regions) const;
-  /// Whether `node` may be forgotten now. Errors: invalid_argument for this
-  /// node's own id; invalid_operation while a link to it is up (it has not left).
-  status can_forget(const std::string& node) const;
+  /// Whether `node` may be forgotten now, and `url` (optional) stopped with
+  /// it. Errors: invalid_argument for this node's own id, or a `url` that is
+  /// no --peer URL dialled here or reached another node; invalid_operation
+  /// while a link to `node` is up (it has not left).
+  status can_forget(const std::string& node, const std::string& url = {}) const;
   /// Forgets `node`, a peer that left for good, while running (after storage
   /// dropped its checkpoints, storage::forget_peer): the dialler that reached
-  /// it stops, and what is known of its progress goes. Nothing happens if a
-  /// link to it came up meanwhile. A --peer URL that never reached it since
-  /// this node started keeps being dialled (its node id is not known).
-  void forget(const std::string& node);
+  /// it stops, and what is known of its progress goes. A --peer URL that has
+  /// not reached it since this node started has no node id yet: name it as
+  /// `url` to stop dialling it too. Nothing happens if a link to `node` came
+  /// up meanwhile. Returns whether a dialler stopped.
+  bool forget(const std::string& node, const std::string& url = {});
   /// `room` has write-concern subscribers: call its regions_advanced() when
   /// peers confirm more (until it is gone).
   void watch(std::weak_ptr<document_room> room);

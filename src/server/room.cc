@@ -376,9 +376,10 @@ void document_room::do_submit(std::shared_ptr<subscriber> s, std::vector<operati
   maybe_snapshot(false);
 }
 
-void document_room::append_own(std::vector<operation>& applied, std::function<void(status)> done) {
+void document_room::append_own(std::vector<operation>& applied, std::function<void(status)> done,
+                               std::optional<std::string> claims) {
   std::string batch = encode_ops(applied);
-  std::string owners = claims_to_store(applied);
+  std::string owners = claims ? std::move(*claims) : claims_to_store(applied);
   std::string published = ctx_.region_bus ? batch : std::string();
   std::string published_owners = ctx_.region_bus ? owners : std::string();
   ctx_.store.append(id_, std::move(batch),
@@ -488,12 +489,18 @@ void document_room::do_replicate(batch_origin origin, std::string batch, std::fu
   if (origin.olsn == 0) {
     // An answer to a per-document exchange (after a gap in a feed), not a
     // feed entry: what was new here becomes this node's own batch, and
-    // travels on from here like any other.
-    if (applied.empty()) {
+    // travels on from here like any other. Its claims are stored with it,
+    // those of replicas whose ops were all held here already included: they
+    // may have come by a way that carried no claims, and a claim kept only
+    // in memory would be gone after an unload, leaving the replica ownerless
+    // here (so its owner refused). With nothing new but such claims, the
+    // batch is empty and carries only them.
+    std::string unstored = claims_to_store(ops.value());
+    if (applied.empty() && unstored.empty()) {
       done(status{});
       return;
     }
-    append_own(applied, std::move(done));
+    append_own(applied, std::move(done), std::move(unstored));
     maybe_snapshot(false);
     return;
   }

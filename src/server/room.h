@@ -22,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <tuple>
 #include <string>
@@ -146,7 +147,10 @@ class document_room : public std::enable_shared_from_this<document_room>, public
   void deliver(const std::vector<operation>& applied);
   /// Hands an own batch to storage; once durable it is acknowledged and
   /// published on the bus. `done` (optional) runs on the storage thread.
-  void append_own(std::vector<operation>& applied, std::function<void(status)> done = nullptr);
+  /// `owners`: the claims to store with it (encode_claims text); nullopt
+  /// means those of `applied` that storage does not hold yet.
+  void append_own(std::vector<operation>& applied, std::function<void(status)> done = nullptr,
+                  std::optional<std::string> owners = std::nullopt);
   void do_join(std::shared_ptr<subscriber> s, version_vector client_version, std::uint64_t regions, bool snapshot);
   /// The document as a binary snapshot frame, encoded once per version (a
   /// popular document opened by many fresh pages is encoded once); null when

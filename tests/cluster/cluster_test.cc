@@ -24,6 +24,7 @@
 #include "fault_proxy.h"
 #include "auth/auth.h"
 #include "protocol/peer_messages.h"
+#include "server/replica_owners.h"
 #include "server/server.h"
 #include "test_client.h"
 #include "weft/document.h"
@@ -166,6 +167,21 @@ class ClusterTest : public ::testing::Test {
     }
     sqlite3_close(db);
     return n;
+  }
+  /// The owner node i's SQLite file records for replica `r` of `doc` ("" if none).
+  std::string owner_of(int i, const std::string& doc, replica_id r) {
+    sqlite3* db = nullptr;
+    std::string owner;
+    if (sqlite3_open_v2((nodes_[i].dir / "weft.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+      sqlite3_stmt* st = nullptr;
+      sqlite3_prepare_v2(db, "SELECT owner FROM owners WHERE doc = ?1 AND replica = ?2", -1, &st, nullptr);
+      sqlite3_bind_text(st, 1, doc.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(st, 2, static_cast<sqlite3_int64>(r));
+      if (sqlite3_step(st) == SQLITE_ROW) owner = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+      sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return owner;
   }
   /// The "routes" object of node i's /api/cluster (origin -> the peer it
   /// takes that origin's batches from), as text.
@@ -571,6 +587,19 @@ TEST_F(ClusterTest, ForgettingADepartedPeerLetsTheLogCompact) {
   base_.forget_peers.clear();
   EXPECT_LT(log_rows(2, "kept"), 10) << "forgetting b left " << log_rows(2, "kept") << " of " << held_c << " entries";
   ASSERT_TRUE(all_links_up(1));
+  // c has not reached b since its restart, so b's --peer URL has no node id
+  // there and is dialled on, until a forget names it.
+  const std::string b_url = nodes_[2].peers.at(1);
+  std::string b_url_encoded;
+  for (char ch : b_url) b_url_encoded += ch == ':' ? std::string("%3A") : ch == '/' ? std::string("%2F") : std::string(1, ch);
+  ASSERT_NE(cluster_json(2).find(b_url), std::string::npos) << cluster_json(2);
+  EXPECT_EQ(forget(2, "b&url=ws%3A%2F%2Fnowhere").first, 400);
+  EXPECT_EQ(forget(2, "b&url=" + nodes_[2].peers.at(0)).first, 400) << "a URL that reached a";
+  EXPECT_EQ(forget(2, "b&url=%zz").first, 400);
+  auto [st_url, body_url] = forget(2, "b&url=" + b_url_encoded);
+  EXPECT_EQ(st_url, 200) << body_url;
+  EXPECT_NE(body_url.find("no longer dialled"), std::string::npos) << body_url;
+  EXPECT_EQ(cluster_json(2).find(b_url), std::string::npos) << "c still dials b: " << cluster_json(2);
   // Nothing was lost, here or on c, and replication goes on.
   expect_everywhere("kept", m);
   type_markers(0, "kept", 3, "a");
@@ -929,6 +958,82 @@ TEST_F(ClusterTest, APerDocumentExchangeIsBoundedAndOnlyForDocumentsAGapNamed) {
   }
   EXPECT_EQ(docs.size(), 100u);
   EXPECT_FALSE(y.closed());
+}
+
+// A per-document answer's owner claims are stored even when every op in it
+// was held here already (the ops came by a way that carried no claims): a
+// claim kept only in memory would be gone after an unload or a restart,
+// leaving the replica ownerless here and its owner refused.
+TEST_F(ClusterTest, ClaimsOfAnAnswerWhoseOpsWereAllHeldAreStored) {
+  start_cluster(1);
+  const replica_id r = 7070;
+  std::vector<operation> ops;
+  {
+    test_client c(port(0), r);
+    c.hello();
+    c.open("claimdoc");
+    c.insert("claimdoc", 0, "held here already");
+    ASSERT_TRUE(c.wait_acked("claimdoc", 10s));
+    ops = c.replica("claimdoc").ops_since(version_vector{});
+  }
+  ASSERT_FALSE(ops.empty());
+  EXPECT_EQ(owner_of(0, "claimdoc", r), "");
+  raw_peer y(port(0), "y", "y~02");
+  ASSERT_TRUE(eventually([&] { return !y.take<protocol::peer::welcome>().empty(); }, 5s));
+  y.send(protocol::peer::encode(protocol::peer::gap{"y~02", 5, {"claimdoc"}}));
+  std::vector<protocol::peer::want_doc> asked;
+  ASSERT_TRUE(eventually([&] {
+    for (auto& w : y.take<protocol::peer::want_doc>()) asked.push_back(std::move(w));
+    return !asked.empty();
+  }, 10s));
+  const std::string claims = server::encode_claims({{r, "alice"}});
+  y.send_binary(protocol::peer::encode_entries(
+      {protocol::peer::entry{asked[0].key, 0, asked[0].doc, "y~02", 0, encode_ops(ops), claims}}));
+  EXPECT_TRUE(eventually([&] { return owner_of(0, "claimdoc", r) == "alice"; }, 10s))
+      << "the claim was not stored";
+  EXPECT_FALSE(y.closed());
+}
+
+// A peer that keeps its link alive but never reads cannot make a node hold
+// its whole feed in memory: feed entries wait in storage once 16 MiB wait to
+// be written, and the link closes once a frame has waited for
+// --peer-write-timeout-s. Replication would resume from the checkpoint.
+TEST_F(ClusterTest, APeerThatDoesNotReadIsBoundedAndDropped) {
+  base_.peer_write_timeout_s = 4;
+  start_cluster(1);
+  {
+    // About 48 MB of the node's own batches for the peer to be sent.
+    test_client c(port(0));
+    c.hello();
+    c.open("big");
+    const std::string chunk(500000, 'x');
+    for (int k = 0; k < 96; ++k) c.insert("big", 0, chunk);
+    ASSERT_TRUE(c.wait_acked("big", 60s));
+  }
+  raw_peer y(port(0), "y", "y~02");
+  ASSERT_TRUE(eventually([&] { return !y.take<protocol::peer::welcome>().empty(); }, 5s));
+  y.send(protocol::peer::encode(protocol::peer::subscribe{{"a"}, {}}));
+  // From here on y reads nothing (no take()), but it sends a probe every
+  // 200 ms, so it is never silent.
+  const std::regex queued(R"re("peer":"y"[^}]*"state":"up"[^}]*"queue_bytes":(\d+))re");
+  std::uint64_t most = 0;
+  bool was_up = false, dropped = false;
+  for (int round = 0; round < 100 && !dropped; ++round) {
+    y.send(protocol::peer::encode(protocol::peer::probe{1, false}));
+    std::smatch m;
+    const std::string j = cluster_json(0);
+    if (std::regex_search(j, m, queued)) {
+      was_up = true;
+      most = std::max<std::uint64_t>(most, std::stoull(m[1].str()));
+    } else if (was_up) {
+      dropped = true;
+    }
+    std::this_thread::sleep_for(200ms);
+  }
+  ASSERT_TRUE(was_up);
+  EXPECT_GT(most, 1u << 20) << "nothing queued up: the test did not stop the peer reading";
+  EXPECT_LE(most, (16u << 20) + (5u << 20)) << "the link queued " << most << " bytes for a peer that does not read";
+  EXPECT_TRUE(dropped) << "the link to a peer that does not read stayed up";
 }
 
 // ---- links over TLS ---------------------------------------------------------------------
