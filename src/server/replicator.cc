@@ -53,6 +53,7 @@ void replicator::start() {
     for (const auto& url : ctx_.config.peers) {
       auto d = std::make_shared<dialer>();
       d->url = url;
+      if (!leading_) d->state = "idle";
       d->timer = std::make_unique<net::steady_timer>(net::make_strand(*ctx_.ios[0]));
       dialers_.push_back(d);
     }
@@ -81,17 +82,48 @@ void replicator::stop() {
   for (auto& [n, l] : links) l->close("server shutting down");
 }
 
+void replicator::set_leading(bool leading) {
+  std::vector<std::shared_ptr<dialer>> redial;
+  std::vector<std::shared_ptr<peer_link>> close;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_ || leading_ == leading) return;
+    leading_ = leading;
+    for (auto& d : dialers_) {
+      if (d->retired) continue;
+      d->failures = 0;
+      d->since = std::chrono::steady_clock::now();
+      if (leading) {
+        d->state = "connecting";
+        redial.push_back(d);
+      } else {
+        d->state = "idle";
+        net::post(d->timer->get_executor(), [d] { d->timer->cancel(); });
+      }
+    }
+    if (!leading)
+      for (const auto& [n, l] : links_) close.push_back(l);
+  }
+  for (auto& l : close) l->close("this node no longer carries its region's links (another node of the region takes them)");
+  for (auto& d : redial) dial(d);
+}
+
+bool replicator::leading() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return leading_;
+}
+
 void replicator::dial(const std::shared_ptr<dialer>& d) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopped_ || d->retired) return;
+    if (stopped_ || d->retired || !leading_) return;
     if (d->state != "standby") d->state = "connecting";
   }
   dial_peer(ctx_, *this, d->url, [this, d](result<std::shared_ptr<peer_link>> r) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!r.ok()) {
       d->last_error = r.error().detail();
-      if (d->state != "standby") d->state = "down";
+      if (d->state != "standby" && leading_) d->state = "down";
       net::post(d->timer->get_executor(), [this, d] { schedule_redial(d); });
       return;
     }
@@ -106,7 +138,7 @@ void replicator::schedule_redial(const std::shared_ptr<dialer>& d) {
   unsigned ms;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopped_ || d->retired) return;
+    if (stopped_ || d->retired || !leading_) return;
     ++d->failures;
     ms = d->state == "standby" ? 10000 : std::min(1000u, 100u << std::min(d->failures, 4u));
   }
@@ -128,6 +160,10 @@ bool replicator::attach(const std::shared_ptr<peer_link>& link, std::string& why
     }
     if (p == node_) {
       why = "the peer has this node's id (" + node_ + "); every node needs its own --node-id";
+      return false;
+    }
+    if (!leading_) {
+      why = "this node does not carry the links of region " + node_ + " now; another node of the region does";
       return false;
     }
     auto existing = links_.find(p);
@@ -231,7 +267,7 @@ void replicator::detach(const peer_link* link, const std::string& why) {
     for (auto& d : dialers_) {
       auto l = d->link.lock();
       if (l.get() == link) {
-        if (d->state != "standby") d->state = "down";
+        if (d->state != "standby" && leading_) d->state = "down";
         d->last_error = why;
         redial = d;
       }
@@ -407,6 +443,10 @@ std::string replicator::metrics_text() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;
   auto it = std::back_inserter(out);
+  fmt::format_to(it,
+                 "# HELP weft_replication_links_node 1 while this node carries its region's links.\n"
+                 "# TYPE weft_replication_links_node gauge\nweft_replication_links_node {}\n",
+                 leading_ ? 1 : 0);
   auto family = [&](const char* name, const char* type, const char* help, auto value) {
     fmt::format_to(it, "# HELP {0} {1}\n# TYPE {0} {2}\n", name, help, type);
     for (const auto& [p, rec] : peers_) {
@@ -469,7 +509,8 @@ std::string replicator::cluster_json() const {
   protocol::append_json_string(out, ctx_.config.topology);
   out += ",\"hub\":";
   protocol::append_json_string(out, ctx_.config.hub);
-  out += fmt::format(",\"max_lag_s\":{},\"links\":[", ctx_.config.max_replication_lag_s);
+  out += fmt::format(",\"links_node\":{},\"max_lag_s\":{},\"links\":[", leading_ ? "true" : "false",
+                     ctx_.config.max_replication_lag_s);
   bool first = true;
   const auto now = std::chrono::steady_clock::now();
   for (const auto& [p, rec] : peers_) {
@@ -556,6 +597,7 @@ std::string replicator::cluster_json() const {
 
 std::optional<std::string> replicator::degraded() const {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!leading_) return std::nullopt;  // another node of the region carries the links
   const double max = ctx_.config.max_replication_lag_s;
   const auto now = std::chrono::steady_clock::now();
   std::string why;

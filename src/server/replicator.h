@@ -40,6 +40,11 @@ class replicator {
   void start();
   /// Stops dialling and closes every link (server shutdown).
   void stop();
+  /// Whether this node carries its region's links (links_lease.h; true
+  /// unless told otherwise). While not, it dials nobody, refuses /peer
+  /// links and closes those it has, and /healthz does not judge links.
+  void set_leading(bool leading);
+  bool leading() const;
 
   /// A link whose handshake is done. False: refused (a second link to the
   /// same peer, or the peer claims this node's id); the caller closes it with
@@ -108,6 +113,7 @@ class replicator {
   const topology_kind kind_;
   mutable std::mutex mu_;
   bool stopped_ = false;  // guarded by mu_
+  bool leading_ = true;   // guarded by mu_
   std::map<std::string, std::shared_ptr<peer_link>> links_;  // up links by peer node, guarded by mu_
   std::map<std::string, protocol::peer::node_state> nodes_;  // link state by node, guarded by mu_
   std::map<std::string, std::string> upstream_;              // origin node -> neighbour, guarded by mu_

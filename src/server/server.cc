@@ -17,6 +17,7 @@
 
 #include "server/context.h"
 #include "server/http_session.h"
+#include "server/links_lease.h"
 #include "server/log.h"
 #include "server/room.h"
 #include "server/websocket_session.h"
@@ -91,8 +92,12 @@ struct server::impl {
   std::vector<std::thread> threads;
   std::uint16_t port = 0;
   bool stopped = false;
+  // On PostgreSQL: whether this node carries its region's links. Gone before
+  // the replicator it tells.
+  std::unique_ptr<links_lease> lease;
 
   ~impl() {
+    lease.reset();
     if (ctx) ctx->rooms.clear();
     acceptor.reset();
     liveness.reset();
@@ -288,7 +293,14 @@ result<std::unique_ptr<server>> server::start(server_config config) {
     p->deny_list_timer.emplace(p->liveness->get_executor());
     p->schedule_deny_list();
   }
+  // On PostgreSQL, several nodes may form one region: only the one holding
+  // the region's lease carries its links (docs/scale-out.md).
+  const bool shared_store = p->store->backend() == std::string_view("postgres");
+  if (shared_store) p->ctx->replication->set_leading(false);
   p->ctx->replication->start();  // before the threads: its dialler list is fixed from then on
+  if (shared_store)
+    p->lease = std::make_unique<links_lease>(store_location(p->config), p->config.node_id,
+                                             [r = p->ctx->replication.get()](bool held) { r->set_leading(held); });
   if (p->region_bus) p->region_bus->start();
   for (auto& io : p->ios) p->threads.emplace_back([io = io.get()] { io->run(); });
   log(log_level::info, "weft-server {} listening on {}:{} ({} {}{}, {} threads{}{}{})", p->store->origin_key(),
@@ -313,6 +325,7 @@ void server::stop() {
     p->liveness->cancel();
     if (p->deny_list_timer) p->deny_list_timer->cancel();
   });
+  p_->lease.reset();  // another node of the region may take the links at once
   p_->ctx->replication->stop();
   p_->sessions.close_all("server shutting down");
   // Give sessions a moment to send their close frames.

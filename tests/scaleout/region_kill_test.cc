@@ -118,5 +118,49 @@ TEST(RegionKillTest, AKilledNodeLosesNothingAcknowledgedAndBotsFailOver) {
   fs::remove_all(dir);
 }
 
+// The node carrying a region's links is SIGKILLed: PostgreSQL ends its
+// session, so the region's lease comes free and another node of the region
+// takes the links over by itself; the far region's edits reach the region
+// again.
+TEST(RegionKillTest, AKilledLinksNodeHandsTheRegionsLinksOver) {
+  postgres_server pg;
+  redis_server redis;
+  const std::string db = pg.uri(pg.fresh_database());
+  const fs::path dir = temp_path("region-kill-links");
+  fs::create_directories(dir);
+  server_process far(dir / "far", 0, dir / "far.log", {"--node-id", "far"});
+  ASSERT_NE(far.port(), 0);
+  const std::string far_url = "ws://127.0.0.1:" + std::to_string(far.port());
+  std::vector<std::unique_ptr<server_process>> eu;
+  for (int i = 0; i < 2; ++i) {
+    const std::string id = "eu" + std::to_string(i);
+    eu.push_back(std::make_unique<server_process>(
+        dir / id, 0, dir / (id + ".log"),
+        std::vector<std::string>{"--node-id", "eu", "--store", db, "--bus", redis.url(), "--peer", far_url}));
+    ASSERT_NE(eu.back()->port(), 0);
+  }
+  auto links_node = [&](int i) {
+    auto body = http_get(eu[i]->port(), "/metrics").second;
+    return body.find("\nweft_replication_links_node 1\n") != std::string::npos;
+  };
+  auto far_linked = [&] { return http_get(far.port(), "/api/cluster").second.find("\"state\":\"up\"") != std::string::npos; };
+  ASSERT_TRUE(eventually([&] { return links_node(0) != links_node(1) && far_linked(); }, 15s));
+  const int holder = links_node(0) ? 0 : 1, other = 1 - holder;
+  eu[holder]->kill(SIGKILL);
+  ASSERT_TRUE(eventually([&] { return links_node(other); }, 20s)) << "the lease never came free";
+  ASSERT_TRUE(eventually(far_linked, 15s));
+  {
+    test_client away(far.port());
+    away.hello();
+    away.open("after");
+    away.insert("after", 0, "written far away");
+    ASSERT_TRUE(away.wait_acked("after", 10s));
+  }
+  EXPECT_TRUE(eventually([&] { return http_get(eu[other]->port(), "/api/docs/after/text").second == "written far away"; },
+                         20s));
+  eu.clear();
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace weft::test

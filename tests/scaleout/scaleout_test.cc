@@ -466,6 +466,70 @@ TEST_F(RegionTest, ARegionReplicatesToAnotherRegionThroughTheNodeThatCarriesTheL
   std::filesystem::remove_all(far_dir, ec);
 }
 
+// The region's links move by themselves. Every node of region "eu" is given
+// the same --peer; only the node holding the region's lease in PostgreSQL
+// dials it (and accepts /peer links). When that node stops, another node of
+// the region takes the links over, resuming from the shared checkpoints, and
+// replication goes on both ways.
+TEST_F(RegionTest, TheRegionsLinksMoveToAnotherNodeWhenTheirNodeStops) {
+  const auto far_dir = temp_path("far-region-handover");
+  server::server_config fc;
+  fc.node_id = "far";
+  fc.port = 0;
+  fc.data_dir = far_dir.string();
+  fc.threads = 2;
+  fc.level = std::getenv("WEFT_TEST_LOG") ? server::log_level::debug : server::log_level::error;
+  auto far = server::server::start(fc);
+  ASSERT_TRUE(far.ok()) << far.error().to_string();
+  const std::uint16_t far_port = far.value()->port();
+  auto far_links_up = [&] {
+    auto j = http_get(far_port, "/api/cluster").second;
+    std::size_t n = 0;
+    for (auto at = j.find("\"state\":\"up\""); at != std::string::npos; at = j.find("\"state\":\"up\"", at + 1)) ++n;
+    return n;
+  };
+  base.peers = {"ws://127.0.0.1:" + std::to_string(far_port)};
+  start_nodes(1, "", "eu");
+  ASSERT_TRUE(eventually([&] { return metric(0, "weft_replication_links_node") == 1; }, 10s));
+  ASSERT_TRUE(eventually([&] { return far_links_up() == 1; }, 10s));
+  start_nodes(2, "", "eu");
+  // n1 and n2 stand by: the lease is n0's for as long as n0 runs.
+  EXPECT_EQ(metric(1, "weft_replication_links_node"), 0);
+  EXPECT_EQ(metric(2, "weft_replication_links_node"), 0);
+  EXPECT_EQ(far_links_up(), 1u);
+  test_client near(port(1)), other(port(2)), away(far_port);
+  near.hello();
+  other.hello();
+  away.hello();
+  for (auto* c : {&near, &other, &away}) c->open("doc");
+  for (int k = 0; k < 10; ++k) near.insert("doc", near.replica("doc").length(), marker(1, k));
+  ASSERT_TRUE(near.wait_acked("doc", 10s));
+  EXPECT_TRUE(away.wait_text("doc", near.replica("doc").text(), 20s)) << away.replica("doc").text();
+  // The links node stops; one of the others takes the links.
+  nodes[0]->stop();
+  nodes.erase(nodes.begin());
+  ASSERT_TRUE(eventually([&] {
+    return metric(0, "weft_replication_links_node") + metric(1, "weft_replication_links_node") == 1;
+  }, 15s)) << "no node of the region took the links over";
+  ASSERT_TRUE(eventually([&] { return far_links_up() == 1; }, 15s)) << http_get(far_port, "/api/cluster").second;
+  // Both ways again: the far region's edits reach both nodes live, and what
+  // the region writes reaches the far region.
+  for (int k = 0; k < 10; ++k) away.insert("doc", 0, marker(9, k));
+  ASSERT_TRUE(away.wait_acked("doc", 10s));
+  for (int k = 0; k < 10; ++k) other.insert("doc", other.replica("doc").length(), marker(2, k));
+  ASSERT_TRUE(other.wait_acked("doc", 10s));
+  ASSERT_TRUE(converged("doc"));
+  EXPECT_TRUE(eventually([&] { return http_get(far_port, "/api/docs/doc/text").second == text(0, "doc"); }, 20s))
+      << http_get(far_port, "/api/docs/doc/text").second << "\n" << text(0, "doc");
+  for (int who : {1, 2, 9})
+    for (int k = 0; k < 10; ++k)
+      EXPECT_NE(text(0, "doc").find(marker(who, k)), std::string::npos) << marker(who, k);
+  EXPECT_TRUE(near.wait_text("doc", text(0, "doc"), 10s));
+  far.value().reset();
+  std::error_code ec;
+  std::filesystem::remove_all(far_dir, ec);
+}
+
 // Replica ownership inside a region (issue #14): claims go into PostgreSQL
 // with the batch and onto the bus with it. A node that had the document open
 // before the claim learns it from the bus; a node that opens the document
