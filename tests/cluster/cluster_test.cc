@@ -168,6 +168,16 @@ class ClusterTest : public ::testing::Test {
     sqlite3_close(db);
     return n;
   }
+  /// True once every link of node i has nothing unconfirmed and nothing
+  /// queued: whatever it sent has been received and confirmed (a barrier
+  /// before checking that something did not happen, instead of a sleep).
+  bool links_settled(int i, std::chrono::milliseconds timeout = 15s) {
+    static const std::regex busy(R"re("(lag_batches|queue)":[1-9])re");
+    return eventually([&] {
+      auto j = cluster_json(i);
+      return j.find("\"links\":[") != std::string::npos && !std::regex_search(j, busy);
+    }, timeout);
+  }
   /// The owner node i's SQLite file records for replica `r` of `doc` ("" if none).
   std::string owner_of(int i, const std::string& doc, replica_id r) {
     sqlite3* db = nullptr;
@@ -409,7 +419,9 @@ TEST_F(ClusterTest, ARingOfFourDeliversEachBatchToEachNodeOnce) {
   ASSERT_TRUE(converged("ring"));
   for (int i = 1; i < 4; ++i) {
     ASSERT_TRUE(eventually([&] { return metric_sum(i, "weft_replication_batches_received_total") - before[i] >= 30; }));
-    std::this_thread::sleep_for(200ms);
+    // Every batch any node sent has been received and confirmed: a second
+    // copy would have been counted by now.
+    for (int k = 0; k < 4; ++k) ASSERT_TRUE(links_settled(k));
     EXPECT_EQ(metric_sum(i, "weft_replication_batches_received_total") - before[i], 30u)
         << "node " << nodes_[i].id << " got a batch more than once";
     EXPECT_EQ(metric_sum(i, "weft_replication_duplicates_total"), 0u);
@@ -625,7 +637,7 @@ TEST_F(ClusterTest, ConcurrentEditsFromOtherRegionsAreCounted) {
   for (int round = 0; round < 3; ++round) {
     type_markers(round % 2, "turns", 3, "t" + std::to_string(round));
     ASSERT_TRUE(converged("turns"));
-    std::this_thread::sleep_for(300ms);  // the other's confirmation arrives
+    for (int k = 0; k < 2; ++k) ASSERT_TRUE(links_settled(k));  // the other's confirmation arrived
   }
   EXPECT_EQ(metric(0, conflicts), 0);
   EXPECT_EQ(metric(1, conflicts), 0);
@@ -722,7 +734,7 @@ TEST_F(ClusterTest, AWriteConcernSaysWhenOpsAreDurableInKRegions) {
   late.send(protocol::encode_ops("wc-late", std::vector<operation>{z}, 0));
   ASSERT_TRUE(late.wait_acked("wc-late"));
   ASSERT_TRUE(eventually([&] { return text(1, "wc-late") == "z" && text(2, "wc-late") == "z"; }));
-  std::this_thread::sleep_for(300ms);  // the peers' confirmations reach a
+  ASSERT_TRUE(links_settled(0));  // the peers' confirmations reached a
   late.send(protocol::encode_ops("wc-late", std::vector<operation>{z}, 2));
   EXPECT_EQ(replicated_upto(late, 2, z.id.counter, 10s), z.id.counter) << "a concern for ops stored before it";
 }

@@ -79,8 +79,11 @@ TEST_F(CommitRecovery, ARoomAcknowledgesAgainOnceStorageWorks) {
   carol.open("doc");
   EXPECT_EQ(carol.replica("doc").text(), "one two three");
   EXPECT_TRUE(has(carol.expect("error", 5s), "\"storage\""));
-  // The lock outlives a few retries: still nothing acknowledged.
-  while (alice.recv(600ms)) {
+  // The lock outlives two more retries (each counted as it fails): still
+  // nothing acknowledged.
+  const std::int64_t failed = metric("weft_storage_errors_total{kind=\"io\"}");
+  ASSERT_TRUE(eventually([&] { return metric("weft_storage_errors_total{kind=\"io\"}") >= failed + 2; }, 15s));
+  while (alice.recv(50ms)) {
   }
   EXPECT_EQ(alice.acked("doc"), acked_before);
 
@@ -117,7 +120,10 @@ TEST_F(CommitRecovery, UnstoredOpsOutliveTheirAuthorsConnection) {
       alice.insert("doc", 0, "while locked");
       ASSERT_TRUE(has(alice.expect("error", 5s), "\"storage\""));
     }  // Alice disconnects
-    std::this_thread::sleep_for(300ms);  // several unload intervals pass while the lock is held
+    // Two more failed retries (250 ms apart at least) span several unload
+    // intervals (50 ms) while the lock is held: the room stayed.
+    const std::int64_t failed = metric("weft_storage_errors_total{kind=\"io\"}");
+    ASSERT_TRUE(eventually([&] { return metric("weft_storage_errors_total{kind=\"io\"}") >= failed + 2; }, 15s));
     EXPECT_EQ(metric("weft_documents_loaded"), 1);
   }  // the lock goes
   // The retry stores it; the room may then unload.

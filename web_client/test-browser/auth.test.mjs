@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildDir, startServer, launchBrowser, textOf, waitText, typeAt } from './harness.mjs';
+import { buildDir, startServer, launchBrowser, textOf, waitText, typeAt, watchRepairs } from './harness.mjs';
 
 let server, browser, secretFile;
 const mintAs = (sub, ...docs) => execFileSync(path.join(buildDir, 'weft-token'),
@@ -30,7 +30,9 @@ test('a page with a token edits; a page without one is refused', async () => {
   const doc = `team-${process.pid}`;
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
-  await page.goto(`${server.base}/d/${doc}#token=${mint('team-*=rw')}`);
+  const pageUrl = `${server.base}/d/${doc}?verify#token=${mint('team-*=rw')}`;
+  watchRepairs(page, pageUrl);
+  await page.goto(pageUrl);
   await page.locator('[data-testid=status]').filter({ hasText: 'online' }).waitFor({ timeout: 15000 });
   assert.equal(new URL(page.url()).hash, '', 'the token is taken out of the address bar');
   await typeAt(page, 0, 'signed in');
@@ -43,8 +45,15 @@ test('a page with a token edits; a page without one is refused', async () => {
   // A second browser profile without a token never gets the text.
   const stranger = await browser.newContext();
   const other = await stranger.newPage();
+  const refused = async () => {
+    const m = (await (await fetch(`${server.base}/metrics`)).text()).match(/\nweft_auth_failures_total (\d+)/);
+    return Number(m?.[1] ?? 0);
+  };
+  const refusedBefore = await refused();
   await other.goto(`${server.base}/d/${doc}`);
-  await other.waitForTimeout(1500);
+  // The server has refused the page's connection: nothing more comes to it.
+  for (let i = 0; i < 200 && (await refused()) === refusedBefore; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok((await refused()) > refusedBefore, 'the server never refused the page without a token');
   assert.notEqual(await other.locator('[data-testid=status]').textContent(), 'online');
   assert.equal(await textOf(other), '');
   await ctx.close();
@@ -56,7 +65,9 @@ test('a page with a token edits; a page without one is refused', async () => {
  * Returns her replica id. */
 async function aliceStoresAReplica(ctx, doc) {
   const alice = await ctx.newPage();
-  await alice.goto(`${server.base}/d/${doc}?verify#token=${mintAs('alice', `${doc}=rw`)}`);
+  const aliceUrl = `${server.base}/d/${doc}?verify#token=${mintAs('alice', `${doc}=rw`)}`;
+  watchRepairs(alice, aliceUrl);
+  await alice.goto(aliceUrl);
   await alice.locator('[data-testid=status]').filter({ hasText: 'online' }).waitFor({ timeout: 15000 });
   await alice.evaluate(() => navigator.serviceWorker.ready); // so that a page loads offline too
   await typeAt(alice, 0, 'alice ');
@@ -86,7 +97,9 @@ test('a stored replica that belongs to another user is replaced by a new one, wh
   // resends its ops (ours count from the last ack), which the server refuses
   // as Alice's: the page forgets the replica and reloads with a new one.
   const bob = await ctx.newPage();
-  await bob.goto(`${server.base}/d/${doc}?verify#token=${mintAs('bob', `${doc}=rw`)}`);
+  const bobUrl = `${server.base}/d/${doc}?verify#token=${mintAs('bob', `${doc}=rw`)}`;
+  watchRepairs(bob, bobUrl);
+  await bob.goto(bobUrl);
   const deadline0 = Date.now() + 15000;
   let replica = aliceReplica;
   while (Date.now() < deadline0) {
@@ -115,7 +128,9 @@ test('text typed offline under another user\'s stored replica is typed again und
   // Bob opens the page offline: Alice's stored replica, and he types into it.
   await ctx.setOffline(true);
   const bob = await ctx.newPage();
-  await bob.goto(`${server.base}/d/${doc}?verify#token=${mintAs('bob', `${doc}=rw`)}`);
+  const bobUrl = `${server.base}/d/${doc}?verify#token=${mintAs('bob', `${doc}=rw`)}`;
+  watchRepairs(bob, bobUrl);
+  await bob.goto(bobUrl);
   await bob.locator('[data-testid=editor] .cm-content').waitFor();
   await waitText(bob, 'alice ');
   assert.equal(await bob.evaluate(() => window.weft.doc.replica()), aliceReplica);

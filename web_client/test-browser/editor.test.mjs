@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import os from 'node:os';
 import path from 'node:path';
-import { useServerAndBrowser, openPage as open, textOf, waitText, waitOneOf, waitSaved, typeAt } from './harness.mjs';
+import { useServerAndBrowser, openPage as open, textOf, waitText, waitOneOf, waitSaved, waitServerText, typeAt } from './harness.mjs';
 
 const shots = process.env.WEFT_SCREENSHOT_DIR ?? os.tmpdir();
 const env = useServerAndBrowser();
@@ -42,7 +42,8 @@ test('editing offline on both sides merges after reconnect', async () => {
   await typeAt(a, 7, 'from-a 😀');
   await typeAt(a, 0, '🎉');          // several offline edits, astral characters included
   await typeAt(b, 0, '😀 from-b ');
-  await a.waitForTimeout(300);
+  // b's edit reached the server: online, a would have been sent it.
+  await waitServerText(env.base, doc, '😀 from-b shared ');
   assert.equal(await textOf(a), '🎉shared from-a 😀');
   await ctxA.setOffline(false);
   await a.locator('[data-testid=status]').filter({ hasText: 'online' }).waitFor({ timeout: 15000 });

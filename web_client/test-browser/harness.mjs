@@ -44,13 +44,11 @@ afterEach(() => {
  * test that makes the view drift on purpose). */
 export function allowViewRepairs(page, n) { repairs.get(page).allowed = n; }
 
-/** Opens the editor for `doc` and waits until it is online; `query` adds to the address's query. */
-export async function openPage(context, base, doc, query = '') {
-  const page = await context.newPage();
-  page.on('pageerror', (e) => console.error('page error:', e.message));
-  // ?verify: the page compares its whole view with the replica's text after
-  // every remote batch (the binding's `verify`), so a wrong change event cannot hide.
-  const r = { url: `${base}/d/${doc}?verify${query ? `&${query}` : ''}`, seen: 0, allowed: 0 };
+/** Counts the safety net's repairs of `page` (opened at `url`, which should
+ * carry ?verify) for the check after each test. openPage() does it; call it
+ * for a page a test opens itself. */
+export function watchRepairs(page, url) {
+  const r = { url, seen: 0, allowed: 0 };
   repairs.set(page, r);
   page.on('console', (m) => {
     if (m.type() === 'error' && m.text().startsWith(REPAIR)) {
@@ -58,6 +56,16 @@ export async function openPage(context, base, doc, query = '') {
       console.error(`page ${r.url}: ${m.text()}`);
     }
   });
+  return r;
+}
+
+/** Opens the editor for `doc` and waits until it is online; `query` adds to the address's query. */
+export async function openPage(context, base, doc, query = '') {
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  // ?verify: the page compares its whole view with the replica's text after
+  // every remote batch (the binding's `verify`), so a wrong change event cannot hide.
+  const r = watchRepairs(page, `${base}/d/${doc}?verify${query ? `&${query}` : ''}`);
   await page.goto(r.url);
   await page.locator('[data-testid=status]').filter({ hasText: 'online' }).waitFor({ timeout: 15000 });
   return page;
@@ -95,6 +103,28 @@ export async function waitOneOf(page, options, timeout = 10000) {
 /** Waits until the page's replica, as it is now, is committed to IndexedDB
  * (the page's whenSaved(), src/main.js: the debounced save's transaction has completed);
  * fails after `timeout` ms. */
+/** Resolves once `page` has run every task queued so far and painted a
+ * frame: a barrier after a key press or an evaluate, before checking that
+ * it changed nothing (not a timed wait). */
+export async function settled(page) {
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0))));
+}
+
+/** Polls the server's text of `doc` (GET /api/docs/DOC/text, with `token`
+ * when given) until it is `expected`. */
+export async function waitServerText(base, doc, expected, timeout = 10000, token = '') {
+  const deadline = Date.now() + timeout;
+  let last = '';
+  while (Date.now() < deadline) {
+    const res = await fetch(`${base}/api/docs/${encodeURIComponent(doc)}/text`,
+      token ? { headers: { Authorization: `Bearer ${token}` } } : {});
+    last = await res.text();
+    if (res.status === 200 && last === expected) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`the server's text of ${doc} stayed ${JSON.stringify(last)}, not ${JSON.stringify(expected)}`);
+}
+
 export async function waitSaved(page, timeout = 10000) {
   await page.evaluate((ms) => Promise.race([
     window.weft.whenSaved(),

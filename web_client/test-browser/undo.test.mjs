@@ -4,7 +4,7 @@
 // everyone as ordinary ops.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useServerAndBrowser, openPage as open, allowViewRepairs, textOf, waitText, typeAt } from './harness.mjs';
+import { useServerAndBrowser, openPage as open, allowViewRepairs, settled, textOf, waitText, waitServerText, typeAt } from './harness.mjs';
 
 const env = useServerAndBrowser();
 
@@ -73,7 +73,7 @@ test('undo removes only my own edit; redo brings it back, on both pages', async 
   await press(a, 'Control+z');
   await everywhere(doc, [a, b], 'theirs');
   await press(a, 'Control+z');
-  await a.waitForTimeout(300);
+  await settled(a);  // the key press has been handled (an undo acts at once)
   assert.equal(await textOf(a), 'theirs');
   await everywhere(doc, [a, b], 'theirs');
   await close();
@@ -97,7 +97,8 @@ test('interleaved edits: each page undoes and redoes its own steps', async () =>
   await everywhere(doc, [a, b], 'two four ');
   // Nothing of A's is left to undo: B's words stay.
   await press(a, 'Control+z');
-  await a.waitForTimeout(300);
+  await settled(a);  // the key press has been handled (an undo acts at once)
+  assert.equal(await textOf(a), 'two four ');
   await everywhere(doc, [a, b], 'two four ');
 
   await press(a, 'Control+Shift+Z');
@@ -140,7 +141,8 @@ test('undo after a reconnect: the remote edits of the sync are not in my history
   await ctxA.setOffline(true);
   await a.locator('[data-testid=status]').filter({ hasText: 'offline' }).waitFor();
   await typeAt(b, 5, 'theirs');
-  await a.waitForTimeout(200);
+  // b's edit reached the server: online, a would have been sent it.
+  await waitServerText(env.base, doc, 'mine theirs');
   assert.equal(await textOf(a), 'mine ');
   await ctxA.setOffline(false);
   await a.locator('[data-testid=status]').filter({ hasText: 'online' }).waitFor({ timeout: 15000 });
