@@ -78,6 +78,9 @@ std::string usage() {
       "                            redialling while it is down; a link carries batches both ways.\n"
       "                            wss:// checks the peer's certificate and host name\n"
       "  --peer-ca FILE            PEM CA certificates for wss:// peers (default: the system's)\n"
+      "  --peer-cert FILE --peer-key FILE  a client certificate this node presents to wss:// peers\n"
+      "  --peer-client-ca FILE     with TLS, /peer links must present a client certificate chaining to\n"
+      "                            these PEM CA certificates and naming (CN or DNS name) the peer's node id\n"
       "  --peer-token-file FILE    token shown to peers that require one (weft-token --peer)\n"
       "  --forget-peer NODE        at startup, forget the checkpoints of NODE, a node that left for\n"
       "                            good, so the log compacts without waiting for it (repeatable)\n"
@@ -174,6 +177,9 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
       {"--peer-token-file", [&](std::string_view v) { return read_key_file(v, c.peer_token); }},
       {"--forget-peer", [&](std::string_view v) { c.forget_peers.emplace_back(v); return !v.empty(); }},
       {"--peer-ca", [&](std::string_view v) { c.peer_ca = std::string(v); return !v.empty(); }},
+      {"--peer-cert", [&](std::string_view v) { c.peer_cert = std::string(v); return !v.empty(); }},
+      {"--peer-key", [&](std::string_view v) { c.peer_key = std::string(v); return !v.empty(); }},
+      {"--peer-client-ca", [&](std::string_view v) { c.peer_client_ca = std::string(v); return !v.empty(); }},
       {"--topology",
        [&](std::string_view v) {
          c.topology = std::string(v);
@@ -222,6 +228,10 @@ std::variant<server_config, parse_outcome> parse_args(int argc, char** argv) {
     return parse_outcome{"weft-server: --auth-deny-list needs tokens: --auth-secret-file, --auth-public-key or --auth-jwks\n", 2};
   if (c.tls_cert.empty() != c.tls_key.empty())
     return parse_outcome{"weft-server: --tls-cert and --tls-key go together\n", 2};
+  if (c.peer_cert.empty() != c.peer_key.empty())
+    return parse_outcome{"weft-server: --peer-cert and --peer-key go together\n", 2};
+  if (!c.peer_client_ca.empty() && c.tls_cert.empty())
+    return parse_outcome{"weft-server: --peer-client-ca needs --tls-cert and --tls-key: client certificates come over TLS\n", 2};
   return c;
 }
 

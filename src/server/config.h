@@ -58,6 +58,9 @@ struct server_config {
   std::vector<std::string> peers;            ///< --peer URL (repeatable): nodes this one dials (ws:// or wss://HOST:PORT)
   std::string peer_ca;                       ///< --peer-ca: PEM CA certificates wss:// peers must chain to (default: the system's)
   std::string peer_token;                    ///< --peer-token-file: token presented to peers (weft-token --peer)
+  std::string peer_cert;                     ///< --peer-cert: PEM client certificate (chain) presented to wss:// peers
+  std::string peer_key;                      ///< --peer-key: its PEM private key
+  std::string peer_client_ca;                ///< --peer-client-ca: /peer links need a client certificate chaining to these
   std::vector<std::string> forget_peers;     ///< --forget-peer NODE (repeatable): drop a departed node's checkpoints at startup
   std::string topology = "all";              ///< --topology: all, ring or star (which links carry batches)
   std::string hub;                           ///< --hub NODE: the hub of a star

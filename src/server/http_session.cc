@@ -16,6 +16,7 @@
 #include "server/context.h"
 #include "server/log.h"
 #include "server/room.h"
+#include "server/peer_certificate.h"
 #include "server/peer_link.h"
 #include "server/replicator.h"
 #include "server/websocket_session.h"
@@ -353,9 +354,25 @@ void http_session<Stream>::upgrade(http::request<http::string_body> req) {
       respond(unauthorized(v, false, "a client token cannot open a replication link (weft-token --peer)"));
       return;
     }
+    // With --peer-client-ca, only over TLS with a verified client
+    // certificate; its names bind the node id the hello may give.
+    std::vector<std::string> cert_names;
+    if (!ctx_.config.peer_client_ca.empty()) {
+      std::optional<std::vector<std::string>> names;
+      if constexpr (is_tls(static_cast<Stream*>(nullptr))) names = verified_client_names(stream_.native_handle());
+      if (!names || names->empty()) {  // (one naming nothing could claim to be any node)
+        ++ctx_.stats.auth_failures;
+        log(log_level::info, "refused a replication link from {}: no verified client certificate", slot_.address());
+        respond(make(http::status::forbidden, v, false,
+                     "a replication link needs a client certificate signed by a CA of this node's --peer-client-ca\n",
+                     "text/plain"));
+        return;
+      }
+      cert_names = std::move(*names);
+    }
     // Counted against --max-connections-per-address like any connection.
     accept_peer_link(std::move(stream_), std::move(req), ctx_, std::shared_ptr<const token_claims>(std::move(info.claims)),
-                     std::move(slot_));
+                     std::move(slot_), std::move(cert_names));
     return;
   }
   info.slot = std::move(slot_);

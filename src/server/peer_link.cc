@@ -256,6 +256,8 @@ void peer_link::handle_hello(const peer::hello& h) {
     return close("link protocol version " + std::to_string(h.version) + " is not " + std::to_string(peer::link_version));
   if (h.node.empty() || h.key.find('~') == std::string::npos || node_of(h.key) != h.node)
     return close("peer_hello needs a node id and its origin key");
+  if (!cert_names_.empty() && std::find(cert_names_.begin(), cert_names_.end(), h.node) == cert_names_.end())
+    return close("the client certificate names " + cert_names_.front() + ", not node " + h.node);
   peer_node_ = h.node;
   peer_key_ = h.key;
   handshaken_ = true;
@@ -832,7 +834,8 @@ void dial_peer(server_context& ctx, replicator& rep, const std::string& url, dia
 
 template <class Stream>
 void accept_peer_link(Stream&& stream, beast::http::request<beast::http::string_body> req, server_context& ctx,
-                      std::shared_ptr<const token_claims> header_claims, connection_slot slot) {
+                      std::shared_ptr<const token_claims> header_claims, connection_slot slot,
+                      std::vector<std::string> cert_names) {
   if (!ctx.replication) return;
   ws_stream<Stream> ws(std::move(stream));
   ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
@@ -840,6 +843,7 @@ void accept_peer_link(Stream&& stream, beast::http::request<beast::http::string_
   link->slot = std::move(slot);
   link->need_token = ctx.auth.has_value() && !header_claims;
   link->set_claims(std::move(header_claims));
+  link->set_certificate_names(std::move(cert_names));
   link->ws().async_accept(req, [link](beast::error_code ec) {
     if (ec) return;
     link->begin_inbound();
@@ -848,10 +852,10 @@ void accept_peer_link(Stream&& stream, beast::http::request<beast::http::string_
 
 template void accept_peer_link<beast::tcp_stream>(beast::tcp_stream&&, beast::http::request<beast::http::string_body>,
                                                   server_context&, std::shared_ptr<const token_claims>,
-                                                  connection_slot);
+                                                  connection_slot, std::vector<std::string>);
 template void accept_peer_link<beast::ssl_stream<beast::tcp_stream>>(beast::ssl_stream<beast::tcp_stream>&&,
                                                                      beast::http::request<beast::http::string_body>,
                                                                      server_context&, std::shared_ptr<const token_claims>,
-                                                                     connection_slot);
+                                                                     connection_slot, std::vector<std::string>);
 
 }  // namespace weft::server

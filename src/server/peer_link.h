@@ -62,6 +62,10 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   /// The peer token an inbound link was accepted with (auth on): kept so that
   /// revoking it (--auth-deny-list) closes the link. Call before it starts.
   void set_claims(std::shared_ptr<const token_claims> claims) { claims_ = std::move(claims); }
+  /// The names of the inbound link's verified client certificate
+  /// (--peer-client-ca): the hello's node id must be one of them. Call
+  /// before it starts; empty: no certificate is asked for.
+  void set_certificate_names(std::vector<std::string> names) { cert_names_ = std::move(names); }
   /// Closes the link when its peer token is now revoked. Thread-safe.
   void recheck_token();
 
@@ -111,6 +115,7 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   replicator& rep_;
   const bool outbound_;
   std::shared_ptr<const token_claims> claims_;  // the inbound link's peer token (auth on), for revocation
+  std::vector<std::string> cert_names_;          // the inbound link's client certificate names (--peer-client-ca)
   boost::asio::steady_timer timer_;
 
  private:
@@ -201,6 +206,7 @@ void dial_peer(server_context& ctx, replicator& rep, const std::string& url,
 /// --max-connections-per-address) for as long as it lives.
 template <class Stream>
 void accept_peer_link(Stream&& stream, boost::beast::http::request<boost::beast::http::string_body> req,
-                      server_context& ctx, std::shared_ptr<const token_claims> header_claims, connection_slot slot);
+                      server_context& ctx, std::shared_ptr<const token_claims> header_claims, connection_slot slot,
+                      std::vector<std::string> cert_names = {});
 
 }  // namespace weft::server

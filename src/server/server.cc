@@ -202,6 +202,18 @@ result<std::unique_ptr<server>> server::start(server_config config) {
     if (ec) return status(error_code::invalid_argument, "--tls-cert " + p->config.tls_cert + ": " + ec.message());
     tls->use_private_key_file(p->config.tls_key, net::ssl::context::pem, ec);
     if (ec) return status(error_code::invalid_argument, "--tls-key " + p->config.tls_key + ": " + ec.message());
+    if (!p->config.peer_client_ca.empty()) {
+      // Client certificates are asked for, not required, at the handshake
+      // (browsers connect here too); a /peer upgrade without a verified one
+      // is refused (http_session). The CA names tell clients which to send.
+      tls->set_verify_mode(net::ssl::verify_peer);
+      tls->load_verify_file(p->config.peer_client_ca, ec);
+      STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(p->config.peer_client_ca.c_str());
+      if (ec || !names)
+        return status(error_code::invalid_argument,
+                      "--peer-client-ca " + p->config.peer_client_ca + ": " + (ec ? ec.message() : "no certificates"));
+      SSL_CTX_set_client_CA_list(tls->native_handle(), names);
+    }
   }
   // Dialling wss:// peers: their certificates must chain to --peer-ca (or
   // the system's CAs) and name the host dialled (checked per link).
@@ -219,6 +231,12 @@ result<std::unique_ptr<server>> server::start(server_config config) {
                     (p->config.peer_ca.empty() ? std::string("the system's CA certificates")
                                                : "--peer-ca " + p->config.peer_ca) +
                         ": " + ec.message());
+    if (!p->config.peer_cert.empty()) {
+      peer_tls->use_certificate_chain_file(p->config.peer_cert, ec);
+      if (ec) return status(error_code::invalid_argument, "--peer-cert " + p->config.peer_cert + ": " + ec.message());
+      peer_tls->use_private_key_file(p->config.peer_key, net::ssl::context::pem, ec);
+      if (ec) return status(error_code::invalid_argument, "--peer-key " + p->config.peer_key + ": " + ec.message());
+    }
   }
 
   storage_options so;

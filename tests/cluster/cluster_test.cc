@@ -1135,5 +1135,49 @@ TEST_F(ClusterTest, LinksOverTlsCheckThePeersCertificate) {
   EXPECT_EQ(links_up(2), 0);
 }
 
+// Mutual TLS on links: with --peer-client-ca, a node takes /peer links only
+// from peers presenting a client certificate its CA signed, and only for the
+// node the certificate names.
+TEST_F(ClusterTest, WithPeerClientCaALinkNeedsACertificateNamingItsNode) {
+  const std::string tls = WEFT_TEST_DATA_DIR "/tls/";
+  nodes_.push_back(make_node("a"));
+  base_.tls_cert = tls + "test-cert.pem";
+  base_.tls_key = tls + "test-key.pem";
+  base_.peer_client_ca = tls + "peer-ca.pem";
+  start_node(0);
+  base_.tls_cert.clear();
+  base_.tls_key.clear();
+  base_.peer_client_ca.clear();
+  base_.peer_ca = tls + "test-cert.pem";
+  const std::string url = "wss://127.0.0.1:" + std::to_string(port(0));
+  // b presents the certificate the CA made for b: the link comes up and
+  // carries batches.
+  base_.peer_cert = tls + "peer-b-cert.pem";
+  base_.peer_key = tls + "peer-b-key.pem";
+  nodes_.push_back(make_node("b", {url}));
+  start_node(1);
+  ASSERT_TRUE(eventually([&] { return links_up(1) == 1; }, 15s)) << cluster_json(1);
+  auto m = type_markers(1, "mtls", 3, "m");
+  // (a serves TLS only: read over wss://.)
+  ASSERT_TRUE(eventually([&] { return tls_session(port(0), "mtls") == text(1, "mtls"); }, 15s));
+  // c presents b's certificate: refused, it names b.
+  nodes_.push_back(make_node("c", {url}));
+  start_node(2);
+  EXPECT_TRUE(eventually([&] { return cluster_json(2).find("names b, not node c") != std::string::npos; }, 15s))
+      << cluster_json(2);
+  // d presents none: refused at the upgrade.
+  base_.peer_cert.clear();
+  base_.peer_key.clear();
+  nodes_.push_back(make_node("d", {url}));
+  start_node(3);
+  EXPECT_TRUE(eventually([&] { return cluster_json(3).find("needs a client certificate") != std::string::npos; }, 15s))
+      << cluster_json(3);
+  EXPECT_EQ(links_up(2), 0);
+  EXPECT_EQ(links_up(3), 0);
+  EXPECT_EQ(links_up(1), 1);
+  // Clients of a still connect without a certificate.
+  EXPECT_NE(tls_session(port(0), "mtls").find(m[0]), std::string::npos);
+}
+
 }  // namespace
 }  // namespace weft::test
