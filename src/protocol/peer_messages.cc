@@ -64,7 +64,16 @@ struct encoder {
         append_uint(out, n.links[j].lag_ms);
         out += '}';
       }
-      out += "]}";
+      out += ']';
+      if (!n.key.empty()) {
+        out += ",\"key\":";
+        append_json_string(out, n.key);
+      }
+      if (!n.holds.empty()) {
+        out += ",\"holds\":";
+        append_vector(out, n.holds);
+      }
+      out += '}';
     }
     out += "]}";
   }
@@ -187,6 +196,10 @@ result<message> decode(std::string_view json) {
         link.node = std::string(lid);
         s.links.push_back(std::move(link));
       }
+      std::string_view key;
+      if (!n["key"].get_string().get(key)) s.key = std::string(key);
+      simdjson::dom::element holds;
+      if (!n["holds"].get(holds) && !read_vector(holds, s.holds)) return bad("link_state holds must be {key: olsn}");
       m.nodes.push_back(std::move(s));
     }
     return message(std::move(m));

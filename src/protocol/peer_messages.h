@@ -50,6 +50,11 @@ struct node_state {
   std::string node;
   std::uint64_t version = 0;  ///< higher replaces lower (Unix ms when made, bumped)
   std::vector<link> links;    ///< links that are up
+  /// Optional (absent from nodes before it): the node's current origin key,
+  /// and the highest olsn it holds durably of each other node's current
+  /// key. Lets a write concern count regions that are not neighbours.
+  std::string key;
+  origin_vector holds;
 };
 /// Every node state the sender knows.
 struct link_state {

@@ -21,6 +21,10 @@ namespace peer = protocol::peer;
 
 namespace {
 constexpr auto refresh_every = std::chrono::seconds(2);
+// A change in what this node holds of other nodes' batches is flooded at
+// most this often (write concerns counting regions that are not neighbours
+// hear of it this late at worst).
+constexpr auto holds_flood_every = std::chrono::milliseconds(200);
 }  // namespace
 
 struct replicator::dialer {
@@ -39,6 +43,7 @@ struct replicator::dialer {
 replicator::replicator(server_context& ctx)
     : ctx_(ctx), node_(ctx.config.node_id), kind_(parse_topology(ctx.config.topology)) {
   refresh_timer_ = std::make_unique<net::steady_timer>(net::make_strand(*ctx.ios[0]));
+  holds_timer_ = std::make_unique<net::steady_timer>(refresh_timer_->get_executor());
   std::lock_guard<std::mutex> lock(mu_);
   refresh_self_locked();
 }
@@ -78,7 +83,10 @@ void replicator::stop() {
     }
     if (l) l->close("server shutting down");
   }
-  net::post(refresh_timer_->get_executor(), [this] { refresh_timer_->cancel(); });
+  net::post(refresh_timer_->get_executor(), [this] {
+    refresh_timer_->cancel();
+    holds_timer_->cancel();
+  });
   for (auto& [n, l] : links) l->close("server shutting down");
 }
 
@@ -278,9 +286,23 @@ void replicator::detach(const peer_link* link, const std::string& why) {
   if (changed) reroute_and_flood();
 }
 
+peer::origin_vector replicator::holds_locked() const {
+  peer::origin_vector holds;
+  const auto have = ctx_.store.have();
+  for (const auto& [n, st] : nodes_) {
+    if (n == node_ || st.key.empty()) continue;
+    auto h = have.find(st.key);
+    if (h != have.end() && h->second > 0) holds[st.key] = h->second;
+  }
+  return holds;
+}
+
 void replicator::refresh_self_locked() {
   peer::node_state self;
   self.node = node_;
+  self.key = ctx_.store.origin_key();
+  self.holds = holds_locked();
+  holds_flooded_ = self.holds;
   self.version = std::max<std::uint64_t>(self_version_ + 1, static_cast<std::uint64_t>(unix_ms()));
   self_version_ = self.version;
   for (const auto& [p, l] : links_) self.links.push_back({p, l->stats().lag_ms.load()});
@@ -294,19 +316,45 @@ peer::link_state replicator::state_locked() const {
 }
 
 void replicator::merge_link_state(const peer_link* from, const peer::link_state& state) {
-  bool changed = false;
+  bool changed = false, own_held = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    const std::string& own = ctx_.store.origin_key();
     for (const auto& n : state.nodes) {
       if (n.node == node_) continue;  // only this node speaks for itself
       auto it = nodes_.find(n.node);
       if (it == nodes_.end() || it->second.version < n.version) {
+        auto held = [&](const peer::node_state& st) {
+          auto h = st.holds.find(own);
+          return h == st.holds.end() ? std::uint64_t{0} : h->second;
+        };
+        if (held(n) > (it == nodes_.end() ? 0 : held(it->second))) own_held = true;
         nodes_[n.node] = n;
         changed = true;
       }
     }
+    // Keys it learnt just now may be ones it holds batches of. (Only then:
+    // a new state of its own on every merge would echo between nodes.)
+    if (changed && holds_locked() != holds_flooded_) refresh_self_locked();
   }
   if (changed) reroute_and_flood(from);
+  if (own_held) wake_watchers();
+}
+
+void replicator::wake_watchers() {
+  std::vector<std::shared_ptr<document_room>> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = watchers_.begin(); it != watchers_.end();) {
+      if (auto r = it->lock()) {
+        wake.push_back(std::move(r));
+        ++it;
+      } else {
+        it = watchers_.erase(it);
+      }
+    }
+  }
+  for (auto& r : wake) r->regions_advanced();
 }
 
 void replicator::reroute_and_flood(const peer_link* except) {
@@ -356,10 +404,33 @@ void replicator::schedule_refresh() {
   });
 }
 
-void replicator::feed_advanced() {
+void replicator::feed_advanced(const std::vector<std::string>& keys) {
   std::vector<std::shared_ptr<peer_link>> links;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    // Batches of other nodes stored here: tell the cluster (soon, not per
+    // commit), for write concerns of nodes that are not neighbours.
+    // (Only a current key of another node counts: holds list no others.)
+    const bool others = std::any_of(keys.begin(), keys.end(), [&](const std::string& k) {
+      auto n = nodes_.find(node_of(k));
+      return n != nodes_.end() && n->first != node_ && n->second.key == k;
+    });
+    if (others && !stopped_ && !holds_flood_due_ && holds_locked() != holds_flooded_) {
+      holds_flood_due_ = true;
+      net::post(holds_timer_->get_executor(), [this] {
+        holds_timer_->expires_after(holds_flood_every);
+        holds_timer_->async_wait([this](boost::system::error_code ec) {
+          if (ec) return;
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            holds_flood_due_ = false;
+            if (stopped_) return;
+            refresh_self_locked();
+          }
+          reroute_and_flood();
+        });
+      });
+    }
     for (const auto& [p, l] : links_) links.push_back(l);
   }
   for (auto& l : links) l->feed_advanced();
@@ -424,11 +495,22 @@ std::uint64_t replicator::durable_in(std::uint64_t regions) const {
     auto have = ctx_.store.have();
     return have[ctx_.store.origin_key()];
   }
-  std::vector<std::uint64_t> v;
+  // Per other node, the most it is known to hold of this node's batches:
+  // confirmed over a link, or said in its flooded state (a node that is
+  // not a neighbour).
+  std::map<std::string, std::uint64_t> held;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [p, c] : confirmed_) v.push_back(c);
+    for (const auto& [p, c] : confirmed_) held[p] = c;
+    const std::string& own = ctx_.store.origin_key();
+    for (const auto& [n, st] : nodes_) {
+      if (n == node_) continue;
+      auto h = st.holds.find(own);
+      if (h != st.holds.end()) held[n] = std::max(held[n], h->second);
+    }
   }
+  std::vector<std::uint64_t> v;
+  for (const auto& [n, c] : held) v.push_back(c);
   if (v.size() < regions - 1) return 0;
   std::sort(v.begin(), v.end(), std::greater<>());
   return v[regions - 2];

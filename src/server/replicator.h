@@ -57,7 +57,7 @@ class replicator {
   /// Merges link state heard from a peer; floods what is new.
   void merge_link_state(const peer_link* from, const protocol::peer::link_state& state);
   /// The feed of `keys` grew (called on the storage thread after a commit).
-  void feed_advanced();
+  void feed_advanced(const std::vector<std::string>& keys);
   /// A peer confirmed holding these batches (per origin key). Kept for the
   /// lag figures of a peer whose link is down; progress on this node's own
   /// key wakes the rooms with write-concern subscribers.
@@ -127,6 +127,16 @@ class replicator {
   // Fixed after start(); a dialler's fields are guarded by mu_.
   std::vector<std::shared_ptr<dialer>> dialers_;
   std::unique_ptr<boost::asio::steady_timer> refresh_timer_;
+  // What this node's own state last said it holds of other nodes' keys, and
+  // whether a flood of a change is already due (at most one per
+  // holds_flood_every). Guarded by mu_; the timer lives on refresh_timer_'s strand.
+  protocol::peer::origin_vector holds_flooded_;
+  bool holds_flood_due_ = false;
+  std::unique_ptr<boost::asio::steady_timer> holds_timer_;
+  /// This node's holds of the current keys of the nodes it knows (locked).
+  protocol::peer::origin_vector holds_locked() const;
+  /// Wakes the rooms waiting for write concerns (unlocked).
+  void wake_watchers();
   std::uint64_t self_version_ = 0;  // guarded by mu_
   std::map<std::string, std::uint64_t> confirmed_;       // peer -> own olsn it holds, guarded by mu_
   std::map<std::string, protocol::peer::origin_vector> peer_have_;  // peer -> all it confirmed, guarded by mu_

@@ -291,7 +291,7 @@ result<std::unique_ptr<server>> server::start(server_config config) {
       log(log_level::error, "{}", st.detail());
     ctx->rooms.for_each([&](const std::shared_ptr<document_room>& r) { r->storage_availability(st); });
   });
-  p->store->on_advanced([r = p->ctx->replication.get()](const std::vector<std::string>&) { r->feed_advanced(); });
+  p->store->on_advanced([r = p->ctx->replication.get()](const std::vector<std::string>& keys) { r->feed_advanced(keys); });
   p->acceptor.emplace(*p->ios[0]);
 
   tcp::endpoint ep(addr, p->config.port);

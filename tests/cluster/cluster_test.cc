@@ -739,6 +739,48 @@ TEST_F(ClusterTest, AWriteConcernSaysWhenOpsAreDurableInKRegions) {
   EXPECT_EQ(replicated_upto(late, 2, z.id.counter, 10s), z.id.counter) << "a concern for ops stored before it";
 }
 
+// A write concern counts regions that are not this node's neighbours: in
+// a ring of four linked only around (a-b, b-c, c-d, d-a), a's ops are
+// durable in 4 regions once c holds them too, which a hears of from the
+// state c floods, not from a link.
+TEST_F(ClusterTest, AWriteConcernCountsRegionsThatAreNotNeighbours) {
+  topology_ = "ring";
+  const auto url = [&](int i) { return "ws://127.0.0.1:" + std::to_string(port(i)); };
+  nodes_.push_back(make_node("a"));
+  start_node(0);
+  nodes_.push_back(make_node("b", {url(0)}));
+  start_node(1);
+  nodes_.push_back(make_node("c", {url(1)}));
+  start_node(2);
+  nodes_.push_back(make_node("d", {url(2), url(0)}));
+  start_node(3);
+  ASSERT_TRUE(all_links_up(2));
+  ASSERT_TRUE(routes_settled());
+  test_client w(port(0));
+  w.hello();
+  w.open("far", 5s, 4);
+  w.insert("far", 0, "everywhere");
+  ASSERT_TRUE(w.wait_acked("far"));
+  const std::uint64_t mine = w.replica("far").version().get(w.replica_id_value());
+  auto m = w.expect("replicated", 20s);
+  ASSERT_TRUE(m) << "never durable in 4 regions: " << cluster_json(0);
+  const auto& r = std::get<protocol::replicated_msg>(m->decoded);
+  EXPECT_EQ(r.regions, 4u);
+  EXPECT_EQ(r.version.get(w.replica_id_value()), mine);
+  EXPECT_EQ(text(2, "far"), "everywhere");
+  // Not earlier than c held it: with c stopped, a new write is durable in
+  // 3 regions at most.
+  stop_node(2);
+  ASSERT_TRUE(eventually([&] { return links_up(1) == 1 && links_up(3) == 1; }));
+  w.insert("far", 0, "x");
+  ASSERT_TRUE(w.wait_acked("far"));
+  // The write reached b and d, and they confirmed it to a (links drained):
+  // everything that could count it has, and still no answer.
+  ASSERT_TRUE(eventually([&] { return text(1, "far") == "xeverywhere" && text(3, "far") == "xeverywhere"; }));
+  ASSERT_TRUE(links_settled(0));
+  EXPECT_FALSE(w.expect("replicated", 500ms)) << "durable in 4 regions while one of them is down?";
+}
+
 TEST_F(ClusterTest, WithAuthOnALinkNeedsAPeerToken) {
   const std::string secret = "a-secret-of-at-least-thirty-two-bytes!";
   server::token_verifier signer(secret);

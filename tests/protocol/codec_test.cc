@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "protocol/op_json_reader.h"
+#include "protocol/peer_messages.h"
 #include "weft/document.h"
 #include "weft/protocol.h"
 
@@ -511,6 +512,37 @@ TEST(Codec, JsonStringsAreWrittenAndReadByTheCodecsRules) {
     EXPECT_EQ(field(json), "<none>") << json;
   }
   EXPECT_EQ(field(std::string(R"({"a":)") + std::string(100000, '[') + R"(,"name":"x"})"), "<none>");
+}
+
+// Link state between nodes: a node's key and holds travel when set, and a
+// state without them (from a node before them) still reads.
+TEST(PeerMessages, LinkStateCarriesKeyAndHoldsWhenSet) {
+  peer::link_state st;
+  peer::node_state n;
+  n.node = "c";
+  n.version = 7;
+  n.links.push_back({"b", 12});
+  n.key = "c~0a";
+  n.holds = {{"a~01", 40}, {"b~02", 3}};
+  st.nodes.push_back(n);
+  peer::node_state old;
+  old.node = "d";
+  old.version = 9;
+  st.nodes.push_back(old);
+  const std::string text = peer::encode(st);
+  EXPECT_EQ(text.find("holds", text.find("\"d\"")), std::string::npos) << "empty fields are left out: " << text;
+  auto m = peer::decode(text);
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  const auto& back = std::get<peer::link_state>(m.value());
+  ASSERT_EQ(back.nodes.size(), 2u);
+  EXPECT_EQ(back.nodes[0].key, "c~0a");
+  EXPECT_EQ(back.nodes[0].holds, n.holds);
+  ASSERT_EQ(back.nodes[0].links.size(), 1u);
+  EXPECT_EQ(back.nodes[0].links[0].lag_ms, 12u);
+  EXPECT_TRUE(back.nodes[1].key.empty());
+  EXPECT_TRUE(back.nodes[1].holds.empty());
+  EXPECT_FALSE(peer::decode(R"({"type":"link_state","nodes":[{"node":"c","version":1,"links":[],"holds":{"a~01":-1}}]})").ok());
+  EXPECT_FALSE(peer::decode(R"({"type":"link_state","nodes":[{"node":"c","version":1,"links":[],"holds":[]}]})").ok());
 }
 
 }  // namespace
