@@ -437,7 +437,6 @@ void replicator::feed_advanced(const std::vector<std::string>& keys) {
 }
 
 void replicator::peer_confirmed(const std::string& peer, const protocol::peer::origin_vector& have) {
-  std::vector<std::shared_ptr<document_room>> wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto& all = peer_have_[peer];
@@ -452,16 +451,8 @@ void replicator::peer_confirmed(const std::string& peer, const protocol::peer::o
     auto& marks = confirm_marks_[peer];
     marks.push_back(confirm_mark{unix_ms(), olsn});
     if (marks.size() > 4096) marks.pop_front();
-    for (auto it = watchers_.begin(); it != watchers_.end();) {
-      if (auto r = it->lock()) {
-        wake.push_back(std::move(r));
-        ++it;
-      } else {
-        it = watchers_.erase(it);
-      }
-    }
   }
-  for (auto& r : wake) r->regions_advanced();
+  wake_watchers();
 }
 
 std::uint64_t replicator::behind_locked(const std::string& peer) const {
