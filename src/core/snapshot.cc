@@ -52,7 +52,6 @@ std::uint8_t origin_mode(detail::ref o, detail::ref adjacent, const detail::run&
 // used, and no value was made up from a failed read (which yields zeros).
 bool used_up(const detail::byte_reader& r) { return r.ok() && r.at_end(); }
 
-
 std::int64_t delta(std::uint64_t value, std::uint64_t base) {
   return static_cast<std::int64_t>(value) - static_cast<std::int64_t>(base);
 }

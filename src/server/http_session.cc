@@ -244,7 +244,7 @@ void http_session<Stream>::forget_peer(unsigned v, bool ka, const std::string& q
   ctx_.store.forget_peer(node, [self = this->shared_from_this(), v, ka, node, url = *url](status s) {
     bool stopped = false;
     if (s.ok() || s.code() == error_code::invalid_operation) stopped = self->ctx_.replication->forget(node, url);
-    net::post(self->stream_.get_executor(), [self, v, ka, node, url, stopped, s = std::move(s)] {
+    net::post(self->stream_.get_executor(), [self, v, ka, node, stopped, s = std::move(s)] {
       const std::string dialling = stopped ? "; no longer dialled" : "";
       if (s.ok()) {
         log(log_level::info, "forgot peer {}: the log no longer keeps entries for it{}", node, dialling);

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "server/log.h"
+#include "server/pg_text.h"
 
 namespace weft::server {
 
@@ -12,16 +13,8 @@ namespace {
 // How often the lease is tried, or checked while held.
 constexpr auto lease_period = std::chrono::milliseconds(500);
 
-std::string one_line(const char* msg) {
-  std::string s = msg ? msg : "";
-  for (char& c : s)
-    if (c == '\n') c = ' ';
-  while (!s.empty() && s.back() == ' ') s.pop_back();
-  return s;
-}
-
-/// Runs `sql` with one text parameter; true when it returned one row whose
-/// first column is `t` (or, with `want_row` false, when it succeeded).
+/// Runs `sql` with one text parameter; true when it succeeded and, with
+/// `want_true`, returned one row whose first column is true.
 bool ask(pg_conn* conn, const char* sql, const std::string& param, bool want_true) {
   const char* values[1] = {param.c_str()};
   pg_result* r = PQexecParams(conn, sql, 1, nullptr, values, nullptr, nullptr, 0);
@@ -67,7 +60,7 @@ void links_lease::round() {
     const char* values[] = {conninfo_.c_str(), "3", "1", "5", "2", "2", "10000", "weft-links-lease", nullptr};
     conn_ = PQconnectdbParams(keys, values, 1);
     if (PQstatus(conn_) != CONNECTION_OK) {
-      log(log_level::debug, "links lease: cannot connect to PostgreSQL: {}", one_line(PQerrorMessage(conn_)));
+      log(log_level::debug, "links lease: cannot connect to PostgreSQL: {}", pg_one_line(PQerrorMessage(conn_)));
       PQfinish(conn_);
       conn_ = nullptr;
       return;
@@ -95,7 +88,7 @@ void links_lease::round() {
 }
 
 void links_lease::lose(const char* why) {
-  const std::string detail = one_line(PQerrorMessage(conn_));
+  const std::string detail = pg_one_line(PQerrorMessage(conn_));
   PQfinish(conn_);
   conn_ = nullptr;
   if (!held_) return;

@@ -55,9 +55,6 @@ constexpr auto dead_after = std::chrono::seconds(10);
 // never reads. Replication resumes from the checkpoints on the next link.
 constexpr std::size_t pause_sending_bytes = 16u << 20;
 constexpr std::size_t max_outbox_bytes = 256u << 20;
-// (A frame not written --peer-write-timeout-s after its write began: the peer
-// stopped reading. A frame of at most a few MiB goes in well under the
-// default 30 s on any link that replicates at all.)
 
 std::uint64_t steady_us() {
   return static_cast<std::uint64_t>(
@@ -93,12 +90,14 @@ void peer_link::send(std::string frame, bool text) {
   outbox_.emplace_back(std::move(frame), text);
   stats_.queue = outbox_.size();
   stats_.queue_bytes = outbox_bytes_;
-  if (outbox_bytes_ > max_outbox_bytes) {
-    close_transport("does not read");
-    closed(std::to_string(outbox_bytes_) + " bytes wait to be written: the peer does not read");
-    return;
-  }
+  if (outbox_bytes_ > max_outbox_bytes)
+    return abandon("does not read", std::to_string(outbox_bytes_) + " bytes wait to be written: the peer does not read");
   if (!writing_) start_write();
+}
+
+void peer_link::abandon(const char* transport_reason, const std::string& why) {
+  close_transport(transport_reason);
+  closed(why);
 }
 
 void peer_link::start_write() {
@@ -631,18 +630,15 @@ void peer_link::update_lag(const peer::origin_vector& have) {
 
 void peer_link::tick() {
   if (closed_) return;
-  if (std::chrono::steady_clock::now() - last_heard_ > dead_after) {
-    close_transport("silent");
-    closed("nothing heard for " + std::to_string(dead_after.count()) + " s");
-    return;
-  }
+  if (std::chrono::steady_clock::now() - last_heard_ > dead_after)
+    return abandon("silent", "nothing heard for " + std::to_string(dead_after.count()) + " s");
+  // A frame of at most a few MiB goes in well under the default 30 s on any
+  // link that replicates at all: one still not written has a peer that
+  // stopped reading.
   const auto stall_limit = std::chrono::seconds(ctx_.config.peer_write_timeout_s);
-  if (writing_ && std::chrono::steady_clock::now() - write_began_ > stall_limit) {
-    close_transport("does not read");
-    closed("a frame waits to be written for more than " + std::to_string(stall_limit.count()) +
-           " s: the peer does not read");
-    return;
-  }
+  if (writing_ && std::chrono::steady_clock::now() - write_began_ > stall_limit)
+    return abandon("does not read", "a frame waits to be written for more than " +
+                                        std::to_string(stall_limit.count()) + " s: the peer does not read");
   send(peer::encode(peer::probe{steady_us(), false}), true);
   // Batches that came over other links count for this peer too (its
   // write-concern and lag figures): confirm once a second when anything moved.

@@ -106,6 +106,9 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   /// link when more than max_outbox_bytes wait: the peer does not read.
   void send(std::string frame, bool text);
   void start_write();
+  /// Ends the link without a goodbye the peer would have to read first
+  /// (it is silent or does not read); `why` goes to the log and the replicator.
+  void abandon(const char* transport_reason, const std::string& why);
   /// False while enough waits to be written that feed entries and document
   /// answers should wait in storage (on_write() resumes them).
   bool may_queue_more() const;

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "server/op_versions.h"
+#include "server/pg_text.h"
 #include "weft/encoding.h"
 
 namespace weft::server {
@@ -78,14 +79,6 @@ std::string random_incarnation() {
   return out;
 }
 
-// libpq's messages span lines (a hint after a tab): one line for logs and clients.
-std::string one_line(std::string msg) {
-  for (char& c : msg)
-    if (c == '\n' || c == '\t') c = ' ';
-  while (!msg.empty() && msg.back() == ' ') msg.pop_back();
-  return msg;
-}
-
 status corrupt(const std::string& what) {
   return status(error_code::corrupt_data, "corrupt data: " + what + " does not match its checksum");
 }
@@ -95,7 +88,7 @@ status corrupt(const std::string& what) {
 result<std::unique_ptr<storage>> postgres_storage::open(metrics* m, storage_options options) {
   pg_conn* conn = PQconnectdb(options.location.c_str());
   if (PQstatus(conn) != CONNECTION_OK) {
-    std::string why = one_line(PQerrorMessage(conn));
+    std::string why = pg_one_line(PQerrorMessage(conn));
     PQfinish(conn);
     return status(error_code::invalid_argument, "I/O error: cannot connect to PostgreSQL: " + why);
   }
@@ -134,8 +127,8 @@ postgres_storage::~postgres_storage() {
 status postgres_storage::failed(const char* what, pg_result* res) {
   const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
   std::string code = state ? state : "";
-  std::string msg = one_line(res ? PQresultErrorMessage(res) : "");
-  if (msg.empty()) msg = one_line(PQerrorMessage(conn_));
+  std::string msg = pg_one_line(res ? PQresultErrorMessage(res) : "");
+  if (msg.empty()) msg = pg_one_line(PQerrorMessage(conn_));
   last_unreachable_ = PQstatus(conn_) != CONNECTION_OK || code.rfind("08", 0) == 0 || code == "57P01" ||
                       code == "57P02" || code == "57P03";
   error_code ec = error_code::invalid_argument;

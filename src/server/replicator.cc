@@ -25,6 +25,12 @@ constexpr auto refresh_every = std::chrono::seconds(2);
 // most this often (write concerns counting regions that are not neighbours
 // hear of it this late at worst).
 constexpr auto holds_flood_every = std::chrono::milliseconds(200);
+
+/// How far `node` said it holds the batches of origin `key` (0: nothing said).
+std::uint64_t held_by(const peer::node_state& node, const std::string& key) {
+  auto h = node.holds.find(key);
+  return h == node.holds.end() ? 0 : h->second;
+}
 }  // namespace
 
 struct replicator::dialer {
@@ -114,11 +120,6 @@ void replicator::set_leading(bool leading) {
   }
   for (auto& l : close) l->close("this node no longer carries its region's links (another node of the region takes them)");
   for (auto& d : redial) dial(d);
-}
-
-bool replicator::leading() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return leading_;
 }
 
 void replicator::dial(const std::shared_ptr<dialer>& d) {
@@ -324,11 +325,7 @@ void replicator::merge_link_state(const peer_link* from, const peer::link_state&
       if (n.node == node_) continue;  // only this node speaks for itself
       auto it = nodes_.find(n.node);
       if (it == nodes_.end() || it->second.version < n.version) {
-        auto held = [&](const peer::node_state& st) {
-          auto h = st.holds.find(own);
-          return h == st.holds.end() ? std::uint64_t{0} : h->second;
-        };
-        if (held(n) > (it == nodes_.end() ? 0 : held(it->second))) own_held = true;
+        if (held_by(n, own) > (it == nodes_.end() ? 0 : held_by(it->second, own))) own_held = true;
         nodes_[n.node] = n;
         changed = true;
       }
@@ -494,11 +491,8 @@ std::uint64_t replicator::durable_in(std::uint64_t regions) const {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [p, c] : confirmed_) held[p] = c;
     const std::string& own = ctx_.store.origin_key();
-    for (const auto& [n, st] : nodes_) {
-      if (n == node_) continue;
-      auto h = st.holds.find(own);
-      if (h != st.holds.end()) held[n] = std::max(held[n], h->second);
-    }
+    for (const auto& [n, st] : nodes_)
+      if (n != node_ && held_by(st, own) > 0) held[n] = std::max(held[n], held_by(st, own));
   }
   std::vector<std::uint64_t> v;
   for (const auto& [n, c] : held) v.push_back(c);

@@ -44,7 +44,6 @@ class replicator {
   /// unless told otherwise). While not, it dials nobody, refuses /peer
   /// links and closes those it has, and /healthz does not judge links.
   void set_leading(bool leading);
-  bool leading() const;
 
   /// A link whose handshake is done. False: refused (a second link to the
   /// same peer, or the peer claims this node's id); the caller closes it with

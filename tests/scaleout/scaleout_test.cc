@@ -297,6 +297,29 @@ class RegionTest : public ::testing::Test {
         },
         timeout);
   }
+  /// Another region: one node "far" on its own SQLite, in a temporary
+  /// directory that goes with it at the end of the test. Its port.
+  std::uint16_t start_far_region() {
+    far_dir = temp_path("far-region");
+    server::server_config fc;
+    fc.node_id = "far";
+    fc.port = 0;
+    fc.data_dir = far_dir.string();
+    fc.threads = 2;
+    fc.level = std::getenv("WEFT_TEST_LOG") ? server::log_level::debug : server::log_level::error;
+    auto s = server::server::start(fc);
+    EXPECT_TRUE(s.ok()) << s.error().to_string();
+    if (!s.ok()) return 0;
+    far = std::move(s.value());
+    return far->port();
+  }
+  void TearDown() override {
+    far.reset();
+    std::error_code ec;
+    if (!far_dir.empty()) std::filesystem::remove_all(far_dir, ec);
+  }
+  std::unique_ptr<server::server> far;
+  std::filesystem::path far_dir;
   static std::string marker(int who, int k) {
     std::string m = "<";
     m += std::to_string(who) + ":" + std::to_string(k) + ">";
@@ -431,22 +454,14 @@ TEST_F(RegionTest, DocumentStreamsStayBounded) {
 }
 
 TEST_F(RegionTest, ARegionReplicatesToAnotherRegionThroughTheNodeThatCarriesTheLinks) {
-  // Another region: one node on its own SQLite.
-  const auto far_dir = temp_path("far-region");
-  server::server_config fc;
-  fc.node_id = "far";
-  fc.port = 0;
-  fc.data_dir = far_dir.string();
-  fc.threads = 2;
-  fc.level = std::getenv("WEFT_TEST_LOG") ? server::log_level::debug : server::log_level::error;
-  auto far = server::server::start(fc);
-  ASSERT_TRUE(far.ok()) << far.error().to_string();
+  const std::uint16_t far_port = start_far_region();
+  ASSERT_NE(far_port, 0);
   // Region "eu": n0 carries the links to it; n1 has none.
-  base.peers = {"ws://127.0.0.1:" + std::to_string(far.value()->port())};
+  base.peers = {"ws://127.0.0.1:" + std::to_string(far_port)};
   start_nodes(1, "", "eu");
   base.peers.clear();
   start_nodes(1, "", "eu");
-  test_client near(port(1)), away(far.value()->port());
+  test_client near(port(1)), away(far_port);
   near.hello();
   away.hello();
   near.open("doc");
@@ -460,10 +475,7 @@ TEST_F(RegionTest, ARegionReplicatesToAnotherRegionThroughTheNodeThatCarriesTheL
   // n0 stores them and publishes them on the bus: live on n1.
   EXPECT_TRUE(near.wait_text("doc", away.replica("doc").text(), 20s)) << near.replica("doc").text();
   ASSERT_TRUE(converged("doc"));
-  EXPECT_EQ(text(0, "doc"), http_get(far.value()->port(), "/api/docs/doc/text").second);
-  far.value().reset();
-  std::error_code ec;
-  std::filesystem::remove_all(far_dir, ec);
+  EXPECT_EQ(text(0, "doc"), http_get(far_port, "/api/docs/doc/text").second);
 }
 
 // The region's links move by themselves. Every node of region "eu" is given
@@ -472,16 +484,8 @@ TEST_F(RegionTest, ARegionReplicatesToAnotherRegionThroughTheNodeThatCarriesTheL
 // the region takes the links over, resuming from the shared checkpoints, and
 // replication goes on both ways.
 TEST_F(RegionTest, TheRegionsLinksMoveToAnotherNodeWhenTheirNodeStops) {
-  const auto far_dir = temp_path("far-region-handover");
-  server::server_config fc;
-  fc.node_id = "far";
-  fc.port = 0;
-  fc.data_dir = far_dir.string();
-  fc.threads = 2;
-  fc.level = std::getenv("WEFT_TEST_LOG") ? server::log_level::debug : server::log_level::error;
-  auto far = server::server::start(fc);
-  ASSERT_TRUE(far.ok()) << far.error().to_string();
-  const std::uint16_t far_port = far.value()->port();
+  const std::uint16_t far_port = start_far_region();
+  ASSERT_NE(far_port, 0);
   auto far_links_up = [&] {
     auto j = http_get(far_port, "/api/cluster").second;
     std::size_t n = 0;
@@ -525,9 +529,6 @@ TEST_F(RegionTest, TheRegionsLinksMoveToAnotherNodeWhenTheirNodeStops) {
     for (int k = 0; k < 10; ++k)
       EXPECT_NE(text(0, "doc").find(marker(who, k)), std::string::npos) << marker(who, k);
   EXPECT_TRUE(near.wait_text("doc", text(0, "doc"), 10s));
-  far.value().reset();
-  std::error_code ec;
-  std::filesystem::remove_all(far_dir, ec);
 }
 
 // Replica ownership inside a region (issue #14): claims go into PostgreSQL
